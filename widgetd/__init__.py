@@ -1,0 +1,27 @@
+"""widgetd: serve Hugging Face Hub widget inference over HTTP, for any ML library."""
+
+from widgetd.backends import Backend, ModelSnapshot, Pipeline
+from widgetd.errors import (
+    ClientError,
+    InvalidInput,
+    ModelResolutionError,
+    PluginError,
+    UnsupportedMedia,
+    WidgetdError,
+)
+from widgetd.hookspecs import hookimpl
+from widgetd.tasks import Task
+
+__all__ = [
+    "Backend",
+    "ClientError",
+    "InvalidInput",
+    "ModelResolutionError",
+    "ModelSnapshot",
+    "Pipeline",
+    "PluginError",
+    "Task",
+    "UnsupportedMedia",
+    "WidgetdError",
+    "hookimpl",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from widgetd.cli import main
+
+sys.exit(main())

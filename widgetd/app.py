@@ -1,0 +1,246 @@
+"""The HTTP server: the api-inference-community routes, health, info and errors as JSON."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from widgetd import media
+from widgetd.batching import QueueFull
+from widgetd.decoding import decode_request
+from widgetd.errors import ClientError, NotFound, Unauthorized
+from widgetd.models import ServedModel, load_model
+from widgetd.plugins import Registry
+from widgetd.spec import openapi_document
+from widgetd.tasks import ReplyOptions
+
+log = logging.getLogger("widgetd")
+
+LOADING_RETRY_SECONDS = 5
+
+
+@dataclass
+class ServerSettings:
+    api_key: str | None = None
+    max_body_size: int = 50 * 1024 * 1024
+    max_batch_size: int | None = None
+    max_queue: int = 1024
+
+
+@dataclass
+class ServerState:
+    """What the routes read: the models, the registry and the plugins' descriptions."""
+
+    models: list[ServedModel]
+    registry: Registry
+    plugins: list[dict[str, Any]] = field(default_factory=list)
+    settings: ServerSettings = field(default_factory=ServerSettings)
+
+    def model(self, model_id: str) -> ServedModel:
+        for model in self.models:
+            if model.model_id == model_id:
+                return model
+        raise NotFound(f"model {model_id!r} is not served here; served: {self.model_ids()}")
+
+    def model_ids(self) -> list[str]:
+        return [model.model_id for model in self.models]
+
+    def split_model_path(self, path: str) -> tuple[ServedModel, str]:
+        """``org/name/pipeline/task`` into the served model and the rest of the path."""
+        path = path.strip("/")
+        for model in sorted(self.models, key=lambda m: len(m.model_id), reverse=True):
+            if path == model.model_id or path.startswith(model.model_id + "/"):
+                return model, path[len(model.model_id) :].strip("/")
+        raise NotFound(f"model {path!r} is not served here; served: {self.model_ids()}")
+
+
+class ServiceUnavailable(Exception):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response:
+    body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
+    headers = {"X-Error-Message": _header_safe(message)}
+    if status == 404 and "model" in message:
+        headers["X-Error-Code"] = "RepoNotFound"
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _header_safe(message: str) -> str:
+    return message.encode("ascii", "replace").decode()[:500].replace("\n", " ")
+
+
+def _client_error(request: Request, error: ClientError) -> Response:
+    return error_response(error.status, error.message, field=error.field)
+
+
+def _http_error(request: Request, error: HTTPException) -> Response:
+    message = error.detail or "request failed"
+    if error.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        message = f"the request body is larger than this server's limit of {limit} bytes"
+    response = error_response(error.status_code, message)
+    response.headers.update(error.headers or {})
+    return response
+
+
+def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
+    response = error_response(503, str(error))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _unexpected(request: Request, error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error: {type(error).__name__}: {error}")
+
+
+def create_app(state: ServerState, *, load_in_background: bool = True) -> Litestar:
+    """The litestar app; models load in a background thread so health answers while they do."""
+
+    def start_loading() -> None:
+        def load_all() -> None:
+            for model in state.models:
+                if model.state == "loading":
+                    load_model(
+                        model,
+                        max_batch_size=state.settings.max_batch_size,
+                        max_queue=state.settings.max_queue,
+                    )
+
+        if load_in_background:
+            threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()
+        else:
+            load_all()
+
+    def stop_models() -> None:
+        for model in state.models:
+            if model.batcher:
+                model.batcher.close()
+
+    def check_key(request: Request) -> None:
+        key = state.settings.api_key
+        if not key:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            raise Unauthorized("a valid 'Authorization: Bearer <api key>' header is required")
+
+    async def answer(request: Request, model: ServedModel, task_name: str | None) -> Response:
+        check_key(request)
+        if model.state == "loading":
+            raise ServiceUnavailable(f"model {model.model_id} is loading", LOADING_RETRY_SECONDS)
+        if model.state == "failed":
+            raise RuntimeError(f"model {model.model_id} failed to load: {model.problem}")
+        task_name = task_name or model.task
+        if task_name not in model.tasks:
+            raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
+        task = state.registry.task(task_name)
+        body = await request.body()
+        decoded = decode_request(task, body, request.headers.get("content-type"))
+        started = time.perf_counter()
+        try:
+            result = await model.batcher.submit(task_name, decoded)
+        except QueueFull as error:
+            raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
+        elapsed = time.perf_counter() - started
+        reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")))
+        wire = task.to_wire(decoded, result, reply)
+        headers = {
+            "x-compute-time": f"{elapsed:.3f}",
+            "x-compute-type": model.device or "cpu",
+            "x-request-id": request.headers.get("x-request-id") or uuid.uuid4().hex,
+        }
+        if task.raw_body == "text":
+            headers["x-compute-characters"] = str(len(body))
+        if task.response_media == "audio":
+            return Response(
+                media.encode_audio(wire, reply.audio_format),
+                media_type=media.AUDIO_FORMATS[reply.audio_format],
+                headers=headers,
+            )
+        return Response(msgspec.json.encode(wire), media_type="application/json", headers=headers)
+
+    def health_of(models: Sequence[ServedModel]) -> Response:
+        waiting = [m for m in models if not m.ready]
+        if not waiting:
+            return Response({"status": "ok", "models": [m.model_id for m in models]})
+        reasons = [f"{m.model_id}: {m.state}" + (f" ({m.problem})" if m.problem else "") for m in waiting]
+        return Response(
+            {"status": "unavailable", "error": "; ".join(reasons)},
+            status_code=503,
+            headers={"Retry-After": str(LOADING_RETRY_SECONDS)},
+        )
+
+    def info_of(models: Sequence[ServedModel]) -> dict[str, Any]:
+        return {"models": [m.describe() for m in models], "plugins": state.plugins}
+
+    @get("/", sync_to_thread=False)
+    def root() -> dict[str, Any]:
+        return {"ok": "ok", "models": state.model_ids()}
+
+    @post("/", status_code=200)
+    async def predict_default(request: Request) -> Response:
+        if not state.models:
+            raise NotFound("this server serves no model")
+        return await answer(request, state.models[0], None)
+
+    @get("/health", sync_to_thread=False)
+    def health() -> Response:
+        return health_of(state.models)
+
+    @get("/info", sync_to_thread=False)
+    def info(request: Request) -> dict[str, Any]:
+        check_key(request)
+        return info_of(state.models)
+
+    @get("/openapi.json", sync_to_thread=False)
+    def openapi() -> dict[str, Any]:
+        return openapi_document(state.registry.tasks.values())
+
+    @post("/models/{model_path:path}", status_code=200)
+    async def predict_model(request: Request, model_path: str) -> Response:
+        model, rest = state.split_model_path(model_path)
+        task_name = None
+        if rest:
+            prefix, _, task_name = rest.partition("/")
+            if prefix != "pipeline" or not task_name:
+                raise NotFound(f"no route /models/{model.model_id}/{rest}; use /models/{model.model_id}/pipeline/<task>")
+        return await answer(request, model, task_name)
+
+    @get("/models/{model_path:path}", sync_to_thread=False)
+    def model_resource(request: Request, model_path: str) -> Any:
+        model, rest = state.split_model_path(model_path)
+        if rest == "health":
+            return health_of([model])
+        check_key(request)
+        if rest in ("", "info"):
+            return info_of([model])
+        raise NotFound(f"no route /models/{model.model_id}/{rest}")
+
+    return Litestar(
+        route_handlers=[root, predict_default, health, info, openapi, predict_model, model_resource],
+        on_startup=[start_loading],
+        on_shutdown=[stop_models],
+        exception_handlers={
+            ClientError: _client_error,
+            ServiceUnavailable: _unavailable,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        request_max_body_size=state.settings.max_body_size,
+        openapi_config=None,
+        debug=False,
+    )

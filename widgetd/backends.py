@@ -1,0 +1,56 @@
+"""What a backend is: a library's way to fetch, load and run Hub models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """A model's files on disk and where to run it, as handed to ``Backend.load``."""
+
+    model_id: str
+    path: Path
+    task: str
+    device: str
+    revision: str | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+class Pipeline(Protocol):
+    """A loaded model. Answers a batch of one task's requests, one answer each, in order.
+
+    It may raise ``widgetd.InvalidInput`` for a request the model cannot answer;
+    ``tasks`` (optional) narrows the backend's tasks to those this model serves.
+    """
+
+    def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...
+
+
+def every_file(repo_files: Sequence[str]) -> list[str]:
+    return list(repo_files)
+
+
+def recognizes_nothing(repo_files: Sequence[str]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How one library serves Hub models.
+
+    ``library`` is the Hub ``library_name`` it serves; ``files`` picks, from a
+    repo's file list, the files to download; ``recognizes`` claims a repo whose
+    card names no library; ``load`` turns a snapshot into a ``Pipeline``.
+    """
+
+    name: str
+    library: str
+    tasks: tuple[str, ...]
+    load: Callable[[ModelSnapshot], Pipeline]
+    files: Callable[[Sequence[str]], list[str]] = every_file
+    recognizes: Callable[[Sequence[str]], bool] = recognizes_nothing
+    max_batch_size: int = 1
+    """How many requests ``load``'s pipeline may be given at once; 1 turns batching off."""

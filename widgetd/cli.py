@@ -1,0 +1,143 @@
+"""``widgetd serve | plugins | tasks | spec``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from widgetd.errors import WidgetdError
+from widgetd.plugins import collect, create_plugin_manager, describe_plugins
+
+DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_PORT = 8000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if not hasattr(arguments, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return arguments.run(arguments) or 0
+    except WidgetdError as error:
+        print(f"widgetd: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="widgetd", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="serve models over HTTP")
+    serve.add_argument(
+        "--model-id",
+        action="append",
+        help="Hub repo id (org/name or org/name@revision) or local folder; repeat for several "
+        f"models; the first is served at POST / (default: $MODEL_ID or {DEFAULT_MODEL_ID})",
+    )
+    serve.add_argument("--task", default=os.environ.get("TASK"), help="override the card's pipeline_tag ($TASK)")
+    serve.add_argument("--library", help="override the card's library_name")
+    serve.add_argument("--device", default=os.environ.get("WIDGETD_DEVICE"), help="auto (default), cpu, cuda or cuda:N")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("WIDGETD_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on inference routes ($WIDGETD_API_KEY)",
+    )
+    serve.add_argument(
+        "--max-body-size",
+        type=int,
+        default=int(os.environ.get("WIDGETD_MAX_BODY_SIZE", 50 * 1024 * 1024)),
+        help="largest accepted request body in bytes; larger ones get 413 (default 50 MiB)",
+    )
+    serve.add_argument("--max-batch-size", type=int, help="largest batch a model runs (default: the backend's)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    plugins = commands.add_parser("plugins", help="list the loaded plugins as JSON")
+    plugins.set_defaults(run=_plugins)
+
+    tasks = commands.add_parser("tasks", help="list the known tasks with their schemas as JSON")
+    tasks.set_defaults(run=_tasks)
+
+    spec = commands.add_parser("spec", help="write the JSON Schemas and OpenAPI document")
+    spec.add_argument("--out", type=Path, default=Path("spec"), help="folder to write (default: spec)")
+    spec.add_argument("--check", action="store_true", help="only report files that are stale; exit 1 if any")
+    spec.set_defaults(run=_spec)
+    return parser
+
+
+def _registry():
+    manager = create_plugin_manager()
+    return manager, collect(manager)
+
+
+def _plugins(arguments: argparse.Namespace) -> int:
+    manager, registry = _registry()
+    print(json.dumps(describe_plugins(manager, registry), indent=2))
+    return 0
+
+
+def _tasks(arguments: argparse.Namespace) -> int:
+    _, registry = _registry()
+    described = [
+        {
+            "name": task.name,
+            "summary": task.summary,
+            "input": task.request_schema(),
+            "output": task.response_schema(),
+            "served_by": [b.name for b in registry.backends.values() if task.name in b.tasks],
+        }
+        for task in sorted(registry.tasks.values(), key=lambda task: task.name)
+    ]
+    print(json.dumps(described, indent=2))
+    return 0
+
+
+def _spec(arguments: argparse.Namespace) -> int:
+    from widgetd.spec import stale_spec_files, write_spec
+
+    _, registry = _registry()
+    tasks = registry.tasks.values()
+    if arguments.check:
+        stale = stale_spec_files(tasks, arguments.out)
+        for relative in stale:
+            print(f"stale: {arguments.out / relative}")
+        return 1 if stale else 0
+    for relative in write_spec(tasks, arguments.out):
+        print(arguments.out / relative)
+    return 0
+
+
+def _serve(arguments: argparse.Namespace) -> int:
+    import uvicorn
+
+    from widgetd.app import ServerSettings, ServerState, create_app
+    from widgetd.models import ModelRequest, plan_models
+
+    logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    manager, registry = _registry()
+    model_ids = arguments.model_id or [os.environ.get("MODEL_ID") or DEFAULT_MODEL_ID]
+    requests = [
+        ModelRequest(model_id, task=arguments.task, library=arguments.library, device=arguments.device)
+        for model_id in model_ids
+    ]
+    state = ServerState(
+        models=plan_models(requests, registry),
+        registry=registry,
+        plugins=describe_plugins(manager, registry),
+        settings=ServerSettings(
+            api_key=arguments.api_key,
+            max_body_size=arguments.max_body_size,
+            max_batch_size=arguments.max_batch_size,
+        ),
+    )
+    uvicorn.run(create_app(state), host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    return 0

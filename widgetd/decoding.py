@@ -1,0 +1,96 @@
+"""Turning a request body, in any form real clients send, into a task's request Struct."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from widgetd import media
+from widgetd.errors import InvalidInput
+from widgetd.tasks import Task
+
+IGNORED_KEYS = ("options",)
+"""api-inference-community's ``options`` (wait_for_model, use_cache) mean nothing here."""
+
+_FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`$")
+_MEDIA_CHECKS = {"audio": media.check_audio, "image": media.check_image}
+
+
+def decode_request(task: Task, body: bytes, content_type: str | None) -> msgspec.Struct:
+    """The request Struct for ``body``; InvalidInput (400) or UnsupportedMedia (415) otherwise."""
+    if not body:
+        raise InvalidInput(f"the request body is empty; {task.name} expects {_expected(task)}")
+    if task.raw_body in _MEDIA_CHECKS:
+        payload = _media_payload(body, content_type)
+    else:
+        payload = _text_payload(body)
+    request = convert_request(task, payload)
+    if task.raw_body in _MEDIA_CHECKS:
+        _MEDIA_CHECKS[task.raw_body](request.inputs)
+    return request
+
+
+def convert_request(task: Task, payload: Any) -> msgspec.Struct:
+    if isinstance(payload, dict):
+        payload = {key: value for key, value in payload.items() if key not in IGNORED_KEYS}
+    try:
+        return msgspec.convert(payload, task.input)
+    except msgspec.ValidationError as error:
+        field = _field_of(str(error))
+        raise InvalidInput(f"invalid {task.name} request: {error}", field=field) from None
+
+
+def _field_of(message: str) -> str | None:
+    match = _FIELD_PATH.search(message)
+    if match:
+        return match.group(1) or None
+    unknown = re.search(r"unknown field `([^`]*)`", message)
+    return unknown.group(1) if unknown else None
+
+
+def _expected(task: Task) -> str:
+    if task.raw_body == "text":
+        return 'JSON {"inputs": ..., "parameters": {...}} or raw UTF-8 text'
+    return f'raw {task.raw_body} bytes, or JSON {{"inputs": "<base64>", "parameters": {{...}}}}'
+
+
+def _media_payload(body: bytes, content_type: str | None) -> Any:
+    if _is_json(body, content_type):
+        payload = _parse_json(body)
+        if not isinstance(payload, dict):
+            raise InvalidInput('a JSON body must be an object: {"inputs": "<base64>", ...}')
+        return payload
+    return {"inputs": body}
+
+
+def _is_json(body: bytes, content_type: str | None) -> bool:
+    if content_type and "json" in content_type.lower():
+        return True
+    return body.lstrip()[:1] == b"{"
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise InvalidInput(f"the body is not valid JSON: {error}") from None
+
+
+def _text_payload(body: bytes) -> Any:
+    """The request as api-inference-community read it: JSON if it parses, else raw text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the body is neither JSON nor UTF-8 text") from None
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return {"inputs": text}
+    if isinstance(payload, dict):
+        is_request = "inputs" in payload or "parameters" in payload
+        return payload if is_request else {"inputs": payload}
+    if isinstance(payload, (str, list)):
+        return {"inputs": payload}
+    return {"inputs": text}

@@ -1,0 +1,54 @@
+"""Errors with a meaning: each client error carries its HTTP status."""
+
+from __future__ import annotations
+
+
+class WidgetdError(Exception):
+    """Base of every error widgetd raises on purpose."""
+
+
+class ClientError(WidgetdError):
+    """The request is at fault; answered with ``status`` and the message, never a 500."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(ClientError):
+    """The request decodes but the model cannot answer it (e.g. no mask token)."""
+
+    status = 400
+
+
+class UnsupportedMedia(ClientError):
+    """Audio or image bytes that no decoder can read."""
+
+    status = 415
+
+
+class NotFound(ClientError):
+    status = 404
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+
+
+class Unauthorized(ClientError):
+    status = 401
+
+
+class PluginError(WidgetdError):
+    """A plugin cannot be loaded or registers something invalid; stops startup."""
+
+    def __init__(self, plugin: str, problem: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {problem}")
+        self.plugin = plugin
+
+
+class ModelResolutionError(WidgetdError):
+    """A model cannot be found, fetched or matched to an installed backend."""

@@ -1,0 +1,192 @@
+"""Finding a model: a local folder, a model shipped in a package, or a Hub repo in the HF cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import httpx2
+from huggingface_hub import HfApi, metadata_load, snapshot_download
+from huggingface_hub import constants as hub_constants
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from widgetd.backends import Backend
+from widgetd.errors import ModelResolutionError
+
+CARD_FILE = "README.md"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from and what its card and file list say, before any download."""
+
+    model_id: str
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    path: Path | None = None
+    files: tuple[str, ...] = ()
+    card: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def library(self) -> str | None:
+        return self.card.get("library_name")
+
+    @property
+    def pipeline_tag(self) -> str | None:
+        return self.card.get("pipeline_tag")
+
+
+def split_revision(model_id: str) -> tuple[str, str | None]:
+    repo_id, _, revision = model_id.partition("@")
+    return repo_id, revision or None
+
+
+def locate_model(model_id: str, bundled: Mapping[str, Path]) -> ModelSource:
+    """Read a model's card and file list: from disk, or from the Hub (the cache when offline)."""
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        return _local_source(local.resolve().name, local.resolve())
+    repo_id, revision = split_revision(model_id)
+    if revision is None and repo_id in bundled:
+        return _local_source(repo_id, bundled[repo_id])
+    if hub_constants.HF_HUB_OFFLINE:
+        return _cached_source(repo_id, revision, reason="HF_HUB_OFFLINE is set")
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+    except (httpx2.ConnectError, httpx2.TimeoutException, OfflineModeIsEnabled) as error:
+        return _cached_source(repo_id, revision, reason=f"the Hub is unreachable ({error})")
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise ModelResolutionError(_hub_refusal(repo_id, revision, error)) from None
+    except HfHubHTTPError as error:
+        return _cached_source(repo_id, revision, reason=f"the Hub answered {error}")
+    card = dict(info.card_data.to_dict()) if info.card_data else {}
+    card.update({k: v for k, v in _top_level_card(info).items() if v})
+    return ModelSource(
+        model_id=repo_id,
+        repo_id=repo_id,
+        revision=revision,
+        commit=info.sha,
+        files=tuple(sibling.rfilename for sibling in info.siblings or ()),
+        card=card,
+    )
+
+
+def _top_level_card(info: Any) -> dict[str, Any]:
+    return {"library_name": info.library_name, "pipeline_tag": info.pipeline_tag}
+
+
+def _hub_refusal(repo_id: str, revision: str | None, error: Exception) -> str:
+    if isinstance(error, RevisionNotFoundError):
+        return f"model {repo_id!r} has no revision {revision!r} on the Hub"
+    if isinstance(error, GatedRepoError):
+        return f"model {repo_id!r} is gated: accept its terms on the Hub and set HF_TOKEN"
+    return (
+        f"model {repo_id!r} was not found on the Hub "
+        "(for a private or gated repo, set HF_TOKEN to a token that can read it)"
+    )
+
+
+def _local_source(model_id: str, path: Path) -> ModelSource:
+    return ModelSource(
+        model_id=model_id, path=path, files=tuple(_list_files(path)), card=_read_card(path)
+    )
+
+
+def _cached_source(repo_id: str, revision: str | None, *, reason: str) -> ModelSource:
+    try:
+        snapshot = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise ModelResolutionError(
+            f"model {repo_id!r} is not in the Hugging Face cache ({hub_constants.HF_HUB_CACHE}) "
+            f"and cannot be downloaded: {reason}"
+        ) from None
+    return ModelSource(
+        model_id=repo_id,
+        repo_id=repo_id,
+        revision=revision,
+        commit=snapshot.name,
+        path=snapshot,
+        files=tuple(_list_files(snapshot)),
+        card=_read_card(snapshot),
+    )
+
+
+def _list_files(folder: Path) -> Iterable[str]:
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            yield relative.as_posix()
+
+
+def _read_card(folder: Path) -> dict[str, Any]:
+    card = folder / CARD_FILE
+    if not card.is_file():
+        return {}
+    try:
+        return metadata_load(card) or {}
+    except Exception:
+        # A broken card must not stop a model that --library/--task can still serve.
+        return {}
+
+
+def choose_backend(
+    source: ModelSource, backends: Mapping[str, Backend], *, library: str | None = None
+) -> Backend:
+    """The backend for the card's library (or ``library``), else one that recognizes the files."""
+    wanted = library or source.library
+    if wanted:
+        for backend in backends.values():
+            if wanted in (backend.library, backend.name):
+                return backend
+        raise ModelResolutionError(
+            f"model {source.model_id!r} needs library {wanted!r}, which no installed plugin serves; "
+            f"installed backends serve: {_served_libraries(backends)}"
+        )
+    for backend in backends.values():
+        if backend.recognizes(source.files):
+            return backend
+    raise ModelResolutionError(
+        f"model {source.model_id!r} names no library_name in its card and no installed plugin "
+        f"recognizes its files; pass --library (installed: {_served_libraries(backends)})"
+    )
+
+
+def _served_libraries(backends: Mapping[str, Backend]) -> str:
+    libraries = sorted({backend.library for backend in backends.values()})
+    return ", ".join(libraries) if libraries else "none (install a widgetd plugin)"
+
+
+def choose_task(source: ModelSource, backend: Backend, *, task: str | None = None) -> str:
+    """``task``, else the card's pipeline_tag, else the backend's first task."""
+    chosen = task or source.pipeline_tag or backend.tasks[0]
+    if chosen not in backend.tasks:
+        raise ModelResolutionError(
+            f"model {source.model_id!r} needs task {chosen!r}, but backend {backend.name!r} "
+            f"serves only {list(backend.tasks)}"
+        )
+    return chosen
+
+
+def fetch_model(source: ModelSource, backend: Backend) -> ModelSource:
+    """Download the files the backend needs into the HF cache; a cached model downloads nothing."""
+    if source.path is not None:
+        return source
+    wanted = sorted(set(backend.files(source.files)) | ({CARD_FILE} & set(source.files)))
+    try:
+        snapshot = snapshot_download(
+            source.repo_id, revision=source.commit or source.revision, allow_patterns=wanted
+        )
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
+        raise ModelResolutionError(_hub_refusal(source.repo_id, source.revision, error)) from None
+    except (LocalEntryNotFoundError, HfHubHTTPError, httpx2.HTTPError, OSError) as error:
+        raise ModelResolutionError(f"could not download {source.repo_id!r}: {error}") from None
+    return replace(source, path=Path(snapshot))

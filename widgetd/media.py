@@ -1,0 +1,139 @@
+"""Audio and images on the wire: decoding requests, encoding answers."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+
+from widgetd.errors import UnsupportedMedia
+
+AUDIO_FORMATS: dict[str, str] = {
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+}
+"""Audio formats an answer can be encoded in, with their content types."""
+
+_ACCEPT_ALIASES = {
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/vnd.wave": "wav",
+    "audio/ogg": "ogg",
+    "audio/mpeg": "mp3",
+    "audio/mp3": "mp3",
+}
+
+_SOUNDFILE_FORMATS = {"flac": "FLAC", "wav": "WAV", "ogg": "OGG", "mp3": "MP3"}
+_SOUNDFILE_SUBTYPES = {"flac": "PCM_16", "wav": "PCM_16", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Samples as float32 in [-1, 1], shaped (frames,) or (frames, channels)."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
+
+    def mono(self) -> Audio:
+        if self.samples.ndim == 1:
+            return self
+        return Audio(self.samples.mean(axis=1, dtype=np.float32), self.sample_rate)
+
+    def resampled(self, sample_rate: int) -> Audio:
+        if sample_rate == self.sample_rate:
+            return self
+        return Audio(resample(self.samples, self.sample_rate, sample_rate), sample_rate)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Band-limited resampling (windowed sinc), channel by channel, without torchaudio."""
+    frames = samples.shape[0]
+    out_frames = max(1, round(frames * to_rate / from_rate))
+    if samples.ndim == 2:
+        return np.stack(
+            [resample(samples[:, c], from_rate, to_rate) for c in range(samples.shape[1])], axis=1
+        )
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    keep = min(spectrum.shape[0], out_frames // 2 + 1)
+    resized = np.zeros(out_frames // 2 + 1, dtype=np.complex128)
+    resized[:keep] = spectrum[:keep]
+    out = np.fft.irfft(resized, n=out_frames) * (out_frames / frames)
+    return out.astype(np.float32)
+
+
+def decode_audio(data: bytes) -> Audio:
+    """Decode wav, flac, ogg/vorbis, ogg/opus or mp3 bytes; UnsupportedMedia otherwise."""
+    if not data:
+        raise UnsupportedMedia("inputs: the audio is empty")
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise UnsupportedMedia(
+            f"inputs: could not decode the audio ({_describe(error)}); "
+            "send wav, flac, ogg or mp3 bytes"
+        ) from None
+    if samples.shape[0] == 0:
+        raise UnsupportedMedia("inputs: the audio holds no samples")
+    return Audio(np.ascontiguousarray(samples), int(rate))
+
+
+def check_audio(data: bytes) -> None:
+    """Reject bytes no audio decoder can read, before any model runs."""
+    decode_audio(data)
+
+
+def encode_audio(audio: Audio, audio_format: str) -> bytes:
+    buffer = io.BytesIO()
+    samples = np.clip(np.asarray(audio.samples, dtype=np.float32), -1.0, 1.0)
+    soundfile.write(
+        buffer,
+        samples,
+        audio.sample_rate,
+        format=_SOUNDFILE_FORMATS[audio_format],
+        subtype=_SOUNDFILE_SUBTYPES[audio_format],
+    )
+    return buffer.getvalue()
+
+
+def audio_format_for(accept: str | None) -> str:
+    """The first audio format the Accept header names that we encode; flac otherwise."""
+    for part in (accept or "").split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in _ACCEPT_ALIASES:
+            return _ACCEPT_ALIASES[media_type]
+    return "flac"
+
+
+def decode_image(data: bytes):
+    """Open JPEG, PNG, WebP, GIF or BMP bytes as an RGB PIL image; UnsupportedMedia otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UnsupportedMedia("inputs: the image is empty")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise UnsupportedMedia(
+            f"inputs: could not decode the image ({_describe(error)}); send JPEG, PNG or WebP bytes"
+        ) from None
+    return image.convert("RGB")
+
+
+def check_image(data: bytes) -> None:
+    decode_image(data)
+
+
+def _describe(error: Exception) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__

@@ -1,0 +1,111 @@
+"""The models a server serves: planned at startup, then fetched and loaded in the background."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from widgetd import devices, hub
+from widgetd.backends import Backend, ModelSnapshot
+from widgetd.batching import Batcher
+from widgetd.errors import ModelResolutionError
+from widgetd.plugins import Registry
+
+log = logging.getLogger("widgetd")
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the user asked for one model on the command line."""
+
+    model_id: str
+    task: str | None = None
+    library: str | None = None
+    device: str | None = None
+
+
+@dataclass
+class ServedModel:
+    model_id: str
+    source: hub.ModelSource
+    backend: Backend
+    task: str
+    device_request: str | None = None
+    state: str = "loading"
+    problem: str | None = None
+    device: str | None = None
+    tasks: tuple[str, ...] = ()
+    batcher: Batcher | None = field(default=None, repr=False)
+    load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def describe(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "task": self.task,
+            "tasks": list(self.tasks or (self.task,)),
+            "library": self.backend.library,
+            "backend": self.backend.name,
+            "device": self.device,
+            "revision": self.source.commit,
+            "state": self.state,
+            "problem": self.problem,
+        }
+
+
+def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[ServedModel]:
+    """Find each model's card and backend; fails fast, before any download."""
+    planned: dict[str, ServedModel] = {}
+    for request in requests:
+        source = hub.locate_model(request.model_id, registry.bundled_models)
+        backend = hub.choose_backend(source, registry.backends, library=request.library)
+        task = hub.choose_task(source, backend, task=request.task)
+        if source.model_id in planned:
+            raise ModelResolutionError(f"model {source.model_id!r} is given twice")
+        planned[source.model_id] = ServedModel(
+            source.model_id, source, backend, task, device_request=request.device
+        )
+    return list(planned.values())
+
+
+def load_model(
+    model: ServedModel,
+    *,
+    max_batch_size: int | None,
+    max_queue: int,
+    inventory: Callable[[], Sequence[devices.Accelerator]] = devices.cuda_inventory,
+) -> None:
+    """Download, place and load one model; a failure is kept on the model, not raised."""
+    started = time.perf_counter()
+    try:
+        model.source = hub.fetch_model(model.source, model.backend)
+        model.device = devices.choose_device(model.device_request, inventory())
+        pipeline = model.backend.load(
+            ModelSnapshot(
+                model_id=model.model_id,
+                path=model.source.path,
+                task=model.task,
+                device=model.device,
+                revision=model.source.commit,
+                card=dict(model.source.card),
+            )
+        )
+    except Exception as error:
+        model.state, model.problem = "failed", f"{type(error).__name__}: {error}"
+        log.error("model %s failed to load: %s", model.model_id, model.problem)
+        return
+    model.tasks = tuple(getattr(pipeline, "tasks", None) or model.backend.tasks)
+    if model.task not in model.tasks:
+        model.tasks = (model.task, *model.tasks)
+    batch_size = max_batch_size or model.backend.max_batch_size
+    model.batcher = Batcher(
+        pipeline, max_batch_size=batch_size, max_queue=max_queue, name=model.model_id
+    )
+    model.load_seconds = time.perf_counter() - started
+    model.state = "ready"
+    log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)

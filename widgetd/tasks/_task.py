@@ -1,0 +1,63 @@
+"""What a task is: its request and answer Structs and how it meets HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import msgspec
+
+RawBody = Literal["text", "audio", "image"]
+"""What a request body that is not a JSON object with ``inputs`` means for a task."""
+
+ResponseMedia = Literal["json", "audio"]
+
+
+@dataclass(frozen=True)
+class ReplyOptions:
+    """What the client asked about the reply's form, beyond the task's contract."""
+
+    audio_format: str = "flac"
+
+
+def _same(request: Any, answer: Any, reply: ReplyOptions) -> Any:
+    return answer
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's contract: request Struct, answer type and wire shape.
+
+    ``input`` is the request Struct (``inputs`` plus ``parameters`` or options);
+    ``output`` is what a pipeline returns for one request; ``to_wire`` shapes that
+    answer the way the official clients parse it and ``wire_output`` is its type.
+    ``raw_body`` says what a body that is not a JSON request means; a task whose
+    ``response_media`` is ``audio`` answers with a ``widgetd.media.Audio``.
+    """
+
+    name: str
+    summary: str
+    input: type[msgspec.Struct]
+    output: Any
+    raw_body: RawBody = "text"
+    response_media: ResponseMedia = "json"
+    wire_output: Any = None
+    to_wire: Callable[[Any, Any, ReplyOptions], Any] = _same
+
+    def __post_init__(self) -> None:
+        if self.wire_output is None:
+            object.__setattr__(self, "wire_output", self.output)
+
+    def request_schema(self) -> dict[str, Any]:
+        return msgspec.json.schema(self.input)
+
+    def response_schema(self) -> dict[str, Any]:
+        return msgspec.json.schema(self.wire_output)
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Base for request Structs: unknown fields are rejected by name."""
+
+
+class Answer(msgspec.Struct, omit_defaults=False):
+    """Base for answer Structs: every field is always on the wire."""
