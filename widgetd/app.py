@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath
 
 from widgetd import media
 from widgetd.batching import QueueFull
@@ -211,7 +211,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         return openapi_document(state.registry.tasks.values())
 
     @post("/models/{model_path:path}", status_code=200)
-    async def predict_model(request: Request, model_path: str) -> Response:
+    async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
         model, rest = state.split_model_path(model_path)
         task_name = None
         if rest:
@@ -221,7 +221,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         return await answer(request, model, task_name)
 
     @get("/models/{model_path:path}", sync_to_thread=False)
-    def model_resource(request: Request, model_path: str) -> Any:
+    def model_resource(request: Request, model_path: FromPath[str]) -> Any:
         model, rest = state.split_model_path(model_path)
         if rest == "health":
             return health_of([model])
