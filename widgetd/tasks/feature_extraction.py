@@ -20,7 +20,8 @@ class FeatureExtractionInput(Strict):
 
 
 Embedding = list[float]
-FeatureExtractionOutput = Union[Embedding, list[Embedding]]
+FeatureExtractionOutput = list[Union[float, Embedding]]
+"""An Embedding for a text, a list of Embeddings for a list (one type, so JSON Schema can say it)."""
 
 TASK = Task(
     name="feature-extraction",

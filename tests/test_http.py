@@ -1,0 +1,247 @@
+"""The HTTP contract over a real server: request forms, routes, errors, headers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.toy_plugin import ToyPlugin, make_toy_model
+from widgetd.app import ServerSettings
+from widgetd.testing.server import LiveServer
+
+QA = {"inputs": {"question": "Where does Sarah live?", "context": "My name is Sarah and I live in London"}}
+
+
+def assert_json_error(response: httpx.Response, status: int, *fragments: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert "Traceback" not in response.text
+    for fragment in fragments:
+        assert fragment in body["error"]
+    return body
+
+
+def test_json_request_gets_the_contract_answer(toy_server):
+    response = httpx.post(toy_server.url, json=QA)
+    assert response.status_code == 200
+    answer = response.json()
+    context = QA["inputs"]["context"]
+    assert set(answer) == {"answer", "score", "start", "end"}
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+def test_top_k_above_one_answers_a_list(toy_server):
+    body = {**QA, "parameters": {"top_k": 3}}
+    answers = httpx.post(toy_server.url, json=body).json()
+    assert isinstance(answers, list) and 1 <= len(answers) <= 3
+
+
+def test_bare_question_answering_dict_is_accepted(toy_server):
+    response = httpx.post(toy_server.url, json=QA["inputs"])
+    assert response.status_code == 200
+    assert response.json()["answer"]
+
+
+def test_legacy_options_are_ignored(toy_server):
+    body = {**QA, "options": {"wait_for_model": True, "use_cache": False}}
+    assert httpx.post(toy_server.url, json=body).status_code == 200
+
+
+def test_raw_text_body_for_a_text_task(toy_server):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
+    raw = httpx.post(url, content="hello world", headers={"content-type": "text/plain"})
+    wrapped = httpx.post(url, json={"inputs": "hello world"})
+    assert raw.status_code == 200
+    assert raw.json() == wrapped.json()
+
+
+def test_other_tasks_of_a_model_are_served_under_pipeline(toy_server):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/sentence-similarity"
+    response = httpx.post(url, json={"inputs": {"source_sentence": "a b", "sentences": ["a b", "c"]}})
+    assert response.status_code == 200
+    assert response.json() == [1.0, 0.0]
+
+
+def test_model_route_answers_its_default_task(toy_server):
+    response = httpx.post(f"{toy_server.url}/models/toy-qa", json=QA)
+    assert response.status_code == 200
+    assert "answer" in response.json()
+
+
+def test_success_headers(toy_server):
+    response = httpx.post(toy_server.url, json=QA, headers={"x-request-id": "abc123"})
+    assert float(response.headers["x-compute-time"]) >= 0
+    assert response.headers["x-compute-type"] == "cpu"
+    assert response.headers["x-request-id"] == "abc123"
+    assert int(response.headers["x-compute-characters"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"inputs": {"question": "q"}}, "inputs"),
+        ({"inputs": {"question": "q", "context": "c"}, "parameters": {"top_k": 0}}, "parameters.top_k"),
+        ({"inputs": {"question": "q", "context": "c"}, "parameters": {"top_k": "3"}}, "parameters.top_k"),
+        ({"inputs": {"question": "q", "context": "c"}, "parameters": {"topk": 3}}, "topk"),
+        ({"inputs": {"question": 1, "context": "c"}}, "inputs.question"),
+        ({"parameters": {}}, None),
+        ({"inputs": "just text"}, "inputs"),
+    ],
+)
+def test_invalid_requests_are_400_naming_the_field(toy_server, body, field):
+    error = assert_json_error(httpx.post(toy_server.url, json=body), 400)
+    if field:
+        assert field in error["error"] or error.get("field") == field
+
+
+def test_bodies_that_are_not_requests(toy_server):
+    assert_json_error(httpx.post(toy_server.url, content=b""), 400, "empty")
+    assert_json_error(httpx.post(toy_server.url, content=b"\xff\xfe\x00bad"), 400, "UTF-8")
+    assert_json_error(httpx.post(toy_server.url, content=b'{"inputs": '), 400)
+
+
+def test_oversized_body_is_413(toy_server):
+    big = {"inputs": {"question": "q", "context": "x" * 100_000}}
+    assert_json_error(httpx.post(toy_server.url, json=big), 413, "limit")
+    assert httpx.post(toy_server.url, json=QA).status_code == 200
+
+
+def test_unknown_model_task_and_route_are_404(toy_server):
+    unknown = assert_json_error(httpx.post(f"{toy_server.url}/models/org/nope", json=QA), 404, "org/nope")
+    assert "toy-qa" in unknown["error"]
+    assert_json_error(
+        httpx.post(f"{toy_server.url}/models/toy-qa/pipeline/fill-mask", json={"inputs": "x"}), 404, "fill-mask"
+    )
+    assert_json_error(httpx.post(f"{toy_server.url}/models/toy-qa/whatever", json=QA), 404)
+    assert_json_error(httpx.get(f"{toy_server.url}/no/such/route"), 404)
+
+
+def test_wrong_method_is_405_json(toy_server):
+    assert_json_error(httpx.post(f"{toy_server.url}/health"), 405)
+
+
+def test_backend_failure_is_500_with_a_message_and_the_server_keeps_serving(toy_server):
+    body = {"inputs": {"question": "explode", "context": "c"}}
+    assert_json_error(httpx.post(toy_server.url, json=body), 500, "exploded")
+    assert httpx.post(toy_server.url, json=QA).status_code == 200
+
+
+def test_backend_refusal_is_400(toy_server):
+    body = {"inputs": {"question": "refuse", "context": "c"}}
+    error = assert_json_error(httpx.post(toy_server.url, json=body), 400, "refuses")
+    assert error["field"] == "inputs"
+
+
+def test_one_bad_request_does_not_fail_its_batch_neighbours(toy_server):
+    def ask(question: str) -> httpx.Response:
+        return httpx.post(toy_server.url, json={"inputs": {"question": question, "context": "alpha beta"}})
+
+    questions = ["dawdle", *["alpha"] * 6, "explode", *["beta"] * 6]
+    results: dict[int, httpx.Response] = {}
+    threads = [threading.Thread(target=lambda i=i, q=q: results.__setitem__(i, ask(q))) for i, q in enumerate(questions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, question in enumerate(questions):
+        expected = 500 if question == "explode" else 200
+        assert results[index].status_code == expected, (question, results[index].text)
+    pipeline = toy_server.state.models[0].batcher.pipeline
+    assert max(pipeline.batch_sizes) <= 8
+    assert max(pipeline.batch_sizes) > 1
+
+
+def test_health_answers_while_a_model_is_busy(toy_server):
+    slow = threading.Thread(
+        target=httpx.post, args=(toy_server.url,), kwargs={"json": {"inputs": {"question": "dawdle", "context": "c"}}}
+    )
+    slow.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    assert httpx.get(f"{toy_server.url}/health").status_code == 200
+    assert time.perf_counter() - started < 0.5
+    slow.join()
+
+
+def test_info_describes_models_and_plugins(toy_server):
+    info = httpx.get(f"{toy_server.url}/info").json()
+    (model,) = info["models"]
+    assert model["model_id"] == "toy-qa"
+    assert model["task"] == "question-answering"
+    assert model["library"] == model["backend"] == "toy"
+    assert model["device"] == "cpu"
+    assert model["state"] == "ready"
+    assert {plugin["name"] for plugin in info["plugins"]} == {"widgetd", "toy"}
+    assert httpx.get(f"{toy_server.url}/models/toy-qa/info").json()["models"] == [model]
+    assert httpx.get(f"{toy_server.url}/models/toy-qa/health").status_code == 200
+
+
+def test_root_answers_json(toy_server):
+    assert httpx.get(toy_server.url).json()["ok"] == "ok"
+
+
+def test_openapi_document_lists_task_routes(toy_server):
+    document = httpx.get(f"{toy_server.url}/openapi.json").json()
+    assert "/models/{model_id}/pipeline/question-answering" in document["paths"]
+
+
+def test_loading_model_answers_503_with_retry_after(tmp_path):
+    gate = threading.Event()
+    model = make_toy_model(tmp_path / "slow-toy")
+    server = LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin(load_gate=gate)}).start()
+    try:
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 503
+        assert "loading" in health.json()["error"]
+        assert health.headers["retry-after"]
+        busy = assert_json_error(httpx.post(server.url, json=QA), 503, "loading")
+        assert busy is not None
+        gate.set()
+        server.wait_ready(timeout=10)
+        assert httpx.post(server.url, json=QA).status_code == 200
+    finally:
+        gate.set()
+        server.stop()
+
+
+def test_failed_load_is_reported_by_health_and_requests(tmp_path):
+    model = make_toy_model(tmp_path / "broken-toy")
+    server = LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin(fail_load=True)}).start()
+    try:
+        deadline = time.monotonic() + 10
+        while server.state.models[0].state == "loading" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 503
+        assert "toy weights missing" in health.json()["error"]
+        assert_json_error(httpx.post(server.url, json=QA), 500, "failed to load", "toy weights missing")
+    finally:
+        server.stop()
+
+
+def test_api_key_protects_inference_but_not_health(tmp_path):
+    model = make_toy_model(tmp_path / "guarded-toy")
+    settings = ServerSettings(api_key="s3cret")
+    with LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin()}, settings=settings) as server:
+        assert_json_error(httpx.post(server.url, json=QA), 401, "Bearer")
+        wrong = {"authorization": "Bearer nope"}
+        assert_json_error(httpx.post(server.url, json=QA, headers=wrong), 401)
+        assert_json_error(httpx.get(f"{server.url}/info"), 401)
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        right = {"authorization": "Bearer s3cret"}
+        assert httpx.post(server.url, json=QA, headers=right).status_code == 200
+
+
+def test_several_models_each_on_their_own_route(tmp_path):
+    first = make_toy_model(tmp_path / "first")
+    second = make_toy_model(tmp_path / "second", pipeline_tag="sentence-similarity")
+    with LiveServer.for_models([str(first), str(second)], plugins={"toy": ToyPlugin()}) as server:
+        assert "answer" in httpx.post(server.url, json=QA).json()
+        pair = {"inputs": {"source_sentence": "a", "sentences": ["a"]}}
+        assert httpx.post(f"{server.url}/models/second", json=pair).json() == [1.0]
+        assert "answer" in httpx.post(f"{server.url}/models/first", json=QA).json()
