@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
@@ -22,7 +23,7 @@ from widgetd.errors import ClientError, NotFound, Unauthorized
 from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
 from widgetd.spec import openapi_document
-from widgetd.tasks import ReplyOptions
+from widgetd.tasks import ReplyOptions, Task
 
 log = logging.getLogger("widgetd")
 
@@ -107,6 +108,13 @@ def _unexpected(request: Request, error: Exception) -> Response:
     return error_response(500, f"internal error: {type(error).__name__}: {error}")
 
 
+async def off_loop_for_media(task: Task, function: Callable[..., Any], *args: Any) -> Any:
+    """Decoding and encoding audio or images can take a while: keep it off the event loop."""
+    if task.raw_body == "text" and task.response_media == "json":
+        return function(*args)
+    return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
 def create_app(state: ServerState, *, load_in_background: bool = True) -> Litestar:
     """The litestar app; models load in a background thread so health answers while they do."""
 
@@ -149,7 +157,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
         task = state.registry.task(task_name)
         body = await request.body()
-        decoded = decode_request(task, body, request.headers.get("content-type"))
+        decoded = await off_loop_for_media(task, decode_request, task, body, request.headers.get("content-type"))
         started = time.perf_counter()
         try:
             result = await model.batcher.submit(task_name, decoded)
@@ -157,7 +165,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
         elapsed = time.perf_counter() - started
         reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")))
-        wire = task.to_wire(decoded, result, reply)
+        wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
         headers = {
             "x-compute-time": f"{elapsed:.3f}",
             "x-compute-type": model.device or "cpu",
@@ -167,7 +175,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             headers["x-compute-characters"] = str(len(body))
         if task.response_media == "audio":
             return Response(
-                media.encode_audio(wire, reply.audio_format),
+                await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format),
                 media_type=media.AUDIO_FORMATS[reply.audio_format],
                 headers=headers,
             )

@@ -6,14 +6,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import httpx2
 from huggingface_hub import HfApi, metadata_load, snapshot_download
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import (
     GatedRepoError,
-    HfHubHTTPError,
     LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -62,12 +59,12 @@ def locate_model(model_id: str, bundled: Mapping[str, Path]) -> ModelSource:
         return _cached_source(repo_id, revision, reason="HF_HUB_OFFLINE is set")
     try:
         info = HfApi().model_info(repo_id, revision=revision)
-    except (httpx2.ConnectError, httpx2.TimeoutException, OfflineModeIsEnabled) as error:
-        return _cached_source(repo_id, revision, reason=f"the Hub is unreachable ({error})")
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
         raise ModelResolutionError(_hub_refusal(repo_id, revision, error)) from None
-    except HfHubHTTPError as error:
-        return _cached_source(repo_id, revision, reason=f"the Hub answered {error}")
+    except Exception as error:
+        # Unreachable, offline or failing: the cache may still hold the model, as
+        # huggingface_hub itself assumes. The reason is shown if it does not.
+        return _cached_source(repo_id, revision, reason=f"the Hub could not be asked ({error})")
     card = dict(info.card_data.to_dict()) if info.card_data else {}
     card.update({k: v for k, v in _top_level_card(info).items() if v})
     return ModelSource(
@@ -187,6 +184,4 @@ def fetch_model(source: ModelSource, backend: Backend) -> ModelSource:
         )
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
         raise ModelResolutionError(_hub_refusal(source.repo_id, source.revision, error)) from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, httpx2.HTTPError, OSError) as error:
-        raise ModelResolutionError(f"could not download {source.repo_id!r}: {error}") from None
     return replace(source, path=Path(snapshot))
