@@ -52,11 +52,13 @@ class SentenceTransformersPipeline:
         )
         vectors = dict(zip(texts, self._encode(texts, normalize=True)))
         return [
-            [
-                float(score)
-                for score in np.stack([vectors[s] for s in request.inputs.sentences])
-                @ vectors[request.inputs.source_sentence]
-            ]
+            # float16 on CUDA can push a unit vector's dot product just past 1.
+            np.clip(
+                np.stack([vectors[s] for s in request.inputs.sentences])
+                @ vectors[request.inputs.source_sentence],
+                -1.0,
+                1.0,
+            ).tolist()
             for request in requests
         ]
 
