@@ -42,9 +42,14 @@ def choose_device(requested: str | None, inventory: Sequence[Accelerator]) -> st
     return max(inventory, key=lambda accelerator: accelerator.free_memory).name
 
 
-def _checked(requested: str, inventory: Sequence[Accelerator]) -> str:
-    if not _DEVICE_PATTERN.match(requested):
+def check_device_name(requested: str | None) -> None:
+    """Refuse a malformed --device at startup, before anything loads."""
+    if requested and requested != "auto" and not _DEVICE_PATTERN.match(requested):
         raise ModelResolutionError(f"--device {requested!r}: expected auto, cpu, mps, cuda or cuda:N")
+
+
+def _checked(requested: str, inventory: Sequence[Accelerator]) -> str:
+    check_device_name(requested)
     if requested == "cuda":
         requested = "cuda:0"
     if requested.startswith("cuda") and requested not in {a.name for a in inventory}:

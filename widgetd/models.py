@@ -62,6 +62,7 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
     """Find each model's card and backend; fails fast, before any download."""
     planned: dict[str, ServedModel] = {}
     for request in requests:
+        devices.check_device_name(request.device)
         source = hub.locate_model(request.model_id, registry.bundled_models)
         backend = hub.choose_backend(source, registry.backends, library=request.library)
         task = hub.choose_task(source, backend, task=request.task)
