@@ -9,12 +9,17 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
-PLUGINS = ("plugins/widgetd-sentence-transformers[default-model]",)
+PLUGINS = (
+    "plugins/widgetd-sentence-transformers[default-model]",
+    "plugins/widgetd-asteroid",
+)
 
 
 def install_everything(session: nox.Session) -> None:
     editable = [arg for plugin in PLUGINS for arg in ("-e", plugin)]
     session.install(*CONSTRAINTS, "-e", ".[testing]", *editable)
+    # asteroid pulls a CUDA torchaudio that breaks `import asteroid` beside CPU torch; nothing needs it.
+    session.run("pip", "uninstall", "--yes", "torchaudio")
 
 
 @nox.session
