@@ -3,18 +3,38 @@
 from widgetd.tasks._task import Answer, ReplyOptions, Strict, Task
 from widgetd.tasks import (
     audio_to_audio,
+    automatic_speech_recognition,
     feature_extraction,
+    fill_mask,
+    image_classification,
     question_answering,
     sentence_similarity,
+    summarization,
+    text_classification,
+    text_generation,
+    text_to_speech,
+    token_classification,
+    translation,
+    zero_shot_classification,
 )
 
 BUILTIN_TASKS: tuple[Task, ...] = tuple(
     module.TASK
     for module in (
         question_answering,
+        token_classification,
+        text_classification,
+        zero_shot_classification,
+        fill_mask,
         sentence_similarity,
         feature_extraction,
+        summarization,
+        translation,
+        text_generation,
+        automatic_speech_recognition,
         audio_to_audio,
+        text_to_speech,
+        image_classification,
     )
 )
 

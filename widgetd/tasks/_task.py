@@ -52,6 +52,8 @@ class Task:
         return msgspec.json.schema(self.input)
 
     def response_schema(self) -> dict[str, Any]:
+        if self.response_media == "audio":
+            return {"type": "string", "format": "binary", "contentMediaType": "audio/*"}
         return msgspec.json.schema(self.wire_output)
 
 

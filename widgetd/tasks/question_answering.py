@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Union
 
 import msgspec
 
+from widgetd.tasks._common import NonNegativeInt, PositiveInt
 from widgetd.tasks._task import Answer, ReplyOptions, Strict, Task
-
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class QuestionAnsweringInputData(Strict):
@@ -18,7 +17,7 @@ class QuestionAnsweringInputData(Strict):
 
 class QuestionAnsweringParameters(Strict):
     top_k: PositiveInt = 1
-    doc_stride: Annotated[int, msgspec.Meta(ge=0)] = 128
+    doc_stride: NonNegativeInt = 128
     max_answer_len: PositiveInt = 15
     max_seq_len: PositiveInt = 384
     max_question_len: PositiveInt = 64
