@@ -15,6 +15,6 @@ def toy_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def toy_server(toy_model):
     with LiveServer.for_models(
-        [str(toy_model)], plugins={"toy": ToyPlugin()}, settings=ServerSettings(max_body_size=64 * 1024)
+        [str(toy_model)], plugins={"toy": ToyPlugin()}, settings=ServerSettings(max_body_size=1024 * 1024)
     ) as server:
         yield server

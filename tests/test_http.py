@@ -106,7 +106,7 @@ def test_bodies_that_are_not_requests(toy_server):
 
 
 def test_oversized_body_is_413(toy_server):
-    big = {"inputs": {"question": "q", "context": "x" * 100_000}}
+    big = {"inputs": {"question": "q", "context": "x" * 2_000_000}}
     assert_json_error(httpx.post(toy_server.url, json=big), 413, "limit")
     assert httpx.post(toy_server.url, json=QA).status_code == 200
 
@@ -115,7 +115,7 @@ def test_unknown_model_task_and_route_are_404(toy_server):
     unknown = assert_json_error(httpx.post(f"{toy_server.url}/models/org/nope", json=QA), 404, "org/nope")
     assert "toy-qa" in unknown["error"]
     assert_json_error(
-        httpx.post(f"{toy_server.url}/models/toy-qa/pipeline/fill-mask", json={"inputs": "x"}), 404, "fill-mask"
+        httpx.post(f"{toy_server.url}/models/toy-qa/pipeline/object-detection", json={"inputs": "x"}), 404, "object-detection"
     )
     assert_json_error(httpx.post(f"{toy_server.url}/models/toy-qa/whatever", json=QA), 404)
     assert_json_error(httpx.get(f"{toy_server.url}/no/such/route"), 404)

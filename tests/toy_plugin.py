@@ -11,10 +11,22 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
-from widgetd.tasks.question_answering import QuestionAnsweringAnswer
+import numpy as np
 
-TOY_TASKS = ("question-answering", "sentence-similarity", "feature-extraction")
+from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
+from widgetd.media import Audio, decode_audio, decode_image
+from widgetd.tasks._common import ClassificationOutput
+from widgetd.tasks.audio_to_audio import SeparatedSource
+from widgetd.tasks.automatic_speech_recognition import (
+    AutomaticSpeechRecognitionChunk,
+    AutomaticSpeechRecognitionOutput,
+)
+from widgetd.tasks.fill_mask import FillMaskCandidate
+from widgetd.tasks.question_answering import QuestionAnsweringAnswer
+from widgetd.tasks.summarization import SummarizationOutput
+from widgetd.tasks.text_generation import TextGenerationOutput
+from widgetd.tasks.token_classification import TokenClassificationEntity
+from widgetd.tasks.translation import TranslationOutput
 
 
 def words(text: str) -> set[str]:
@@ -48,11 +60,81 @@ def feature_extraction(request) -> Any:
     return [embedding(text) for text in request.inputs]
 
 
+def ranked(scores: dict[str, float], top_k: int | None = None) -> list[ClassificationOutput]:
+    total = sum(np.exp(list(scores.values())))
+    labels = [ClassificationOutput(label, float(np.exp(score) / total)) for label, score in scores.items()]
+    return sorted(labels, key=lambda entry: -entry.score)[:top_k]
+
+
+def entities(request) -> list[TokenClassificationEntity]:
+    found, offset = [], 0
+    for word in request.inputs.split():
+        start = request.inputs.index(word, offset)
+        offset = start + len(word)
+        if word[:1].isupper():
+            found.append(TokenClassificationEntity("PER", 0.9, word, start, offset))
+    return found
+
+
+def text_classes(request) -> list[ClassificationOutput]:
+    goodness = request.inputs.lower().count("good") - request.inputs.lower().count("bad")
+    return ranked({"POSITIVE": goodness, "NEGATIVE": -goodness}, request.parameters.top_k)
+
+
+def zero_shot(request) -> list[ClassificationOutput]:
+    text = words(request.inputs)
+    return ranked({label: float(label.lower() in text) for label in request.parameters.candidate_labels})
+
+
+def fill_mask(request) -> list[FillMaskCandidate]:
+    if "[MASK]" not in request.inputs:
+        raise InvalidInput("inputs: no [MASK] token in the text", field="inputs")
+    candidates = request.parameters.targets or ["cat", "dog", "bird", "fish", "cow", "ant"]
+    return [
+        FillMaskCandidate(request.inputs.replace("[MASK]", word, 1), 1 / (rank + 2), rank, word)
+        for rank, word in enumerate(candidates[: request.parameters.top_k])
+    ]
+
+
+def transcript(request) -> AutomaticSpeechRecognitionOutput:
+    audio = decode_audio(request.inputs)
+    text = f"{audio.duration:.2f} seconds"
+    if not request.parameters.return_timestamps:
+        return AutomaticSpeechRecognitionOutput(text)
+    return AutomaticSpeechRecognitionOutput(text, [AutomaticSpeechRecognitionChunk(text, (0.0, audio.duration))])
+
+
+def speech(request) -> Audio:
+    return Audio(np.sin(np.arange(800 * len(request.inputs)) / 5).astype(np.float32) * 0.5, 16000)
+
+
+def separated(request) -> list[SeparatedSource]:
+    audio = decode_audio(request.inputs).mono()
+    return [SeparatedSource("label_0", audio), SeparatedSource("label_1", Audio(-audio.samples, audio.sample_rate))]
+
+
+def image_classes(request) -> list[ClassificationOutput]:
+    red, green, blue = np.asarray(decode_image(request.inputs), dtype=np.float32).mean(axis=(0, 1)) / 255
+    return ranked({"red": red, "green": green, "blue": blue}, request.parameters.top_k)
+
+
 ANSWERERS = {
     "question-answering": answer_question,
     "sentence-similarity": similarity,
     "feature-extraction": feature_extraction,
+    "token-classification": entities,
+    "text-classification": text_classes,
+    "zero-shot-classification": zero_shot,
+    "fill-mask": fill_mask,
+    "summarization": lambda request: SummarizationOutput(" ".join(request.inputs.split()[:5])),
+    "translation": lambda request: TranslationOutput(" ".join(reversed(request.inputs.split()))),
+    "text-generation": lambda request: TextGenerationOutput(request.inputs + " and so on"),
+    "automatic-speech-recognition": transcript,
+    "text-to-speech": speech,
+    "audio-to-audio": separated,
+    "image-classification": image_classes,
 }
+TOY_TASKS = tuple(ANSWERERS)
 
 
 def _misbehave(request: Any) -> None:

@@ -1,0 +1,1 @@
+"""widgetd core tests."""
