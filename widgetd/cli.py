@@ -123,6 +123,8 @@ def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.models import ModelRequest, plan_models
 
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     manager, registry = _registry()
     model_ids = arguments.model_id or [os.environ.get("MODEL_ID") or DEFAULT_MODEL_ID]
     requests = [

@@ -10,6 +10,7 @@ from huggingface_hub import HfApi, metadata_load, snapshot_download
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import (
     GatedRepoError,
+    IncompleteSnapshotError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -32,6 +33,8 @@ class ModelSource:
     path: Path | None = None
     files: tuple[str, ...] = ()
     card: Mapping[str, Any] = field(default_factory=dict)
+    offline: bool = False
+    """The Hub could not be asked: files come from the cache alone."""
 
     @property
     def library(self) -> str | None:
@@ -101,6 +104,9 @@ def _local_source(model_id: str, path: Path) -> ModelSource:
 def _cached_source(repo_id: str, revision: str | None, *, reason: str) -> ModelSource:
     try:
         snapshot = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except IncompleteSnapshotError as error:
+        # Expected: only the files a backend needed were downloaded. fetch_model checks those.
+        snapshot = Path(error.snapshot_path)
     except LocalEntryNotFoundError:
         raise ModelResolutionError(
             f"model {repo_id!r} is not in the Hugging Face cache ({hub_constants.HF_HUB_CACHE}) "
@@ -111,9 +117,9 @@ def _cached_source(repo_id: str, revision: str | None, *, reason: str) -> ModelS
         repo_id=repo_id,
         revision=revision,
         commit=snapshot.name,
-        path=snapshot,
         files=tuple(_list_files(snapshot)),
         card=_read_card(snapshot),
+        offline=True,
     )
 
 
@@ -180,8 +186,18 @@ def fetch_model(source: ModelSource, backend: Backend) -> ModelSource:
     wanted = sorted(set(backend.files(source.files)) | ({CARD_FILE} & set(source.files)))
     try:
         snapshot = snapshot_download(
-            source.repo_id, revision=source.commit or source.revision, allow_patterns=wanted
+            source.repo_id,
+            # The requested revision, not the commit: so refs/<branch> is written and a later
+            # offline start of the same model id resolves from the cache.
+            revision=source.revision,
+            allow_patterns=wanted,
+            local_files_only=source.offline,
         )
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
         raise ModelResolutionError(_hub_refusal(source.repo_id, source.revision, error)) from None
-    return replace(source, path=Path(snapshot))
+    except IncompleteSnapshotError:
+        raise ModelResolutionError(
+            f"the cached copy of {source.repo_id!r} lacks files that backend {backend.name!r} needs; "
+            "start once with the Hub reachable to download them"
+        ) from None
+    return replace(source, path=Path(snapshot), commit=Path(snapshot).name)
