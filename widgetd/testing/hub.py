@@ -57,6 +57,17 @@ def render_card(card: dict[str, Any]) -> str:
     return "\n".join([*lines, "---", "", "A model published on a widgetd LocalHub.", ""])
 
 
+def card_metadata(readme: str) -> dict[str, Any]:
+    """The YAML front matter of a model card, as the Hub reads it into cardData."""
+    import yaml
+
+    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", readme, re.DOTALL)
+    if not match:
+        return {}
+    metadata = yaml.safe_load(match.group(1))
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def _git_blob_sha(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
@@ -115,6 +126,8 @@ class LocalHub:
         }
         if card is not None and "README.md" not in files:
             files["README.md"] = render_card(card).encode()
+        if card is None and "README.md" in files:
+            card = card_metadata(files["README.md"].decode("utf-8", "replace"))
         digest = hashlib.sha1(repo_id.encode())
         for name, content in files.items():
             digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())

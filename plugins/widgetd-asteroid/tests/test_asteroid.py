@@ -78,3 +78,28 @@ def test_empty_audio_is_a_4xx(separation_server):
     response = separate(separation_server, "convtasnet", encode(tone(0, 8000), 8000, "WAV"))
     assert 400 <= response.status_code < 500
     assert response.json()["error"]
+
+
+def test_audio_longer_than_the_limit_is_413(model_dirs, monkeypatch):
+    from widgetd.testing.server import LiveServer
+    import widgetd_asteroid
+
+    monkeypatch.setenv("WIDGETD_ASTEROID_MAX_SECONDS", "1.5")
+    with LiveServer.for_models([str(model_dirs["convtasnet"])], plugins={"asteroid": widgetd_asteroid}) as server:
+        response = httpx.post(server.url, content=encode(tone(2.0, 8000), 8000, "WAV"), timeout=60)
+        assert response.status_code == 413
+        assert "1.5 s" in response.json()["error"]
+        assert httpx.post(server.url, content=encode(tone(1.0, 8000), 8000, "WAV"), timeout=60).status_code == 200
+
+
+def test_a_model_published_on_the_hub_is_downloaded_and_served(local_hub, hub_env, model_dirs):
+    from widgetd.testing.process import ServeProcess
+
+    local_hub.publish("org/tiny-dprnn", model_dirs["dprnn"])
+    env = {**hub_env, "WIDGETD_LOAD_PLUGINS": "asteroid"}
+    with ServeProcess(["--model-id", "org/tiny-dprnn"], env) as server:
+        decoded, _ = decoded_sources(separate(server, "org/tiny-dprnn", encode(tone(0.5, 44100, 2), 44100, "OGG")))
+        assert len(decoded) == 3
+        assert all(rate == 16000 and len(samples) == 8000 for samples, rate in decoded)
+        info = httpx.get(f"{server.url}/info").json()["models"][0]
+        assert (info["library"], info["task"]) == ("asteroid", "audio-to-audio")

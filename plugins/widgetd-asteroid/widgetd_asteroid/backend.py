@@ -13,9 +13,9 @@ from widgetd.media import Audio, decode_audio
 from widgetd.tasks.audio_to_audio import AudioToAudioInput, SeparatedSource
 
 WEIGHTS = "pytorch_model.bin"
-MAX_SECONDS = float(os.environ.get("WIDGETD_ASTEROID_MAX_SECONDS", "300"))
-"""Longest input separated in one pass; longer ones get a 413 (whole-signal models
-such as DPRNN normalise over the entire input, so chunking would change the answer)."""
+DEFAULT_MAX_SECONDS = 300.0
+"""Longest input separated in one pass (WIDGETD_ASTEROID_MAX_SECONDS); longer ones get a 413.
+Whole-signal models such as DPRNN normalise over the entire input, so chunking would change the answer."""
 
 
 def needed_files(repo_files: Sequence[str]) -> list[str]:
@@ -29,7 +29,8 @@ def load(snapshot: ModelSnapshot) -> SeparationPipeline:
     # weights_only: a checkpoint is data, never code to run.
     package = torch.load(snapshot.path / WEIGHTS, map_location="cpu", weights_only=True)
     model = BaseModel.from_pretrained(package)
-    return SeparationPipeline(model.to(snapshot.device).eval(), snapshot.device)
+    max_seconds = float(os.environ.get("WIDGETD_ASTEROID_MAX_SECONDS", DEFAULT_MAX_SECONDS))
+    return SeparationPipeline(model.to(snapshot.device).eval(), snapshot.device, max_seconds)
 
 
 class SeparationPipeline:
@@ -38,9 +39,10 @@ class SeparationPipeline:
 
     tasks = ("audio-to-audio",)
 
-    def __init__(self, model: Any, device: str) -> None:
+    def __init__(self, model: Any, device: str, max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
         self.model = model
         self.device = device
+        self.max_seconds = max_seconds
         self.sample_rate = int(model.sample_rate)
 
     def __call__(self, task: str, requests: Sequence[AudioToAudioInput]) -> list[list[SeparatedSource]]:
@@ -50,10 +52,10 @@ class SeparationPipeline:
         import torch
 
         audio = decode_audio(data).mono().resampled(self.sample_rate)
-        if audio.duration > MAX_SECONDS:
+        if audio.duration > self.max_seconds:
             raise PayloadTooLarge(
-                f"inputs: the audio lasts {audio.duration:.0f} s; this server separates at most "
-                f"{MAX_SECONDS:.0f} s (WIDGETD_ASTEROID_MAX_SECONDS)",
+                f"inputs: the audio lasts {audio.duration:.1f} s; this server separates at most "
+                f"{self.max_seconds:g} s (WIDGETD_ASTEROID_MAX_SECONDS)",
                 field="inputs",
             )
         frames = audio.samples.shape[0]
