@@ -245,3 +245,14 @@ def test_several_models_each_on_their_own_route(tmp_path):
         pair = {"inputs": {"source_sentence": "a", "sentences": ["a"]}}
         assert httpx.post(f"{server.url}/models/second", json=pair).json() == [1.0]
         assert "answer" in httpx.post(f"{server.url}/models/first", json=QA).json()
+
+
+def test_a_body_declared_json_that_does_not_parse_says_so(toy_server):
+    response = httpx.post(toy_server.url, content=b'{"inputs": {"question": ', headers={"content-type": "application/json"})
+    assert_json_error(response, 400, "not valid JSON")
+
+
+def test_a_json_number_is_text_as_api_inference_community_read_it(toy_server):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
+    number = httpx.post(url, content=b"12345", headers={"content-type": "application/json"})
+    assert number.json() == httpx.post(url, json={"inputs": "12345"}).json()

@@ -24,6 +24,8 @@ def decode_request(task: Task, body: bytes, content_type: str | None) -> msgspec
         raise InvalidInput(f"the request body is empty; {task.name} expects {_expected(task)}")
     if task.raw_body in _MEDIA_CHECKS:
         payload = _media_payload(body, content_type)
+    elif _declares_json(content_type):
+        payload = _json_text_payload(_parse_json(body), body.decode("utf-8", "replace"))
     else:
         payload = _text_payload(body)
     request = convert_request(task, payload)
@@ -65,10 +67,12 @@ def _media_payload(body: bytes, content_type: str | None) -> Any:
     return {"inputs": body}
 
 
+def _declares_json(content_type: str | None) -> bool:
+    return bool(content_type) and "json" in content_type.lower()
+
+
 def _is_json(body: bytes, content_type: str | None) -> bool:
-    if content_type and "json" in content_type.lower():
-        return True
-    return body.lstrip()[:1] == b"{"
+    return _declares_json(content_type) or body.lstrip()[:1] == b"{"
 
 
 def _parse_json(body: bytes) -> Any:
@@ -88,6 +92,10 @@ def _text_payload(body: bytes) -> Any:
         payload = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return {"inputs": text}
+    return _json_text_payload(payload, text)
+
+
+def _json_text_payload(payload: Any, text: str) -> Any:
     if isinstance(payload, dict):
         is_request = "inputs" in payload or "parameters" in payload
         return payload if is_request else {"inputs": payload}
