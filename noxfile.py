@@ -17,7 +17,8 @@ PLUGINS = (
 
 def install_everything(session: nox.Session) -> None:
     editable = [arg for plugin in PLUGINS for arg in ("-e", plugin)]
-    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable)
+    # playwright drives the system's chromium for the widget page tests (no browser download).
+    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright")
     # asteroid pulls a CUDA torchaudio that breaks `import asteroid` beside CPU torch; nothing needs it.
     session.run("pip", "uninstall", "--yes", "torchaudio")
 

@@ -159,9 +159,13 @@ class ToyPipeline:
         return [ANSWERERS[task](request) for request in requests]
 
 
-def make_toy_model(folder: Path, *, library: str = "toy", pipeline_tag: str = "question-answering") -> Path:
+def make_toy_model(
+    folder: Path, *, library: str = "toy", pipeline_tag: str = "question-answering", widget: str = ""
+) -> Path:
+    """A toy model folder; ``widget`` is the card's YAML ``widget:`` block, if any."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "README.md").write_text(f"---\nlibrary_name: {library}\npipeline_tag: {pipeline_tag}\n---\n# toy\n")
+    card = f"library_name: {library}\npipeline_tag: {pipeline_tag}\n{widget}"
+    (folder / "README.md").write_text(f"---\n{card}---\n# toy\n")
     (folder / "toy.json").write_text("{}")
     return folder
 

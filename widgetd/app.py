@@ -15,6 +15,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromPath
+from litestar.static_files import create_static_files_router
 
 from widgetd import media
 from widgetd.batching import QueueFull
@@ -24,6 +25,7 @@ from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
 from widgetd.spec import openapi_document
 from widgetd.tasks import ReplyOptions, Task
+from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
 
 log = logging.getLogger("widgetd")
 
@@ -196,8 +198,15 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         return {"models": [m.describe() for m in models], "plugins": state.plugins}
 
     @get("/", sync_to_thread=False)
-    def root() -> dict[str, Any]:
+    def root(request: Request) -> Any:
+        if wants_html(request.headers.get("accept")):
+            return Response(widget_page(), media_type="text/html; charset=utf-8")
         return {"ok": "ok", "models": state.model_ids()}
+
+    @get("/widgets", sync_to_thread=False)
+    def widgets(request: Request) -> dict[str, Any]:
+        check_key(request)
+        return widget_catalog(state.models, state.registry)
 
     @post("/", status_code=200)
     async def predict_default(request: Request) -> Response:
@@ -239,7 +248,17 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         raise NotFound(f"no route /models/{model.model_id}/{rest}")
 
     return Litestar(
-        route_handlers=[root, predict_default, health, info, openapi, predict_model, model_resource],
+        route_handlers=[
+            root,
+            widgets,
+            predict_default,
+            health,
+            info,
+            openapi,
+            predict_model,
+            model_resource,
+            create_static_files_router(path="/static", directories=[STATIC_FILES]),
+        ],
         on_startup=[start_loading],
         on_shutdown=[stop_models],
         exception_handlers={

@@ -1,0 +1,198 @@
+"""The widget page in a real headless Chromium: fill each widget, submit, read the rendered output.
+
+Needs Debian's chromium and the playwright package (installed by .ci/run and nox). Without
+them the tests skip, unless WIDGETD_REQUIRE_BROWSER is set (as in CI), where they fail.
+A screenshot of every widget is saved under test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.toy_plugin import ToyPlugin, make_toy_model
+from widgetd.testing.audio import encode, tone
+from widgetd.testing.server import LiveServer
+
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ZERO_SHOT_EXAMPLES = """widget:
+- text: I love my dog
+  candidate_labels: dog, cat, fish
+  example_title: Pets
+"""
+MODELS = {
+    "toy-qa": {"pipeline_tag": "question-answering"},
+    "toy-tokens": {"pipeline_tag": "token-classification"},
+    "toy-similarity": {"pipeline_tag": "sentence-similarity"},
+    "toy-zero-shot": {"pipeline_tag": "zero-shot-classification", "widget": ZERO_SHOT_EXAMPLES},
+    "toy-separation": {"pipeline_tag": "audio-to-audio"},
+    "toy-images": {"pipeline_tag": "image-classification"},
+    "toy-speech": {"pipeline_tag": "text-to-speech"},
+}
+
+
+def _playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or CHROMIUM is None:
+        if os.environ.get("WIDGETD_REQUIRE_BROWSER"):
+            pytest.fail("WIDGETD_REQUIRE_BROWSER is set but chromium or playwright is missing")
+        pytest.skip("needs Debian's chromium and the playwright package")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("widget-models")
+    folders = [str(make_toy_model(root / name, **card)) for name, card in MODELS.items()]
+    with LiveServer.for_models(folders, plugins={"toy": ToyPlugin()}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_playwright = _playwright()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, page_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(page_server.url)
+    page.wait_for_selector("section.widget")
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def widget(page, model_id: str):
+    return page.locator(f'section[data-model="{model_id}"]')
+
+
+def submit_and_wait(card, selector: str):
+    card.locator("button[type=submit]").click()
+    card.locator(f".output {selector}").first.wait_for(timeout=15000)
+
+
+def screenshot(card, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    card.screenshot(path=str(ARTIFACTS / f"widget-{name}.png"))
+
+
+def test_browsers_get_the_page_and_api_clients_get_json(page_server):
+    html = httpx.get(page_server.url, headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert html.headers["content-type"].startswith("text/html") and "widgets.js" in html.text
+    assert httpx.get(page_server.url).json()["ok"] == "ok"
+    assert httpx.get(page_server.url, headers={"accept": "application/json"}).json()["ok"] == "ok"
+
+
+def test_every_served_model_has_a_widget(page):
+    assert sorted(page.locator("section.widget").evaluate_all("(cards) => cards.map((c) => c.dataset.model)")) == sorted(MODELS)
+
+
+def test_question_answering_highlights_the_answer_in_the_context(page):
+    card = widget(page, "toy-qa")
+    card.locator("input[name=question]").fill("London?")
+    card.locator("textarea[name=context]").fill("My name is Sarah and I live in London")
+    submit_and_wait(card, ".answer-text")
+    assert card.locator(".answer-text").inner_text() == "London"
+    assert card.locator(".output mark").first.inner_text().startswith("London")
+    assert "Computed in" in card.locator(".output .time").inner_text()
+    screenshot(card, "question-answering")
+
+
+def test_token_classification_highlights_entity_spans(page):
+    card = widget(page, "toy-tokens")
+    card.locator("textarea[name=text]").fill("My name is Sarah and I live in London")
+    submit_and_wait(card, "mark")
+    marks = card.locator(".output mark").all_inner_texts()
+    assert any(m.startswith("Sarah") and "PER" in m for m in marks)
+    screenshot(card, "token-classification")
+
+
+def test_sentence_similarity_ranks_sentences(page):
+    card = widget(page, "toy-similarity")
+    card.locator("input[name=source_sentence]").fill("the cat sat")
+    card.locator("textarea[name=sentences]").fill("a dog ran\nthe cat sat\nthe cat")
+    submit_and_wait(card, ".bar-row")
+    labels = card.locator(".output .bar-row .label").all_inner_texts()
+    assert labels == ["the cat sat", "the cat", "a dog ran"]
+    screenshot(card, "sentence-similarity")
+
+
+def test_zero_shot_is_prefilled_from_the_card_examples(page):
+    card = widget(page, "toy-zero-shot")
+    assert card.locator("textarea[name=text]").input_value() == "I love my dog"
+    submit_and_wait(card, ".bar-row")
+    assert card.locator(".output .bar-row .label").first.inner_text() == "dog"
+    screenshot(card, "zero-shot-classification")
+
+
+def test_audio_to_audio_plays_each_separated_source(page, tmp_path):
+    card = widget(page, "toy-separation")
+    recording = tmp_path / "mixture.ogg"
+    recording.write_bytes(encode(tone(1.0, 22050, 2), 22050, "OGG"))
+    card.locator("input[type=file]").set_input_files(str(recording))
+    submit_and_wait(card, ".source audio")
+    assert card.locator(".output .source audio").count() == 2
+    assert card.locator(".output .source a[download]").first.get_attribute("download") == "label_0.flac"
+    screenshot(card, "audio-to-audio")
+
+
+def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):
+    from PIL import Image
+
+    card = widget(page, "toy-images")
+    picture = tmp_path / "green.png"
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(picture)
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, ".bar-row")
+    assert card.locator(".output .bar-row .label").first.inner_text() == "green"
+    assert card.locator(".output img").count() == 1
+    screenshot(card, "image-classification")
+
+
+def test_parameters_panel_sends_changed_parameters(page):
+    card = widget(page, "toy-images")
+    assert card.locator("details.parameters input[name=top_k]").input_value() == "5"
+    card = widget(page, "toy-qa")
+    card.locator("details.parameters summary").click()
+    card.locator("details.parameters input[name=top_k]").fill("0")
+    card.locator("input[name=question]").fill("who")
+    card.locator("textarea[name=context]").fill("nobody")
+    submit_and_wait(card, ".error")
+    assert "400" in card.locator(".output .error").inner_text()
+    assert "top_k" in card.locator(".output .error").inner_text()
+    screenshot(card, "error")
+
+
+def test_text_to_speech_plays_generated_speech(page):
+    card = widget(page, "toy-speech")
+    card.locator("textarea[name=text]").fill("hello there")
+    submit_and_wait(card, ".source audio")
+    assert card.locator(".output a[download]").get_attribute("download") == "speech.flac"
+    screenshot(card, "text-to-speech")
+
+
+def test_a_model_with_several_tasks_can_switch_widgets(page):
+    card = widget(page, "toy-similarity")
+    card.locator("select[name=task]").select_option("feature-extraction")
+    card.locator("textarea[name=text]").fill("hello")
+    submit_and_wait(card, ".vector")
+    assert "3 dimensions" in card.locator(".output .vector").inner_text()

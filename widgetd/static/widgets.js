@@ -1,0 +1,382 @@
+// widgetd's widget page: one widget per served model, built from the task contracts at /widgets.
+"use strict";
+
+const state = { apiKey: sessionStorage.getItem("widgetd-api-key") || "" };
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function authHeaders() {
+  return state.apiKey ? { Authorization: `Bearer ${state.apiKey}` } : {};
+}
+
+// ---- inputs, one kind per task -------------------------------------------------------------
+
+const TEXT_PLACEHOLDERS = {
+  "fill-mask": "Paris is the [MASK] of France.",
+  "token-classification": "My name is Sarah and I live in London",
+  "text-generation": "Once upon a time",
+  "text-to-speech": "Hello from widgetd!",
+};
+
+function textInput(task) {
+  const text = el("textarea", { name: "text", placeholder: TEXT_PLACEHOLDERS[task] || "Type a text…" });
+  return {
+    fields: [el("label", { class: "field" }, "Text"), text],
+    prefill: (example) => { if (example.text) text.value = example.text; },
+    read: () => ({ inputs: text.value }),
+  };
+}
+
+function questionAnsweringInput() {
+  const question = el("input", { type: "text", name: "question", placeholder: "Where do I live?" });
+  const context = el("textarea", { name: "context", placeholder: "My name is Sarah and I live in London" });
+  return {
+    fields: [el("label", { class: "field" }, "Question"), question, el("label", { class: "field" }, "Context"), context],
+    prefill: (example) => { question.value = example.text || ""; context.value = example.context || ""; },
+    read: () => ({ inputs: { question: question.value, context: context.value } }),
+  };
+}
+
+function similarityInput() {
+  const source = el("input", { type: "text", name: "source_sentence", placeholder: "A man is eating food." });
+  const sentences = el("textarea", { name: "sentences", placeholder: "One sentence per line" });
+  return {
+    fields: [el("label", { class: "field" }, "Source sentence"), source, el("label", { class: "field" }, "Sentences to compare, one per line"), sentences],
+    prefill: (example) => {
+      source.value = example.source_sentence || "";
+      sentences.value = (example.sentences || []).join("\n");
+    },
+    read: () => ({ inputs: { source_sentence: source.value, sentences: sentences.value.split("\n").filter((s) => s.trim()) } }),
+  };
+}
+
+function zeroShotInput() {
+  const text = el("textarea", { name: "text", placeholder: "I have a problem with my iphone that needs to be resolved asap!" });
+  const labels = el("input", { type: "text", name: "candidate_labels", placeholder: "urgent, not urgent, phone, tablet" });
+  return {
+    fields: [el("label", { class: "field" }, "Text"), text, el("label", { class: "field" }, "Candidate labels, comma separated"), labels],
+    prefill: (example) => {
+      text.value = example.text || "";
+      labels.value = Array.isArray(example.candidate_labels) ? example.candidate_labels.join(", ") : example.candidate_labels || "";
+    },
+    read: () => ({ inputs: text.value, parameters: { candidate_labels: labels.value.split(",").map((s) => s.trim()).filter(Boolean) } }),
+  };
+}
+
+function mediaInput(kind) {
+  const accept = kind === "audio" ? "audio/*" : "image/*";
+  const file = el("input", { type: "file", name: "file", accept });
+  const preview = el("div");
+  const drop = el("div", { class: "drop" }, `Drop ${kind === "audio" ? "an audio file" : "an image"} here, or `, file, preview);
+  let blob = null;
+  const use = (chosen) => {
+    blob = chosen;
+    preview.replaceChildren();
+    const url = URL.createObjectURL(chosen);
+    preview.append(kind === "audio" ? el("audio", { controls: true, src: url }) : el("img", { src: url, alt: "input image" }));
+  };
+  file.addEventListener("change", () => file.files[0] && use(file.files[0]));
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files[0]) use(event.dataTransfer.files[0]);
+  });
+  const fields = [el("label", { class: "field" }, kind === "audio" ? "Audio" : "Image"), drop];
+  if (kind === "audio") fields.push(recorder(use));
+  return { fields, prefill: () => {}, read: () => ({ media: blob }), preview: () => blob };
+}
+
+// Records from the microphone and sends WAV: every server decodes it, unlike the browser's webm.
+function recorder(use) {
+  const button = el("button", { type: "button", class: "secondary" }, "● Record");
+  let recording = null;
+  button.addEventListener("click", async () => {
+    if (recording) { recording.stop(); return; }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const chunks = [];
+      recording = new MediaRecorder(stream);
+      recording.ondataavailable = (event) => chunks.push(event.data);
+      recording.onstop = async () => {
+        stream.getTracks().forEach((track) => track.stop());
+        recording = null;
+        button.textContent = "● Record";
+        use(await toWav(new Blob(chunks)));
+      };
+      recording.start();
+      button.textContent = "■ Stop";
+    } catch (error) {
+      button.textContent = "Microphone unavailable";
+    }
+  });
+  return button;
+}
+
+async function toWav(blob) {
+  const context = new AudioContext();
+  const audio = await context.decodeAudioData(await blob.arrayBuffer());
+  const samples = audio.getChannelData(0);
+  const buffer = new DataView(new ArrayBuffer(44 + samples.length * 2));
+  const text = (offset, value) => [...value].forEach((c, i) => buffer.setUint8(offset + i, c.charCodeAt(0)));
+  text(0, "RIFF"); buffer.setUint32(4, 36 + samples.length * 2, true); text(8, "WAVEfmt ");
+  buffer.setUint32(16, 16, true); buffer.setUint16(20, 1, true); buffer.setUint16(22, 1, true);
+  buffer.setUint32(24, audio.sampleRate, true); buffer.setUint32(28, audio.sampleRate * 2, true);
+  buffer.setUint16(32, 2, true); buffer.setUint16(34, 16, true); text(36, "data");
+  buffer.setUint32(40, samples.length * 2, true);
+  samples.forEach((s, i) => buffer.setInt16(44 + i * 2, Math.max(-1, Math.min(1, s)) * 0x7fff, true));
+  return new Blob([buffer], { type: "audio/wav" });
+}
+
+function inputFor(task, meta) {
+  if (meta.raw_body === "audio" || meta.raw_body === "image") return mediaInput(meta.raw_body);
+  if (task === "question-answering") return questionAnsweringInput();
+  if (task === "sentence-similarity") return similarityInput();
+  if (task === "zero-shot-classification") return zeroShotInput();
+  return textInput(task);
+}
+
+// ---- parameters, from the request schema ---------------------------------------------------
+
+function resolve(schema, node) {
+  if (node && node.$ref) return resolve(schema, schema.$defs[node.$ref.split("/").pop()]);
+  if (node && node.anyOf) return resolve(schema, node.anyOf.find((option) => option.type !== "null") || node.anyOf[0]);
+  return node || {};
+}
+
+// Options with a scalar or list-of-strings type: under "parameters", or at the top level (feature-extraction).
+function parameterSpecs(schema, taskInput) {
+  const root = resolve(schema, schema);
+  const specs = [];
+  const add = (properties, where) => {
+    for (const [name, property] of Object.entries(properties || {})) {
+      const resolved = resolve(schema, property);
+      const type = resolved.enum ? "enum" : resolved.type;
+      if (["boolean", "integer", "number", "string", "enum"].includes(type) || (type === "array" && resolve(schema, resolved.items).type === "string")) {
+        specs.push({ name, where, type, enum: resolved.enum, default: property.default ?? resolved.default });
+      }
+    }
+  };
+  for (const [name, property] of Object.entries(root.properties || {})) {
+    if (name === "inputs") continue;
+    if (name === "parameters") add(resolve(schema, property).properties, "parameters");
+    else add({ [name]: property }, "top");
+  }
+  return specs.filter((spec) => !(taskInput === "zero-shot-classification" && spec.name === "candidate_labels"));
+}
+
+function parameterPanel(specs) {
+  const controls = specs.map((spec) => {
+    let control;
+    if (spec.type === "boolean") control = el("input", { type: "checkbox", name: spec.name, checked: spec.default === true });
+    else if (spec.type === "enum") control = el("select", { name: spec.name }, el("option", { value: "" }, "(default)"), spec.enum.map((v) => el("option", { value: v, selected: v === spec.default }, v)));
+    else control = el("input", { type: spec.type === "integer" || spec.type === "number" ? "number" : "text", name: spec.name, step: spec.type === "number" ? "any" : undefined, value: spec.default ?? "", placeholder: spec.type === "array" ? "comma separated" : "" });
+    return { spec, control };
+  });
+  const panel = el("details", { class: "parameters" }, el("summary", {}, "Parameters"),
+    controls.map(({ spec, control }) => el("div", { class: "param" }, el("label", {}, spec.name), control)));
+  const read = () => {
+    const values = { parameters: {}, top: {} };
+    for (const { spec, control } of controls) {
+      let value;
+      if (spec.type === "boolean") { if (control.checked === (spec.default === true)) continue; value = control.checked; }
+      else if (control.value === "" || control.value === String(spec.default ?? "")) continue;
+      else if (spec.type === "integer") value = parseInt(control.value, 10);
+      else if (spec.type === "number") value = parseFloat(control.value);
+      else if (spec.type === "array") value = control.value.split(",").map((s) => s.trim()).filter(Boolean);
+      else value = control.value;
+      values[spec.where][spec.name] = value;
+    }
+    return values;
+  };
+  return { panel: controls.length ? panel : null, read };
+}
+
+// ---- requests ------------------------------------------------------------------------------
+
+async function base64(blob) {
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+async function send(url, read, readParameters) {
+  const input = read();
+  const options = readParameters();
+  const headers = { ...authHeaders() };
+  let body;
+  if ("media" in input) {
+    if (!input.media) throw new Error("choose a file first");
+    if (Object.keys(options.parameters).length) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify({ inputs: await base64(input.media), parameters: options.parameters });
+    } else {
+      body = input.media;
+    }
+  } else {
+    headers["Content-Type"] = "application/json";
+    const parameters = { ...(input.parameters || {}), ...options.parameters };
+    const request = { ...input, ...options.top };
+    delete request.parameters;
+    // Only tasks with a parameters object get one: feature-extraction's options are top level.
+    if (Object.keys(parameters).length) request.parameters = parameters;
+    body = JSON.stringify(request);
+  }
+  return fetch(url, { method: "POST", headers, body });
+}
+
+// ---- outputs -------------------------------------------------------------------------------
+
+function bars(entries) {
+  return el("div", { class: "bars" }, entries.map(({ label, score }) =>
+    el("div", { class: "bar-row" }, el("span", { class: "label" }, label),
+      el("div", { class: "bar" }, el("span", { style: `width:${Math.max(0, Math.min(1, score)) * 100}%` })),
+      el("span", { class: "score" }, score.toFixed(3)))));
+}
+
+function highlighted(text, spans) {
+  const parts = [];
+  let at = 0;
+  for (const span of [...spans].sort((a, b) => a.start - b.start)) {
+    if (span.start < at) continue;
+    parts.push(text.slice(at, span.start), el("mark", { title: `${span.label} ${span.score.toFixed(3)}` }, text.slice(span.start, span.end), el("span", { class: "label" }, span.label)));
+    at = span.end;
+  }
+  parts.push(text.slice(at));
+  return el("p", { class: "highlighted" }, parts);
+}
+
+function audioPlayer(src, label, type) {
+  const extension = (type || "audio/flac").split("/")[1].replace("mpeg", "mp3");
+  return el("div", { class: "source" }, el("div", {}, label), el("audio", { controls: true, src }),
+    el("a", { href: src, download: `${label}.${extension}` }, "Download"));
+}
+
+async function render(task, response, request) {
+  if (task === "text-to-speech") {
+    const blob = await response.blob();
+    return audioPlayer(URL.createObjectURL(blob), "speech", blob.type);
+  }
+  const answer = await response.json();
+  switch (task) {
+    case "text-classification": case "zero-shot-classification": case "image-classification": {
+      const labels = Array.isArray(answer[0]) ? answer[0] : answer;
+      const image = request.media && task === "image-classification" ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
+      return el("div", {}, image, bars(labels));
+    }
+    case "question-answering": {
+      const answers = Array.isArray(answer) ? answer : [answer];
+      const best = answers[0];
+      return el("div", {}, el("p", {}, "Answer: ", el("span", { class: "answer-text" }, best.answer), ` (${best.score.toFixed(3)})`),
+        highlighted(request.inputs.context, answers.slice(0, 1).map((a) => ({ ...a, label: "answer" }))));
+    }
+    case "token-classification":
+      return highlighted(request.inputs, answer.map((e) => ({ ...e, label: e.entity_group })));
+    case "sentence-similarity": {
+      const ranked = request.inputs.sentences.map((label, i) => ({ label, score: answer[i] })).sort((a, b) => b.score - a.score);
+      return bars(ranked);
+    }
+    case "fill-mask":
+      return bars(answer.map((c) => ({ label: c.sequence, score: c.score })));
+    case "feature-extraction": {
+      const vectors = Array.isArray(answer[0]) ? answer : [answer];
+      return el("div", {}, vectors.map((v, i) => el("p", { class: "vector" }, `#${i}: ${v.length} dimensions [${v.slice(0, 6).map((x) => x.toFixed(4)).join(", ")}, …]`)));
+    }
+    case "automatic-speech-recognition":
+      return el("div", {}, el("p", { class: "transcript" }, answer.text),
+        (answer.chunks || []).map((c) => el("p", { class: "muted" }, `[${c.timestamp[0].toFixed(2)}–${c.timestamp[1].toFixed(2)} s] ${c.text}`)));
+    case "audio-to-audio":
+      return el("div", { class: "sources" }, answer.map((s) => audioPlayer(`data:${s["content-type"]};base64,${s.blob}`, s.label, s["content-type"])));
+    default: {
+      const first = Array.isArray(answer) ? answer[0] : answer;
+      const text = first && (first.summary_text ?? first.translation_text ?? first.generated_text);
+      return el("p", { class: "generated" }, text ?? JSON.stringify(answer));
+    }
+  }
+}
+
+// ---- widgets -------------------------------------------------------------------------------
+
+function widget(model, catalog) {
+  const body = el("div");
+  const taskPicker = model.tasks.length > 1
+    ? el("select", { name: "task", "aria-label": "task" }, model.tasks.map((t) => el("option", { value: t, selected: t === model.task }, t)))
+    : null;
+  const card = el("section", { class: "widget", "data-model": model.model_id, "data-task": model.task },
+    el("h2", {}, model.model_id),
+    el("div", { class: "meta" }, el("span", { class: "badge" }, model.library), `${model.device || "loading"} · ${model.state}`),
+    taskPicker, body);
+  const build = (task) => {
+    card.dataset.task = task;
+    const meta = catalog.tasks[task];
+    const input = inputFor(task, meta);
+    const parameters = parameterPanel(parameterSpecs(meta.request_schema, task));
+    const output = el("div", { class: "output", "aria-live": "polite" });
+    const button = el("button", { type: "submit" }, "Compute");
+    const examples = task === model.task && model.examples.length
+      ? el("div", { class: "examples" }, "Examples: ", model.examples.map((example, i) =>
+        el("button", { type: "button", class: "secondary", onclick: () => input.prefill(example) }, example.example_title || `#${i + 1}`)))
+      : null;
+    const form = el("form", {}, input.fields, examples, parameters.panel, button, output);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      output.replaceChildren(el("p", { class: "muted" }, "Computing…"));
+      try {
+        const request = input.read();
+        const response = await send(`/models/${model.model_id}/pipeline/${task}`, () => request, parameters.read);
+        if (!response.ok) {
+          const problem = await response.json().catch(() => ({ error: response.statusText }));
+          output.replaceChildren(el("div", { class: "error", role: "alert" }, `${response.status}: ${[].concat(problem.error).join("; ")}`));
+          return;
+        }
+        const time = response.headers.get("x-compute-time");
+        output.replaceChildren(await render(task, response, request),
+          el("div", { class: "time" }, `Computed in ${time} s on ${response.headers.get("x-compute-type")}`));
+      } catch (error) {
+        output.replaceChildren(el("div", { class: "error", role: "alert" }, error.message));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    if (task === model.task && model.examples.length) input.prefill(model.examples[0]);
+    body.replaceChildren(form);
+  };
+  if (taskPicker) taskPicker.addEventListener("change", () => build(taskPicker.value));
+  build(model.task);
+  return card;
+}
+
+async function main() {
+  const container = document.getElementById("models");
+  const response = await fetch("/widgets", { headers: authHeaders() });
+  if (response.status === 401) {
+    const box = document.getElementById("api-key");
+    box.hidden = false;
+    container.replaceChildren(el("p", { class: "error" }, "This server needs an API key."));
+    document.getElementById("api-key-save").onclick = () => {
+      state.apiKey = document.getElementById("api-key-input").value;
+      sessionStorage.setItem("widgetd-api-key", state.apiKey);
+      main();
+    };
+    return;
+  }
+  const catalog = await response.json();
+  container.replaceChildren(...catalog.models.map((model) => widget(model, catalog)));
+  if (!catalog.models.length) container.append(el("p", { class: "muted" }, "This server serves no model."));
+}
+
+main();
