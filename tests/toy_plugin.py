@@ -151,9 +151,11 @@ class ToyPipeline:
     def __init__(self, tasks: Sequence[str]) -> None:
         self.tasks = tuple(tasks)
         self.batch_sizes: list[int] = []
+        self.seen: list[str] = []
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         self.batch_sizes.append(len(requests))
+        self.seen.extend(str(request.inputs) for request in requests)
         for request in requests:
             _misbehave(request)
         return [ANSWERERS[task](request) for request in requests]

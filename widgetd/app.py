@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post
@@ -18,8 +18,10 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from widgetd import media
-from widgetd.batching import QueueFull
+from widgetd.backends import Pipeline
+from widgetd.batching import Batcher, QueueFull
 from widgetd.decoding import decode_request
+from widgetd.metrics import Metrics
 from widgetd.errors import ClientError, NotFound, Unauthorized
 from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
@@ -37,7 +39,11 @@ class ServerSettings:
     api_key: str | None = None
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None
+    """None: each backend's own."""
+    max_batch_wait: float = 0.0
+    """Seconds a batch waits for company; 0 runs whatever arrived while the model was busy."""
     max_queue: int = 1024
+    request_timeout: float = 300.0
 
 
 @dataclass
@@ -48,6 +54,17 @@ class ServerState:
     registry: Registry
     plugins: list[dict[str, Any]] = field(default_factory=list)
     settings: ServerSettings = field(default_factory=ServerSettings)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
+        return Batcher(
+            pipeline,
+            max_batch_size=self.settings.max_batch_size or model.backend.max_batch_size,
+            max_queue=self.settings.max_queue,
+            max_wait=self.settings.max_batch_wait,
+            name=model.model_id,
+            on_batch=lambda size: self.metrics.observe_batch(model.model_id, size),
+        )
 
     def model(self, model_id: str) -> ServedModel:
         for model in self.models:
@@ -105,9 +122,42 @@ def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
     return response
 
 
+def _client_gone(request: Request, error: ClientGone) -> Response:
+    return error_response(499, "the client closed the connection")
+
+
 def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, f"internal error: {type(error).__name__}: {error}")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; its work was dropped."""
+
+
+class RequestTimedOut(ClientError):
+    status = 504
+
+
+async def while_connected(request: Request, work: Awaitable[Any], timeout: float) -> Any:
+    """``work``'s result, unless the client leaves first (the work is dropped) or time runs out."""
+    work_task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({work_task, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if work_task in done:
+        return work_task.result()
+    work_task.cancel()
+    if gone in done:
+        raise ClientGone()
+    raise RequestTimedOut(f"no answer within {timeout:g} s; the model is busy or the input too large")
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def off_loop_for_media(task: Task, function: Callable[..., Any], *args: Any) -> Any:
@@ -124,11 +174,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":
-                    load_model(
-                        model,
-                        max_batch_size=state.settings.max_batch_size,
-                        max_queue=state.settings.max_queue,
-                    )
+                    load_model(model, state.batcher_for)
 
         if load_in_background:
             threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()
@@ -149,6 +195,26 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             raise Unauthorized("a valid 'Authorization: Bearer <api key>' header is required")
 
     async def answer(request: Request, model: ServedModel, task_name: str | None) -> Response:
+        started, status = time.perf_counter(), 500
+        try:
+            response = await answer_unmeasured(request, model, task_name)
+            status = response.status_code or 200
+            return response
+        except ClientError as error:
+            status = error.status
+            raise
+        except ServiceUnavailable:
+            status = 503
+            raise
+        except ClientGone:
+            status = 499
+            raise
+        finally:
+            state.metrics.observe_request(
+                model.model_id, task_name or model.task, status, time.perf_counter() - started
+            )
+
+    async def answer_unmeasured(request: Request, model: ServedModel, task_name: str | None) -> Response:
         check_key(request)
         if model.state == "loading":
             raise ServiceUnavailable(f"model {model.model_id} is loading", LOADING_RETRY_SECONDS)
@@ -162,7 +228,9 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         decoded = await off_loop_for_media(task, decode_request, task, body, request.headers.get("content-type"))
         started = time.perf_counter()
         try:
-            result = await model.batcher.submit(task_name, decoded)
+            result = await while_connected(
+                request, model.batcher.submit(task_name, decoded), state.settings.request_timeout
+            )
         except QueueFull as error:
             raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
         elapsed = time.perf_counter() - started
@@ -223,6 +291,11 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         check_key(request)
         return info_of(state.models)
 
+    @get("/metrics", sync_to_thread=False)
+    def metrics(request: Request) -> Response:
+        check_key(request)
+        return Response(state.metrics.render(state.models), media_type="text/plain; version=0.0.4")
+
     @get("/openapi.json", sync_to_thread=False)
     def openapi() -> dict[str, Any]:
         return openapi_document(state.registry.tasks.values())
@@ -254,6 +327,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             predict_default,
             health,
             info,
+            metrics,
             openapi,
             predict_model,
             model_resource,
@@ -264,6 +338,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         exception_handlers={
             ClientError: _client_error,
             ServiceUnavailable: _unavailable,
+            ClientGone: _client_gone,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

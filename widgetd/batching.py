@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from widgetd.backends import Pipeline
 
@@ -29,10 +29,21 @@ class Batcher:
     A failing batch is retried one request at a time, so one bad request fails alone.
     """
 
-    def __init__(self, pipeline: Pipeline, *, max_batch_size: int, max_queue: int, name: str):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        max_batch_size: int,
+        max_queue: int,
+        name: str,
+        max_wait: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         self.pipeline = pipeline
         self.max_batch_size = max(1, max_batch_size)
         self.max_queue = max_queue
+        self.max_wait = max_wait
+        self.on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
@@ -54,9 +65,14 @@ class Batcher:
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = self._take_batch(await self._queue.get())
+            first = await self._queue.get()
+            if self.max_wait and self._queue.qsize() + 1 < self.max_batch_size:
+                await asyncio.sleep(self.max_wait)
+            batch = self._take_batch(first)
             if not batch:
                 continue
+            if self.on_batch:
+                self.on_batch(len(batch))
             task = batch[0].task
             requests = [pending.request for pending in batch]
             outcomes = await loop.run_in_executor(self._executor, self._run, task, requests)

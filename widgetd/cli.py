@@ -58,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
         help="largest accepted request body in bytes; larger ones get 413 (default 50 MiB)",
     )
     serve.add_argument("--max-batch-size", type=int, help="largest batch a model runs (default: the backend's)")
+    serve.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        default=0.0,
+        help="how long a batch waits for more requests (default 0: it takes whatever queued while the model was busy)",
+    )
+    serve.add_argument("--max-queue", type=int, default=1024, help="requests waiting per model before 503 (default 1024)")
+    serve.add_argument(
+        "--request-timeout", type=float, default=300.0, help="seconds before a request gets a 504 (default 300)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 
@@ -139,6 +149,9 @@ def _serve(arguments: argparse.Namespace) -> int:
             api_key=arguments.api_key,
             max_body_size=arguments.max_body_size,
             max_batch_size=arguments.max_batch_size,
+            max_batch_wait=arguments.max_batch_wait_ms / 1000,
+            max_queue=arguments.max_queue,
+            request_timeout=arguments.request_timeout,
         ),
     )
     uvicorn.run(create_app(state), host=arguments.host, port=arguments.port, log_level=arguments.log_level)

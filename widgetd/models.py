@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from widgetd import devices, hub
-from widgetd.backends import Backend, ModelSnapshot
+from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError
 from widgetd.plugins import Registry
@@ -76,9 +76,8 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
 
 def load_model(
     model: ServedModel,
+    batcher_for: Callable[[ServedModel, Pipeline], Batcher],
     *,
-    max_batch_size: int | None,
-    max_queue: int,
     inventory: Callable[[], Sequence[devices.Accelerator]] = devices.cuda_inventory,
 ) -> None:
     """Download, place and load one model; a failure is kept on the model, not raised."""
@@ -103,10 +102,7 @@ def load_model(
     model.tasks = tuple(getattr(pipeline, "tasks", None) or model.backend.tasks)
     if model.task not in model.tasks:
         model.tasks = (model.task, *model.tasks)
-    batch_size = max_batch_size or model.backend.max_batch_size
-    model.batcher = Batcher(
-        pipeline, max_batch_size=batch_size, max_queue=max_queue, name=model.model_id
-    )
+    model.batcher = batcher_for(model, pipeline)
     model.load_seconds = time.perf_counter() - started
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)

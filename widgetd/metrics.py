@@ -1,0 +1,99 @@
+"""Prometheus metrics: requests, latency, batch sizes, queue depth, load time (text format 0.0.4)."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+from widgetd.models import ServedModel
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class Histogram:
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.buckets = tuple(buckets)
+        self.counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(self.buckets))
+        self.sums: dict[tuple, float] = defaultdict(float)
+        self.totals: dict[tuple, int] = defaultdict(int)
+
+    def observe(self, labels: tuple, value: float) -> None:
+        index = bisect.bisect_left(self.buckets, value)
+        if index < len(self.buckets):
+            self.counts[labels][index] += 1
+        self.sums[labels] += value
+        self.totals[labels] += 1
+
+    def lines(self, name: str, label_names: Sequence[str]) -> Iterable[str]:
+        for labels, counts in sorted(self.counts.items()):
+            cumulative = 0
+            for bound, count in zip(self.buckets, counts):
+                cumulative += count
+                yield f"{name}_bucket{_labels(label_names, labels, le=_number(bound))} {cumulative}"
+            yield f'{name}_bucket{_labels(label_names, labels, le="+Inf")} {self.totals[labels]}'
+            yield f"{name}_sum{_labels(label_names, labels)} {self.sums[labels]}"
+            yield f"{name}_count{_labels(label_names, labels)} {self.totals[labels]}"
+
+
+class Metrics:
+    """Updated on the event loop only, so it needs no lock."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.batch_sizes = Histogram(BATCH_BUCKETS)
+
+    def observe_request(self, model: str, task: str, status: int, seconds: float) -> None:
+        self.requests[(model, task, str(status))] += 1
+        self.latency.observe((model, task), seconds)
+
+    def observe_batch(self, model: str, size: int) -> None:
+        self.batch_sizes.observe((model,), size)
+
+    def render(self, models: Sequence[ServedModel]) -> str:
+        lines = [
+            "# HELP widgetd_requests_total Inference requests by model, task and HTTP status.",
+            "# TYPE widgetd_requests_total counter",
+            *(
+                f"widgetd_requests_total{_labels(('model', 'task', 'status'), key)} {count}"
+                for key, count in sorted(self.requests.items())
+            ),
+            "# HELP widgetd_request_duration_seconds Time from request to answer.",
+            "# TYPE widgetd_request_duration_seconds histogram",
+            *self.latency.lines("widgetd_request_duration_seconds", ("model", "task")),
+            "# HELP widgetd_batch_size Requests run together in one pipeline call.",
+            "# TYPE widgetd_batch_size histogram",
+            *self.batch_sizes.lines("widgetd_batch_size", ("model",)),
+            "# HELP widgetd_queue_depth Requests waiting for their model.",
+            "# TYPE widgetd_queue_depth gauge",
+            *(
+                f"widgetd_queue_depth{_labels(('model',), (m.model_id,))} {m.batcher.depth if m.batcher else 0}"
+                for m in models
+            ),
+            "# HELP widgetd_model_load_seconds Time to download and load each model.",
+            "# TYPE widgetd_model_load_seconds gauge",
+            *(
+                f"widgetd_model_load_seconds{_labels(('model',), (m.model_id,))} {m.load_seconds}"
+                for m in models
+                if m.load_seconds is not None
+            ),
+            "# HELP widgetd_model_ready Whether each model is loaded (1) or not (0).",
+            "# TYPE widgetd_model_ready gauge",
+            *(f"widgetd_model_ready{_labels(('model',), (m.model_id,))} {int(m.ready)}" for m in models),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(names: Sequence[str], values: Sequence[str], **extra: str) -> str:
+    pairs = [*zip(names, values), *extra.items()]
+    return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in pairs) + "}"
