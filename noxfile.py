@@ -1,4 +1,4 @@
-"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/)."""
+"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/), ``benchmark`` (not in CI)."""
 
 from pathlib import Path
 
@@ -36,3 +36,27 @@ def spec(session: nox.Session) -> None:
     """Regenerate spec/ from the task Structs (built-in tasks only)."""
     session.install(*CONSTRAINTS, "-e", ".")
     session.run("widgetd", "spec", "--out", "spec", env={"WIDGETD_LOAD_PLUGINS": ""})
+
+
+AIC_PINS = (
+    # api-inference-community 0.0.37 with the libraries its sentence-transformers image pins
+    # (torch is the machine's CPU wheel instead of the image's 2.4.1).
+    "api-inference-community==0.0.37",
+    "starlette==0.27.0",
+    "sentence-transformers==3.3.1",
+    "transformers==4.48.0",
+    "tokenizers==0.21.0",
+    "huggingface_hub==0.27.1",
+    "uvicorn",
+)
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """widgetd vs api-inference-community vs the in-process limit, sentence-similarity (see benchmarks/)."""
+    install_everything(session)
+    aic = Path(session.create_tmp()) / "aic-venv"
+    if not (aic / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(aic))
+    session.run(str(aic / "bin" / "python"), "-m", "pip", "install", "-q", *CONSTRAINTS, *AIC_PINS, external=True)
+    session.run("python", "benchmarks/sentence_similarity.py", "--aic-python", str(aic / "bin" / "python"), *session.posargs)

@@ -135,6 +135,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Model threads hold the GIL between kernels; a short switch interval keeps the event loop
+    # (health checks, new requests) answering within milliseconds while they run.
+    sys.setswitchinterval(0.001)
     manager, registry = _registry()
     model_ids = arguments.model_id or [os.environ.get("MODEL_ID") or DEFAULT_MODEL_ID]
     requests = [

@@ -94,8 +94,14 @@ class Registry:
 def collect(manager: pluggy.PluginManager) -> Registry:
     """Call every plugin's hooks; a duplicate or invalid registration names its plugin."""
     registry = Registry()
-    _call_each(manager.hook.register_tasks, lambda plugin: _task_registrar(registry, plugin))
-    _call_each(manager.hook.register_backends, lambda plugin: _backend_registrar(registry, plugin))
+    _call_each(
+        manager.hook.register_tasks,
+        lambda plugin: _registrar(plugin, "task", Task, registry, registry.tasks),
+    )
+    _call_each(
+        manager.hook.register_backends,
+        lambda plugin: _registrar(plugin, "backend", Backend, registry, registry.backends),
+    )
     _call_each(
         manager.hook.register_bundled_models, lambda plugin: _bundled_registrar(registry, plugin)
     )
@@ -122,22 +128,14 @@ def _claim(registry: Registry, plugin: str, kind: str, name: str) -> None:
     registry.owners[(kind, name)] = plugin
 
 
-def _task_registrar(registry: Registry, plugin: str):
-    def register(task: Task) -> None:
-        if not isinstance(task, Task):
-            raise PluginError(plugin, f"register_tasks got {task!r}, not a widgetd.Task")
-        _claim(registry, plugin, "task", task.name)
-        registry.tasks[task.name] = task
+def _registrar(plugin: str, kind: str, expected: type, registry: Registry, store: dict):
+    """``register`` for one plugin: checks the type, refuses a name already taken."""
 
-    return register
-
-
-def _backend_registrar(registry: Registry, plugin: str):
-    def register(backend: Backend) -> None:
-        if not isinstance(backend, Backend):
-            raise PluginError(plugin, f"register_backends got {backend!r}, not a widgetd.Backend")
-        _claim(registry, plugin, "backend", backend.name)
-        registry.backends[backend.name] = backend
+    def register(item: Any) -> None:
+        if not isinstance(item, expected):
+            raise PluginError(plugin, f"register_{kind}s got {item!r}, not a widgetd.{expected.__name__}")
+        _claim(registry, plugin, kind, item.name)
+        store[item.name] = item
 
     return register
 

