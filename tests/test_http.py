@@ -256,3 +256,10 @@ def test_a_json_number_is_text_as_api_inference_community_read_it(toy_server):
     url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
     number = httpx.post(url, content=b"12345", headers={"content-type": "application/json"})
     assert number.json() == httpx.post(url, json={"inputs": "12345"}).json()
+
+
+def test_error_messages_become_valid_header_values():
+    from widgetd.app import error_response
+
+    response = error_response(500, "stride 128 is too long (= 128 - 2), \n\r\t bad\x00 end  ")
+    assert response.headers["X-Error-Message"] == "stride 128 is too long (= 128 - 2), bad end"

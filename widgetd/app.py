@@ -99,7 +99,9 @@ def error_response(status: int, message: str, **extra: Any) -> Response:
 
 
 def _header_safe(message: str) -> str:
-    return message.encode("ascii", "replace").decode()[:500].replace("\n", " ")
+    """HTTP header values allow no control characters and no surrounding whitespace."""
+    printable = "".join(c if " " <= c <= "~" else " " for c in message[:500])
+    return " ".join(printable.split())
 
 
 def _client_error(request: Request, error: ClientError) -> Response:

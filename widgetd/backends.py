@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -31,6 +32,28 @@ class Pipeline(Protocol):
 
 def every_file(repo_files: Sequence[str]) -> list[str]:
     return list(repo_files)
+
+
+_OTHER_RUNTIMES = ("onnx/", "openvino/", "coreml/", "tensorflow/", "flax/")
+_OTHER_WEIGHTS = (".onnx", ".h5", ".msgpack", ".ot", ".ckpt", ".tflite", ".mlmodel", ".gguf")
+
+
+def pytorch_files(repo_files: Sequence[str]) -> list[str]:
+    """A PyTorch model's files: no other runtime's copies (ONNX, OpenVINO, TensorFlow, Flax, ...),
+    and ``.bin`` weights only in folders that have no ``.safetensors``."""
+    kept = [
+        name
+        for name in repo_files
+        if not name.startswith(_OTHER_RUNTIMES)
+        and not name.endswith(_OTHER_WEIGHTS)
+        and not posixpath.basename(name).startswith(".")
+    ]
+    with_safetensors = {posixpath.dirname(name) for name in kept if name.endswith(".safetensors")}
+    return [
+        name
+        for name in kept
+        if not (name.endswith(".bin") and posixpath.dirname(name) in with_safetensors)
+    ]
 
 
 def recognizes_nothing(repo_files: Sequence[str]) -> bool:

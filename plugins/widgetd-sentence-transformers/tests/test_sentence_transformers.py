@@ -8,7 +8,6 @@ import httpx
 import numpy as np
 import pytest
 
-from widgetd_sentence_transformers.backend import needed_files
 
 SOURCE = "A man is eating food."
 CLOSE = "A man is eating a piece of bread."
@@ -129,26 +128,3 @@ def test_answers_do_not_depend_on_batch_neighbours(tiny_server):
         )
     for index, scores in enumerate(together):
         assert scores == pytest.approx(alone[index % 3], abs=1e-5)
-
-
-def test_needed_files_skip_other_runtimes_and_duplicate_weights():
-    files = [
-        "modules.json",
-        "config.json",
-        "model.safetensors",
-        "pytorch_model.bin",
-        "1_Pooling/config.json",
-        "onnx/model.onnx",
-        "openvino/openvino_model.xml",
-        "tf_model.h5",
-        "rust_model.ot",
-        ".gitattributes",
-        "2_Dense/pytorch_model.bin",
-    ]
-    assert needed_files(files) == [
-        "modules.json",
-        "config.json",
-        "model.safetensors",
-        "1_Pooling/config.json",
-        "2_Dense/pytorch_model.bin",
-    ]

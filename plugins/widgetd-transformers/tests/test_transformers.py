@@ -1,0 +1,202 @@
+"""Every task of the transformers backend over real HTTP, on tiny models of real architectures."""
+
+from __future__ import annotations
+
+import base64
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import msgspec
+import numpy as np
+import pytest
+from PIL import Image
+
+from widgetd.tasks import BUILTIN_TASKS
+from widgetd.testing.audio import CONTAINERS, encode, tone
+
+TASKS = {task.name: task for task in BUILTIN_TASKS}
+CONTEXT = "My name is Sarah and I live in London. The cat sat on the mat in Paris."
+
+
+def post(server, model: str, **kwargs) -> httpx.Response:
+    return httpx.post(f"{server.url}/models/{model}", timeout=60, **kwargs)
+
+
+def wire(response: httpx.Response, task: str):
+    assert response.status_code == 200, response.text
+    return msgspec.json.decode(response.content, type=TASKS[task].wire_output)
+
+
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_answers_are_spans_of_the_context(server, top_k):
+    body = {"inputs": {"question": "Where does Sarah live?", "context": CONTEXT}, "parameters": {"top_k": top_k}}
+    answers = wire(post(server, "tiny-qa", json=body), "question-answering")
+    answers = answers if isinstance(answers, list) else [answers]
+    assert 1 <= len(answers) <= top_k
+    for answer in answers:
+        assert CONTEXT[answer.start : answer.end] == answer.answer
+        assert 0 <= answer.score <= 1
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+
+
+def test_long_contexts_are_split_into_windows(server):
+    context = " ".join([CONTEXT] * 30)
+    body = {"inputs": {"question": "Where?", "context": context}, "parameters": {"max_seq_len": 48, "doc_stride": 16, "top_k": 5}}
+    answers = wire(post(server, "tiny-qa", json=body), "question-answering")
+    assert any(a.start > 1000 for a in answers) or len(answers) == 5
+    for answer in answers:
+        assert context[answer.start : answer.end] == answer.answer
+
+
+def test_max_answer_len_bounds_the_answer(server):
+    body = {"inputs": {"question": "who", "context": CONTEXT}, "parameters": {"max_answer_len": 1, "top_k": 5, "align_to_words": False}}
+    for answer in wire(post(server, "tiny-qa", json=body), "question-answering"):
+        assert len(answer.answer.split()) <= 1
+
+
+def test_impossible_answer_can_be_empty(server):
+    body = {"inputs": {"question": "who", "context": CONTEXT}, "parameters": {"handle_impossible_answer": True, "top_k": 3}}
+    answers = wire(post(server, "tiny-qa", json=body), "question-answering")
+    assert all(CONTEXT[a.start : a.end] == a.answer for a in answers)
+
+
+def test_empty_context_is_a_400(server):
+    response = post(server, "tiny-qa", json={"inputs": {"question": "who", "context": "   "}})
+    assert response.status_code == 400 and "context" in response.json()["error"]
+
+
+@pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
+def test_entity_spans_match_the_text(server, strategy):
+    text = "My name is Sarah and I live in London"
+    body = {"inputs": text, "parameters": {"aggregation_strategy": strategy, "ignore_labels": []}}
+    entities = wire(post(server, "tiny-ner", json=body), "token-classification")
+    assert entities, "with no label ignored, every token is an entity"
+    for entity in entities:
+        assert 0 <= entity.start < entity.end <= len(text)
+        assert text[entity.start : entity.end] == entity.word
+        assert entity.entity_group.split("-")[-1] in {"O", "PER", "LOC"}
+        assert 0 <= entity.score <= 1
+
+
+def test_text_classification_is_nested_sorted_and_honours_top_k(server):
+    (labels,) = wire(post(server, "tiny-sentiment", json={"inputs": "good movie"}), "text-classification")
+    assert {l.label for l in labels} == {"NEGATIVE", "POSITIVE"}
+    assert labels[0].score >= labels[1].score and sum(l.score for l in labels) == pytest.approx(1, abs=1e-4)
+    (top,) = wire(post(server, "tiny-sentiment", json={"inputs": "good", "parameters": {"top_k": 1, "function_to_apply": "sigmoid"}}), "text-classification")
+    assert len(top) == 1
+
+
+def test_zero_shot_scores_every_candidate(server):
+    body = {"inputs": "the cat sat", "parameters": {"candidate_labels": ["cat", "movie", "food"], "multi_label": False}}
+    labels = wire(post(server, "tiny-nli", json=body), "zero-shot-classification")
+    assert sorted(l.label for l in labels) == ["cat", "food", "movie"]
+    assert sum(l.score for l in labels) == pytest.approx(1, abs=1e-4)
+    assert [l.score for l in labels] == sorted((l.score for l in labels), reverse=True)
+
+
+def test_fill_mask_candidates_fill_the_mask(server):
+    body = {"inputs": "the cat sat on the [MASK].", "parameters": {"top_k": 3}}
+    candidates = wire(post(server, "tiny-mlm", json=body), "fill-mask")
+    assert len(candidates) == 3
+    for candidate in candidates:
+        assert "[MASK]" not in candidate.sequence and candidate.token_str.strip() in candidate.sequence
+
+
+def test_fill_mask_targets(server):
+    body = {"inputs": "the [MASK] sat.", "parameters": {"targets": ["cat", "dog"]}}
+    assert {c.token_str for c in wire(post(server, "tiny-mlm", json=body), "fill-mask")} == {"cat", "dog"}
+
+
+@pytest.mark.parametrize("text", ["no mask here", "two [MASK] [MASK]"])
+def test_fill_mask_needs_exactly_one_mask(server, text):
+    response = post(server, "tiny-mlm", content=text)
+    assert response.status_code == 400 and "[MASK]" in response.json()["error"]
+
+
+def test_feature_extraction_embeds_texts(server):
+    one = post(server, "tiny-embedder", json={"inputs": "the cat"}).json()
+    many = post(server, "tiny-embedder", json={"inputs": ["the cat", "a dog"]}).json()
+    assert len(one) == 32 and np.linalg.norm(one) == pytest.approx(1, abs=1e-4)
+    assert np.allclose(many[0], one, atol=1e-5)
+
+
+def test_feature_extraction_refuses_long_texts_unless_truncated(server):
+    long_text = "the cat " * 100
+    assert post(server, "tiny-embedder", json={"inputs": long_text}).status_code == 400
+    assert post(server, "tiny-embedder", json={"inputs": long_text, "truncate": True}).status_code == 200
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+@pytest.mark.parametrize(("rate", "channels"), [(16000, 1), (44100, 2), (8000, 1)])
+def test_speech_in_every_container_rate_and_channel_count(server, container, rate, channels):
+    transcript = wire(post(server, "tiny-asr", content=encode(tone(1.0, rate, channels), rate, container)), "automatic-speech-recognition")
+    assert isinstance(transcript.text, str) and transcript.chunks is None
+
+
+def test_speech_with_word_timestamps(server):
+    body = {"inputs": base64.b64encode(encode(tone(1.0, 16000), 16000, "WAV")).decode(), "parameters": {"return_timestamps": True}}
+    transcript = wire(post(server, "tiny-asr", json=body), "automatic-speech-recognition")
+    assert transcript.chunks is not None
+    assert all(0 <= c.timestamp[0] <= c.timestamp[1] <= 1.1 for c in transcript.chunks)
+
+
+@pytest.mark.parametrize("body", [b"not audio", b"RIFF\x00\x00\x00\x00WAVEfmt "])
+def test_malformed_audio_is_415(server, body):
+    assert post(server, "tiny-asr", content=body).status_code == 415
+
+
+def image_bytes(image_format: str, mode: str = "RGB", size=(48, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, (120, 30, 200) if mode == "RGB" else 100).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("image_format", "mode"), [("JPEG", "RGB"), ("PNG", "RGBA"), ("WEBP", "RGB"), ("PNG", "L")])
+def test_images_are_classified(server, image_format, mode):
+    labels = wire(post(server, "tiny-vit", content=image_bytes(image_format, mode)), "image-classification")
+    assert len(labels) == 5
+    assert [l.score for l in labels] == sorted((l.score for l in labels), reverse=True)
+    assert all(0 <= l.score <= 1 for l in labels)
+
+
+def test_image_top_k_with_base64_json(server):
+    body = {"inputs": base64.b64encode(image_bytes("PNG")).decode(), "parameters": {"top_k": 2}}
+    assert len(wire(post(server, "tiny-vit", json=body), "image-classification")) == 2
+
+
+def test_malformed_images_are_415(server):
+    assert post(server, "tiny-vit", content=b"\x89PNG\r\n\x1a\nbroken").status_code == 415
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        ("tiny-sentiment", {"inputs": "good movie"}),
+        ("tiny-ner", {"inputs": "Sarah lives in London"}),
+        ("tiny-embedder", {"inputs": "the cat sat"}),
+        ("tiny-mlm", {"inputs": "the [MASK] sat"}),
+    ],
+)
+def test_answers_do_not_depend_on_batch_neighbours(server, model, body):
+    alone = post(server, model, json=body).json()
+    others = [{"inputs": "a dog " * n + "[MASK]" if model == "tiny-mlm" else "a dog " * n} for n in range(1, 12)]
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda b: post(server, model, json=b), [body, *others, body]))
+    for together in (results[0].json(), results[-1].json()):
+        assert_close(together, alone)
+
+
+def assert_close(actual, expected):
+    if isinstance(expected, dict):
+        assert actual.keys() == expected.keys()
+        for key in expected:
+            assert_close(actual[key], expected[key])
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected)
+        for a, e in zip(actual, expected):
+            assert_close(a, e)
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, abs=1e-4)
+    else:
+        assert actual == expected

@@ -1,0 +1,61 @@
+"""automatic-speech-recognition: decoded and resampled by widgetd (no torchaudio), recognised by transformers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import msgspec
+
+from widgetd import ModelSnapshot
+from widgetd.media import decode_audio
+from widgetd.tasks.automatic_speech_recognition import (
+    AutomaticSpeechRecognitionChunk,
+    AutomaticSpeechRecognitionInput,
+    AutomaticSpeechRecognitionOutput,
+)
+from widgetd_transformers.loading import grouped, hf_pipeline
+
+
+class SpeechRecognition:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.sample_rate = int(pipe.feature_extractor.sampling_rate)
+        self.is_ctc = "ctc" in getattr(pipe, "type", "")
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> SpeechRecognition:
+        return cls(hf_pipeline("automatic-speech-recognition", snapshot))
+
+    def __call__(self, requests: Sequence[AutomaticSpeechRecognitionInput]) -> list[AutomaticSpeechRecognitionOutput]:
+        answers: list[Any] = [None] * len(requests)
+        for (timestamps, generation), indexes in grouped(requests, _options).items():
+            kwargs: dict[str, Any] = {}
+            if timestamps:
+                # CTC models time words; sequence-to-sequence models (Whisper) time segments.
+                kwargs["return_timestamps"] = "word" if self.is_ctc else True
+            if generation and not self.is_ctc:
+                kwargs["generate_kwargs"] = dict(generation)
+            audio = [self._samples(requests[index].inputs) for index in indexes]
+            for index, result in zip(indexes, self.pipe(audio, batch_size=len(audio), **kwargs)):
+                answers[index] = _transcript(result, timestamps)
+        return answers
+
+    def _samples(self, data: bytes) -> dict:
+        audio = decode_audio(data).mono().resampled(self.sample_rate)
+        return {"raw": audio.samples, "sampling_rate": self.sample_rate}
+
+
+def _options(request: AutomaticSpeechRecognitionInput) -> tuple:
+    generation = request.parameters.generation_parameters
+    settings = tuple(sorted(msgspec.structs.asdict(generation).items())) if generation else ()
+    return request.parameters.return_timestamps, tuple((k, v) for k, v in settings if v is not None)
+
+
+def _transcript(result: dict, timestamps: bool) -> AutomaticSpeechRecognitionOutput:
+    if not timestamps:
+        return AutomaticSpeechRecognitionOutput(result["text"])
+    chunks = [
+        AutomaticSpeechRecognitionChunk(chunk["text"], (float(chunk["timestamp"][0] or 0.0), float(chunk["timestamp"][1] or 0.0)))
+        for chunk in result.get("chunks", [])
+    ]
+    return AutomaticSpeechRecognitionOutput(result["text"], chunks)

@@ -1,0 +1,50 @@
+"""The transformers backend: which task runner answers which task, and loading a snapshot."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from widgetd import Backend, ModelSnapshot
+from widgetd.backends import pytorch_files
+from widgetd_transformers import audio, question_answering, text, vision
+
+RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]]]] = {
+    "question-answering": question_answering.QuestionAnswering.load,
+    "token-classification": text.TokenClassification.load,
+    "text-classification": text.TextClassification.load,
+    "zero-shot-classification": text.ZeroShotClassification.load,
+    "fill-mask": text.FillMask.load,
+    "feature-extraction": text.FeatureExtraction.load,
+    "automatic-speech-recognition": audio.SpeechRecognition.load,
+    "image-classification": vision.ImageClassification.load,
+}
+
+
+class TransformersPipeline:
+    """One loaded model answering the task its card names."""
+
+    def __init__(self, task: str, runner: Callable[[Sequence[Any]], list[Any]]) -> None:
+        self.tasks = (task,)
+        self.runner = runner
+
+    def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
+        return self.runner(requests)
+
+
+def load(snapshot: ModelSnapshot) -> TransformersPipeline:
+    return TransformersPipeline(snapshot.task, RUNNERS[snapshot.task](snapshot))
+
+
+def recognizes(repo_files: Sequence[str]) -> bool:
+    return "config.json" in repo_files and "modules.json" not in repo_files
+
+
+BACKEND = Backend(
+    name="transformers",
+    library="transformers",
+    tasks=tuple(RUNNERS),
+    load=load,
+    files=pytorch_files,
+    recognizes=recognizes,
+    max_batch_size=16,
+)

@@ -1,0 +1,35 @@
+"""Loading models and processors from a snapshot, on the chosen device, never running remote code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from widgetd import ModelSnapshot
+
+
+def dtype_for(device: str) -> Any:
+    import torch
+
+    return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
+    """A transformers pipeline for ``task`` on the snapshot's files and device."""
+    from transformers import pipeline
+
+    return pipeline(
+        task,
+        model=str(snapshot.path),
+        device=snapshot.device,
+        dtype=dtype_for(snapshot.device),
+        trust_remote_code=False,
+        **kwargs,
+    )
+
+
+def grouped(requests, key) -> dict[Any, list[int]]:
+    """Indexes of the requests that share ``key(request)``: one batch per parameter set."""
+    groups: dict[Any, list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(key(request), []).append(index)
+    return groups

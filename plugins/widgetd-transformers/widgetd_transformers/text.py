@@ -1,0 +1,193 @@
+"""Text tasks: token and text classification, zero-shot, fill-mask and feature extraction."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from widgetd import InvalidInput, ModelSnapshot
+from widgetd.tasks._common import ClassificationOutput
+from widgetd.tasks.fill_mask import FillMaskCandidate
+from widgetd.tasks.token_classification import TokenClassificationEntity
+from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline
+
+
+def _texts(requests: Sequence[Any], indexes: list[int]) -> list[str]:
+    return [requests[index].inputs for index in indexes]
+
+
+class TokenClassification:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> TokenClassification:
+        return cls(hf_pipeline("token-classification", snapshot))
+
+    def __call__(self, requests: Sequence[Any]) -> list[list[TokenClassificationEntity]]:
+        answers: list[Any] = [None] * len(requests)
+        for options, indexes in grouped(requests, _token_options).items():
+            strategy, ignore_labels, stride = options
+            kwargs: dict[str, Any] = {"aggregation_strategy": strategy}
+            if ignore_labels is not None:
+                kwargs["ignore_labels"] = list(ignore_labels)
+            if stride is not None:
+                if strategy == "none":
+                    raise InvalidInput("parameters.stride needs an aggregation_strategy other than none", field="parameters.stride")
+                kwargs["stride"] = stride
+            texts = _texts(requests, indexes)
+            for index, text, found in zip(indexes, texts, self.pipe(texts, batch_size=len(texts), **kwargs)):
+                answers[index] = [_entity(text, entity) for entity in found if entity.get("start") is not None]
+        return answers
+
+
+def _token_options(request: Any) -> tuple:
+    ignore = request.parameters.ignore_labels
+    return (request.parameters.aggregation_strategy, tuple(ignore) if ignore is not None else None, request.parameters.stride)
+
+
+def _entity(text: str, entity: dict) -> TokenClassificationEntity:
+    start, end = int(entity["start"]), int(entity["end"])
+    label = entity.get("entity_group") or entity["entity"]
+    # The pipeline's "word" is decoded from tokens (lower-cased, "##"-joined); the span is the truth.
+    return TokenClassificationEntity(label, float(entity["score"]), text[start:end], start, end)
+
+
+class TextClassification:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> TextClassification:
+        return cls(hf_pipeline("text-classification", snapshot))
+
+    def __call__(self, requests: Sequence[Any]) -> list[list[ClassificationOutput]]:
+        answers: list[Any] = [None] * len(requests)
+        for (top_k, function), indexes in grouped(
+            requests, lambda r: (r.parameters.top_k, r.parameters.function_to_apply)
+        ).items():
+            kwargs: dict[str, Any] = {"top_k": top_k}
+            if function is not None:
+                kwargs["function_to_apply"] = function
+            texts = _texts(requests, indexes)
+            for index, labels in zip(indexes, self.pipe(texts, batch_size=len(texts), **kwargs)):
+                answers[index] = _ranked(labels)
+        return answers
+
+
+def _ranked(labels: Any) -> list[ClassificationOutput]:
+    labels = labels if isinstance(labels, list) else [labels]
+    ranked = sorted(labels, key=lambda entry: -entry["score"])
+    return [ClassificationOutput(entry["label"], float(entry["score"])) for entry in ranked]
+
+
+class ZeroShotClassification:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ZeroShotClassification:
+        return cls(hf_pipeline("zero-shot-classification", snapshot))
+
+    def __call__(self, requests: Sequence[Any]) -> list[list[ClassificationOutput]]:
+        answers: list[Any] = [None] * len(requests)
+        for (labels, template, multi_label), indexes in grouped(
+            requests,
+            lambda r: (tuple(r.parameters.candidate_labels), r.parameters.hypothesis_template, r.parameters.multi_label),
+        ).items():
+            texts = _texts(requests, indexes)
+            results = self.pipe(
+                texts, candidate_labels=list(labels), hypothesis_template=template, multi_label=multi_label
+            )
+            for index, result in zip(indexes, results if isinstance(results, list) else [results]):
+                answers[index] = [
+                    ClassificationOutput(label, float(score)) for label, score in zip(result["labels"], result["scores"])
+                ]
+        return answers
+
+
+class FillMask:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.mask = pipe.tokenizer.mask_token
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> FillMask:
+        return cls(hf_pipeline("fill-mask", snapshot))
+
+    def __call__(self, requests: Sequence[Any]) -> list[list[FillMaskCandidate]]:
+        for request in requests:
+            count = request.inputs.count(self.mask)
+            if count != 1:
+                raise InvalidInput(
+                    f"inputs must contain this model's mask token {self.mask} exactly once (found {count})",
+                    field="inputs",
+                )
+        answers: list[Any] = [None] * len(requests)
+        for (top_k, targets), indexes in grouped(
+            requests, lambda r: (r.parameters.top_k, tuple(r.parameters.targets or ()))
+        ).items():
+            kwargs: dict[str, Any] = {"top_k": top_k}
+            if targets:
+                kwargs["targets"] = list(targets)
+            texts = _texts(requests, indexes)
+            results = self.pipe(texts, batch_size=len(texts), **kwargs)
+            if len(texts) == 1:
+                results = [results]
+            for index, candidates in zip(indexes, results):
+                answers[index] = [
+                    FillMaskCandidate(c["sequence"], float(c["score"]), int(c["token"]), c["token_str"])
+                    for c in candidates
+                ]
+        return answers
+
+
+class FeatureExtraction:
+    """Mean-pooled sentence embeddings, as TEI (where the contract comes from) answers."""
+
+    def __init__(self, tokenizer: Any, model: Any, device: str) -> None:
+        self.tokenizer, self.model, self.device = tokenizer, model, device
+        self.limit = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 10**6))
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> FeatureExtraction:
+        from transformers import AutoModel, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
+        model = AutoModel.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
+        return cls(tokenizer, model.to(snapshot.device).eval(), snapshot.device)
+
+    def __call__(self, requests: Sequence[Any]) -> list[Any]:
+        answers: list[Any] = [None] * len(requests)
+        for (normalize, truncate, direction), indexes in grouped(
+            requests, lambda r: (r.normalize, r.truncate, r.truncation_direction)
+        ).items():
+            for index in indexes:
+                if requests[index].prompt_name is not None:
+                    raise InvalidInput("prompt_name: this model defines no prompts", field="prompt_name")
+            texts = [t for i in indexes for t in ([requests[i].inputs] if isinstance(requests[i].inputs, str) else requests[i].inputs)]
+            vectors = iter(self._embed(texts, normalize, truncate, direction))
+            for index in indexes:
+                inputs = requests[index].inputs
+                answers[index] = next(vectors) if isinstance(inputs, str) else [next(vectors) for _ in inputs]
+        return answers
+
+    def _embed(self, texts: list[str], normalize: bool, truncate: bool, direction: str) -> list[list[float]]:
+        import torch
+
+        if not truncate:
+            for position, ids in enumerate(self.tokenizer(texts)["input_ids"]):
+                if len(ids) > self.limit:
+                    raise InvalidInput(
+                        f"inputs: text {position} is {len(ids)} tokens long, more than this model's limit of "
+                        f"{self.limit}; shorten it or pass truncate=true",
+                        field="inputs",
+                    )
+        self.tokenizer.truncation_side = direction
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.limit, return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        if normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.cpu().tolist()
