@@ -12,6 +12,7 @@ CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
 PLUGINS = (
     "plugins/widgetd-sentence-transformers[default-model]",
     "plugins/widgetd-asteroid",
+    "plugins/widgetd-transformers",
 )
 
 

@@ -86,6 +86,72 @@ def save_vit(folder: Path) -> Path:
     return folder
 
 
+def save_byte_level_bpe(folder: Path) -> Path:
+    from tokenizers import ByteLevelBPETokenizer
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator([" ".join(WORDS)] * 10, vocab_size=300, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    folder.mkdir(parents=True)
+    trainer.save_model(str(folder))
+    return folder
+
+
+def save_bart(folder: Path, pipeline_tag: str, bpe: Path) -> Path:
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer = BartTokenizerFast.from_pretrained(str(bpe), model_max_length=128)
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id,
+    )
+    folder.mkdir(parents=True)
+    BartForConditionalGeneration(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, pipeline_tag)
+    return folder
+
+
+def save_gpt2(folder: Path, bpe: Path) -> Path:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer = GPT2TokenizerFast.from_pretrained(str(bpe), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=128,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    folder.mkdir(parents=True)
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, "text-generation")
+    return folder
+
+
+def save_vits(folder: Path) -> Path:
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    vocabulary = {c: i for i, c in enumerate(["<pad>", *" abcdefghijklmnopqrstuvwxyz'.,!?"])}
+    (folder / "vocab.json").write_text(json.dumps(vocabulary))
+    VitsTokenizer(str(folder / "vocab.json"), pad_token="<pad>", unk_token="<pad>", add_blank=False, phonemize=False).save_pretrained(str(folder))
+    config = VitsConfig(
+        vocab_size=len(vocabulary), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, flow_size=16,
+        spectrogram_bins=33, upsample_initial_channel=16, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
+        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1, posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16, depth_separable_num_layers=1, sampling_rate=16000,
+    )
+    VitsModel(config).save_pretrained(str(folder))
+    card(folder, "text-to-speech")
+    return folder
+
+
 def build_models(root: Path) -> dict[str, Path]:
     from transformers import (
         BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel,
@@ -100,6 +166,10 @@ def build_models(root: Path) -> dict[str, Path]:
         "tiny-embedder": save_bert(root / "tiny-embedder", BertModel, "feature-extraction"),
         "tiny-asr": save_wav2vec2(root / "tiny-asr"),
         "tiny-vit": save_vit(root / "tiny-vit"),
+        "tiny-summarizer": save_bart(root / "tiny-summarizer", "summarization", bpe := save_byte_level_bpe(root / "bpe")),
+        "tiny-translator": save_bart(root / "tiny-translator", "translation", bpe),
+        "tiny-gpt2": save_gpt2(root / "tiny-gpt2", bpe),
+        "tiny-tts": save_vits(root / "tiny-tts"),
     }
 
 

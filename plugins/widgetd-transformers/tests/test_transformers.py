@@ -200,3 +200,75 @@ def assert_close(actual, expected):
         assert actual == pytest.approx(expected, abs=1e-4)
     else:
         assert actual == expected
+
+
+GROW = {"generate_parameters": {"min_new_tokens": 3, "max_new_tokens": 6}}
+
+
+def test_summaries_are_list_wrapped(server):
+    body = {"inputs": "my name is sarah and i live in london " * 3, "parameters": GROW}
+    (summary,) = wire(post(server, "tiny-summarizer", json=body), "summarization")
+    assert isinstance(summary.summary_text, str) and summary.summary_text
+
+
+def test_translation_and_languages_of_a_one_pair_model(server):
+    (translation,) = wire(post(server, "tiny-translator", json={"inputs": "the cat sat", "parameters": GROW}), "translation")
+    assert translation.translation_text
+    refused = post(server, "tiny-translator", json={"inputs": "the cat", "parameters": {"src_lang": "en_XX", "tgt_lang": "fr_XX"}})
+    assert refused.status_code == 400 and "multilingual" in refused.json()["error"]
+
+
+def test_summarization_refuses_long_inputs_unless_truncated(server):
+    long_text = "the cat sat on the mat " * 60
+    assert post(server, "tiny-summarizer", json={"inputs": long_text}).status_code == 400
+    allowed = {"inputs": long_text, "parameters": {"truncation": "longest_first", **GROW}}
+    assert post(server, "tiny-summarizer", json=allowed).status_code == 200
+
+
+def test_text_generation_continues_the_prompt(server):
+    body = {"inputs": "the cat", "parameters": {"max_new_tokens": 5, "do_sample": False}, "stream": False}
+    (generated,) = wire(post(server, "tiny-gpt2", json=body), "text-generation")
+    assert generated.generated_text.startswith("the cat") and len(generated.generated_text) > len("the cat")
+    again = wire(post(server, "tiny-gpt2", json=body), "text-generation")
+    assert again[0].generated_text == generated.generated_text
+
+
+def test_text_generation_options(server):
+    new_only = {"inputs": "the cat", "parameters": {"max_new_tokens": 4, "return_full_text": False}}
+    (generated,) = wire(post(server, "tiny-gpt2", json=new_only), "text-generation")
+    assert not generated.generated_text.startswith("the cat")
+    sampled = {"inputs": "hello", "parameters": {"max_new_tokens": 4, "do_sample": True, "seed": 7, "temperature": 0.8, "top_k": 5}}
+    first, second = (post(server, "tiny-gpt2", json=sampled).json() for _ in range(2))
+    assert first == second
+    assert post(server, "tiny-gpt2", json={"inputs": "x", "stream": True}).status_code == 400
+
+
+def test_text_to_speech_answers_audio_in_the_accepted_format(server):
+    import soundfile
+
+    for accept, container in (("audio/flac", "FLAC"), ("audio/wav", "WAV")):
+        response = post(server, "tiny-tts", json={"inputs": "hello there"}, headers={"accept": accept})
+        assert response.status_code == 200 and response.headers["content-type"] == accept
+        info = soundfile.info(io.BytesIO(response.content))
+        assert info.format == container and info.samplerate == 16000 and info.frames > 0
+
+
+def test_a_hub_model_downloads_only_what_pytorch_needs(local_hub, hub_env, model_dirs, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from widgetd.testing.process import ServeProcess
+
+    repo = tmp_path / "repo"
+    shutil.copytree(model_dirs["tiny-sentiment"], repo)
+    (repo / "tf_model.h5").write_bytes(b"tensorflow weights")
+    (repo / "onnx").mkdir()
+    (repo / "onnx" / "model.onnx").write_bytes(b"onnx weights")
+    local_hub.publish("org/tiny-sentiment", repo)
+    with ServeProcess(["--model-id", "org/tiny-sentiment"], {**hub_env, "WIDGETD_LOAD_PLUGINS": "transformers"}) as process:
+        (labels,) = httpx.post(process.url, json={"inputs": "good"}).json()
+        assert len(labels) == 2
+    snapshots = Path(hub_env["HF_HUB_CACHE"]) / "models--org--tiny-sentiment" / "snapshots"
+    files = {p.name for p in snapshots.rglob("*") if p.is_file()}
+    assert "model.safetensors" in files and "config.json" in files
+    assert not files & {"tf_model.h5", "model.onnx"}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import msgspec
-
 from widgetd import ModelSnapshot
 from widgetd.media import decode_audio
 from widgetd.tasks.automatic_speech_recognition import (
@@ -13,7 +11,7 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionInput,
     AutomaticSpeechRecognitionOutput,
 )
-from widgetd_transformers.loading import grouped, hf_pipeline
+from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline
 
 
 class SpeechRecognition:
@@ -46,9 +44,7 @@ class SpeechRecognition:
 
 
 def _options(request: AutomaticSpeechRecognitionInput) -> tuple:
-    generation = request.parameters.generation_parameters
-    settings = tuple(sorted(msgspec.structs.asdict(generation).items())) if generation else ()
-    return request.parameters.return_timestamps, tuple((k, v) for k, v in settings if v is not None)
+    return request.parameters.return_timestamps, generation_settings(request.parameters.generation_parameters)
 
 
 def _transcript(result: dict, timestamps: bool) -> AutomaticSpeechRecognitionOutput:

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 from widgetd import Backend, ModelSnapshot
 from widgetd.backends import pytorch_files
-from widgetd_transformers import audio, question_answering, text, vision
+from widgetd_transformers import audio, generation, question_answering, speech, text, vision
 
 RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]]]] = {
     "question-answering": question_answering.QuestionAnswering.load,
@@ -17,6 +17,10 @@ RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]
     "feature-extraction": text.FeatureExtraction.load,
     "automatic-speech-recognition": audio.SpeechRecognition.load,
     "image-classification": vision.ImageClassification.load,
+    "summarization": generation.Summarization,
+    "translation": generation.Translation,
+    "text-generation": generation.TextGeneration.load,
+    "text-to-speech": speech.TextToSpeech.load,
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from widgetd import ModelSnapshot
 
 
@@ -25,6 +27,14 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
         trust_remote_code=False,
         **kwargs,
     )
+
+
+def generation_settings(parameters: Any) -> tuple:
+    """Generation parameters as a hashable tuple of the fields that are set."""
+    if parameters is None:
+        return ()
+    fields = sorted(msgspec.structs.asdict(parameters).items())
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields if v is not None)
 
 
 def grouped(requests, key) -> dict[Any, list[int]]:

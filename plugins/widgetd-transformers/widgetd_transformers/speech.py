@@ -1,0 +1,34 @@
+"""text-to-speech: transformers' text-to-audio models (VITS/MMS-TTS, Bark, MusicGen, ...), answered as audio."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from widgetd import ModelSnapshot
+from widgetd.media import Audio
+from widgetd.tasks.text_to_speech import TextToSpeechInput
+from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline
+
+
+class TextToSpeech:
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> TextToSpeech:
+        return cls(hf_pipeline("text-to-audio", snapshot))
+
+    def __call__(self, requests: Sequence[TextToSpeechInput]) -> list[Audio]:
+        answers: list[Any] = [None] * len(requests)
+        for settings, indexes in grouped(requests, lambda r: generation_settings(r.parameters.generation_parameters)).items():
+            kwargs = {"generate_kwargs": dict(settings)} if settings else {}
+            # One text at a time: padded batches change the speech of the shorter texts.
+            for index in indexes:
+                result = self.pipe(requests[index].inputs, **kwargs)
+                samples = np.asarray(result["audio"], dtype=np.float32).squeeze()
+                if samples.ndim == 2:
+                    samples = samples.T
+                answers[index] = Audio(samples, int(result["sampling_rate"]))
+        return answers
