@@ -77,3 +77,5 @@ class Backend:
     recognizes: Callable[[Sequence[str]], bool] = recognizes_nothing
     max_batch_size: int = 1
     """How many requests ``load``'s pipeline may be given at once; 1 turns batching off."""
+    infer_task: Callable[[Path], str | None] | None = None
+    """The task of a model on disk whose card names none (e.g. from its config), if it can tell."""

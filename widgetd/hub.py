@@ -169,8 +169,9 @@ def _served_libraries(backends: Mapping[str, Backend]) -> str:
 
 
 def choose_task(source: ModelSource, backend: Backend, *, task: str | None = None) -> str:
-    """``task``, else the card's pipeline_tag, else the backend's first task."""
-    chosen = task or source.pipeline_tag or backend.tasks[0]
+    """``task``, else the card's pipeline_tag, else what the backend infers, else its first task."""
+    inferred = backend.infer_task(source.path) if backend.infer_task and source.path else None
+    chosen = task or source.pipeline_tag or inferred or backend.tasks[0]
     if chosen not in backend.tasks:
         raise ModelResolutionError(
             f"model {source.model_id!r} needs task {chosen!r}, but backend {backend.name!r} "

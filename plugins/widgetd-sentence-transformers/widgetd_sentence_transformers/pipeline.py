@@ -124,14 +124,13 @@ class SentenceTransformersPipeline:
 
     def _encode(self, texts: list[str], *, normalize: bool, prompt: str | None = None) -> np.ndarray:
         vectors = self.model.encode(
-            texts,
-            prompt=prompt,
-            batch_size=ENCODE_BATCH_SIZE,
-            normalize_embeddings=normalize,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            texts, prompt=prompt, batch_size=ENCODE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if normalize:
+            # In float32: normalising float16 (CUDA) embeddings in float16 leaves norms 1e-3 off.
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
 
 def _options(request: FeatureExtractionInput) -> tuple:

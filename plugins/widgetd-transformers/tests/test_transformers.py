@@ -176,11 +176,14 @@ def test_malformed_images_are_415(server):
         ("tiny-ner", {"inputs": "Sarah lives in London"}),
         ("tiny-embedder", {"inputs": "the cat sat"}),
         ("tiny-mlm", {"inputs": "the [MASK] sat"}),
+        ("tiny-qa", {"inputs": {"question": "who lives in london", "context": CONTEXT}, "parameters": {"top_k": 3}}),
     ],
 )
 def test_answers_do_not_depend_on_batch_neighbours(server, model, body):
     alone = post(server, model, json=body).json()
     others = [{"inputs": "a dog " * n + "[MASK]" if model == "tiny-mlm" else "a dog " * n} for n in range(1, 12)]
+    if model == "tiny-qa":
+        others = [{"inputs": {"question": "where " * n, "context": CONTEXT * n}} for n in range(1, 12)]
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(lambda b: post(server, model, json=b), [body, *others, body]))
     for together in (results[0].json(), results[-1].json()):
@@ -272,3 +275,23 @@ def test_a_hub_model_downloads_only_what_pytorch_needs(local_hub, hub_env, model
     files = {p.name for p in snapshots.rglob("*") if p.is_file()}
     assert "model.safetensors" in files and "config.json" in files
     assert not files & {"tf_model.h5", "model.onnx"}
+
+
+@pytest.mark.parametrize(
+    ("model", "task"),
+    [("tiny-qa", "question-answering"), ("tiny-ner", "token-classification"), ("tiny-mlm", "fill-mask"),
+     ("tiny-asr", "automatic-speech-recognition"), ("tiny-vit", "image-classification"), ("tiny-gpt2", "text-generation"),
+     ("tiny-embedder", "feature-extraction"), ("tiny-tts", "text-to-speech")],
+)
+def test_a_model_folder_without_a_card_gets_its_task_from_config(model_dirs, model, task, tmp_path):
+    import shutil
+
+    from widgetd.hub import choose_backend, choose_task, locate_model
+    from widgetd_transformers.backend import BACKEND
+
+    folder = tmp_path / model
+    shutil.copytree(model_dirs[model], folder)
+    (folder / "README.md").unlink()
+    source = locate_model(str(folder), {})
+    assert choose_backend(source, {"transformers": BACKEND}) is BACKEND
+    assert choose_task(source, BACKEND) == task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from widgetd import Backend, ModelSnapshot
@@ -39,6 +41,36 @@ def load(snapshot: ModelSnapshot) -> TransformersPipeline:
     return TransformersPipeline(snapshot.task, RUNNERS[snapshot.task](snapshot))
 
 
+ARCHITECTURE_TASKS = (
+    ("ForQuestionAnswering", "question-answering"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForSequenceClassification", "text-classification"),
+    ("ForMaskedLM", "fill-mask"),
+    ("ForCTC", "automatic-speech-recognition"),
+    ("ForSpeechSeq2Seq", "automatic-speech-recognition"),
+    ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
+    ("ForImageClassification", "image-classification"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForConditionalGeneration", "summarization"),
+    ("VitsModel", "text-to-speech"),
+    ("Model", "feature-extraction"),
+)
+"""Architecture name endings and their task, most specific first."""
+
+
+def infer_task(path: Path) -> str | None:
+    """The task of a model folder whose card names none, from config.json's architectures."""
+    try:
+        architectures = json.loads((path / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return None
+    for ending, task in ARCHITECTURE_TASKS:
+        if any(name.endswith(ending) for name in architectures):
+            return task
+    return None
+
+
 def recognizes(repo_files: Sequence[str]) -> bool:
     return "config.json" in repo_files and "modules.json" not in repo_files
 
@@ -51,4 +83,5 @@ BACKEND = Backend(
     files=pytorch_files,
     recognizes=recognizes,
     max_batch_size=16,
+    infer_task=infer_task,
 )

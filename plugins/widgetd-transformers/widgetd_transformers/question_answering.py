@@ -35,26 +35,45 @@ class QuestionAnswering:
         return cls(tokenizer, model.to(snapshot.device).eval(), snapshot.device)
 
     def __call__(self, requests: Sequence[QuestionAnsweringInput]) -> list[list[QuestionAnsweringAnswer]]:
-        return [self.answer(request) for request in requests]
+        """Every window of every request in one forward pass."""
+        windows = [self._request_windows(request) for request in requests]
+        logits = self._logits(windows)
+        return [
+            self._best_answers(request, request_windows, request_logits)
+            for request, request_windows, request_logits in zip(requests, windows, logits)
+        ]
 
-    def answer(self, request: QuestionAnsweringInput) -> list[QuestionAnsweringAnswer]:
+    def _request_windows(self, request: QuestionAnsweringInput) -> Any:
+        options = request.parameters
+        if not request.inputs.context.strip():
+            raise InvalidInput("inputs.context is empty: there is nothing to answer from", field="inputs.context")
+        question = self._shortened_question(request.inputs.question, options.max_question_len)
+        return self._windows(question, request.inputs.context, options.max_seq_len, options.doc_stride)
+
+    def _logits(self, windows: Sequence[Any]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """(start, end) logits of each window, padding removed, grouped by request."""
         import torch
 
-        options = request.parameters
-        question = self._shortened_question(request.inputs.question, options.max_question_len)
-        context = request.inputs.context
-        if not context.strip():
-            raise InvalidInput("inputs.context is empty: there is nothing to answer from", field="inputs.context")
-        windows = self._windows(question, context, options.max_seq_len, options.doc_stride)
-        features = {k: v for k, v in windows.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in windows[0]]
+        flat = {name: [row for request_windows in windows for row in request_windows[name]] for name in names}
+        batch = self.tokenizer.pad(flat, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            output = self.model(**{k: torch.tensor(v, device=self.device) for k, v in features.items()})
+            output = self.model(**batch)
         starts = output.start_logits.float().cpu().numpy()
         ends = output.end_logits.float().cpu().numpy()
+        lengths = [len(row) for row in flat["input_ids"]]
+        trimmed = iter(
+            (start[:length], end[:length]) if self.pad_on_right else (start[-length:], end[-length:])
+            for start, end, length in zip(starts, ends, lengths)
+        )
+        return [[next(trimmed) for _ in request_windows["input_ids"]] for request_windows in windows]
+
+    def _best_answers(self, request, windows, logits) -> list[QuestionAnsweringAnswer]:
+        options, context = request.parameters, request.inputs.context
         candidates: dict[tuple[int, int], float] = {}
         null_score = 0.0
-        for window in range(len(windows["input_ids"])):
-            found, window_null = self._window_candidates(windows, window, starts[window], ends[window], context, options)
+        for window, (start_logits, end_logits) in enumerate(logits):
+            found, window_null = self._window_candidates(windows, window, start_logits, end_logits, context, options)
             null_score = max(null_score, window_null)
             for span, score in found:
                 candidates[span] = max(score, candidates.get(span, 0.0))
@@ -92,7 +111,6 @@ class QuestionAnswering:
             stride=stride,
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
-            padding="longest",
         )
 
     def _window_candidates(self, windows, window, start_logits, end_logits, context, options):
