@@ -1,4 +1,4 @@
-"""Tiny ConvTasNet and DPRNNTasNet checkpoints in the Hub layout, and servers for them."""
+"""Fixtures: tiny ConvTasNet and DPRNNTasNet checkpoints (see widgetd_asteroid.testing) and a server for them."""
 
 from __future__ import annotations
 
@@ -8,45 +8,12 @@ import pytest
 
 import widgetd_asteroid
 from widgetd.testing.server import LiveServer
-
-CARD = "---\nlibrary_name: asteroid\npipeline_tag: audio-to-audio\ntags:\n- audio-source-separation\n---\n"
-
-
-def tiny_models():
-    from asteroid.models import ConvTasNet, DPRNNTasNet
-
-    return {
-        "convtasnet": ConvTasNet(
-            n_src=2, n_filters=16, kernel_size=16, stride=8, bn_chan=8, hid_chan=8,
-            skip_chan=8, n_blocks=2, n_repeats=1, sample_rate=8000,
-        ),
-        "dprnn": DPRNNTasNet(
-            n_src=3, n_filters=16, kernel_size=16, stride=8, bn_chan=8, hid_size=8,
-            chunk_size=20, hop_size=10, n_repeats=1, sample_rate=16000,
-        ),
-    }
-
-
-def save_checkpoint(model, folder: Path) -> Path:
-    """What asteroid uploads to the Hub, with plain strings where it would store TorchVersion objects."""
-    import torch
-
-    torch.manual_seed(0)
-    package = model.serialize()
-    package["infos"] = {"software_versions": {"torch_version": str(torch.__version__)}}
-    folder.mkdir(parents=True)
-    torch.save(package, folder / "pytorch_model.bin")
-    (folder / "README.md").write_text(CARD)
-    return folder
+from widgetd_asteroid.testing import build_models
 
 
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
-    import torch
-
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("asteroid")
-    return {name: save_checkpoint(model, root / name) for name, model in tiny_models().items()}
+    return build_models(tmp_path_factory.mktemp("asteroid"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures: a tiny sentence-transformers model built here, and servers for it and the real default model."""
+"""Fixtures: a tiny sentence-transformers model, and servers for it and the real default model."""
 
 from __future__ import annotations
 
@@ -8,48 +8,7 @@ import pytest
 
 import widgetd_sentence_transformers
 from widgetd.testing.server import LiveServer
-
-WORDS = (
-    "a man is eating food bread piece of the new movie awesome cat dog sat on mat "
-    "query passage hello world good bad"
-).split()
-CARD = {"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"}
-
-
-def build_tiny_sentence_transformer(folder: Path, *, max_seq_length: int = 32) -> Path:
-    """A random-weight BERT + mean pooling, saved the way the Hub stores sentence-transformers models."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-    import torch
-
-    torch.manual_seed(0)
-    bert = folder / "bert"
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,!?"]
-    bert.mkdir(parents=True)
-    (bert / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast.from_pretrained(str(bert)).save_pretrained(str(bert))
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(str(bert))
-    transformer = Transformer(str(bert), max_seq_length=max_seq_length)
-    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
-    model = SentenceTransformer(
-        modules=[transformer, pooling], prompts={"query": "query: ", "passage": "passage: "}
-    )
-    saved = folder / "model"
-    model.save(str(saved))
-    # Other runtimes' copies, which the backend must not download.
-    (saved / "onnx").mkdir()
-    (saved / "onnx" / "model.onnx").write_bytes(b"not needed")
-    (saved / "pytorch_model.bin").write_bytes(b"not needed beside model.safetensors")
-    return saved
+from widgetd_sentence_transformers.testing import build_tiny_sentence_transformer
 
 
 @pytest.fixture(scope="session")

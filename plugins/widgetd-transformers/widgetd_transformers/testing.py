@@ -1,0 +1,172 @@
+"""Tiny transformers models of real architectures (random weights, real tokenizers and processors), one per task.
+
+For tests, here and in widgetd's client suites: ``build_models(folder)`` returns {name: folder}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+WORDS = (
+    "my name is sarah and i live in london paris the cat sat on mat good bad movie where does who "
+    "what capital of france a an it was great terrible dog food"
+).split()
+NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def card(folder: Path, pipeline_tag: str) -> None:
+    (folder / "README.md").write_text(f"---\nlibrary_name: transformers\npipeline_tag: {pipeline_tag}\n---\n")
+
+
+def bert_config(**labels):
+    from transformers import BertConfig
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,!?'"]
+    config = BertConfig(
+        vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=128, **labels,
+    )
+    return config, vocabulary
+
+
+def save_bert(folder: Path, model_class, pipeline_tag: str, labels: list[str] | None = None) -> Path:
+    import torch
+    from transformers import BertTokenizerFast
+
+    torch.manual_seed(0)
+    extra = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
+    config, vocabulary = bert_config(**extra)
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=128)
+    tokenizer.save_pretrained(str(folder))
+    model_class(config).save_pretrained(str(folder))
+    card(folder, pipeline_tag)
+    return folder
+
+
+def save_wav2vec2(folder: Path) -> Path:
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    vocabulary = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: i + 5 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz'")}}
+    (folder / "vocab.json").write_text(json.dumps(vocabulary))
+    tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), word_delimiter_token="|")
+    extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False)
+    Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(folder))
+    config = Wav2Vec2Config(
+        vocab_size=len(vocabulary), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20,
+        conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2, pad_token_id=0, do_stable_layer_norm=False,
+    )
+    Wav2Vec2ForCTC(config).save_pretrained(str(folder))
+    card(folder, "automatic-speech-recognition")
+    return folder
+
+
+def save_vit(folder: Path) -> Path:
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    labels = ["plane", "bird", "cat", "dog", "ship", "truck"]
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+    )
+    ViTForImageClassification(config).save_pretrained(str(folder))
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    card(folder, "image-classification")
+    return folder
+
+
+def save_byte_level_bpe(folder: Path) -> Path:
+    from tokenizers import ByteLevelBPETokenizer
+
+    trainer = ByteLevelBPETokenizer()
+    trainer.train_from_iterator([" ".join(WORDS)] * 10, vocab_size=300, min_frequency=1,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    folder.mkdir(parents=True)
+    trainer.save_model(str(folder))
+    return folder
+
+
+def save_bart(folder: Path, pipeline_tag: str, bpe: Path) -> Path:
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer = BartTokenizerFast.from_pretrained(str(bpe), model_max_length=128)
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id,
+    )
+    folder.mkdir(parents=True)
+    BartForConditionalGeneration(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, pipeline_tag)
+    return folder
+
+
+def save_gpt2(folder: Path, bpe: Path) -> Path:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer = GPT2TokenizerFast.from_pretrained(str(bpe), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=128,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    folder.mkdir(parents=True)
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, "text-generation")
+    return folder
+
+
+def save_vits(folder: Path) -> Path:
+    import torch
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    vocabulary = {c: i for i, c in enumerate(["<pad>", *" abcdefghijklmnopqrstuvwxyz'.,!?"])}
+    (folder / "vocab.json").write_text(json.dumps(vocabulary))
+    VitsTokenizer(str(folder / "vocab.json"), pad_token="<pad>", unk_token="<pad>", add_blank=False, phonemize=False).save_pretrained(str(folder))
+    config = VitsConfig(
+        vocab_size=len(vocabulary), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32, flow_size=16,
+        spectrogram_bins=33, upsample_initial_channel=16, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
+        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]], prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1, posterior_encoder_num_wavenet_layers=1, duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16, depth_separable_num_layers=1, sampling_rate=16000,
+    )
+    VitsModel(config).save_pretrained(str(folder))
+    card(folder, "text-to-speech")
+    return folder
+
+
+def build_models(root: Path) -> dict[str, Path]:
+    from transformers import (
+        BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel,
+    )
+
+    return {
+        "tiny-qa": save_bert(root / "tiny-qa", BertForQuestionAnswering, "question-answering"),
+        "tiny-ner": save_bert(root / "tiny-ner", BertForTokenClassification, "token-classification", NER_LABELS),
+        "tiny-sentiment": save_bert(root / "tiny-sentiment", BertForSequenceClassification, "text-classification", ["NEGATIVE", "POSITIVE"]),
+        "tiny-nli": save_bert(root / "tiny-nli", BertForSequenceClassification, "zero-shot-classification", ["entailment", "neutral", "contradiction"]),
+        "tiny-mlm": save_bert(root / "tiny-mlm", BertForMaskedLM, "fill-mask"),
+        "tiny-embedder": save_bert(root / "tiny-embedder", BertModel, "feature-extraction"),
+        "tiny-asr": save_wav2vec2(root / "tiny-asr"),
+        "tiny-vit": save_vit(root / "tiny-vit"),
+        "tiny-summarizer": save_bart(root / "tiny-summarizer", "summarization", bpe := save_byte_level_bpe(root / "bpe")),
+        "tiny-translator": save_bart(root / "tiny-translator", "translation", bpe),
+        "tiny-gpt2": save_gpt2(root / "tiny-gpt2", bpe),
+        "tiny-tts": save_vits(root / "tiny-tts"),
+    }
