@@ -263,3 +263,12 @@ def test_error_messages_become_valid_header_values():
 
     response = error_response(500, "stride 128 is too long (= 128 - 2), \n\r\t bad\x00 end  ")
     assert response.headers["X-Error-Message"] == "stride 128 is too long (= 128 - 2), bad end"
+
+
+def test_a_models_default_route_answers_its_other_tasks_by_the_body_shape(tmp_path):
+    model = make_toy_model(tmp_path / "toy-similarity", pipeline_tag="sentence-similarity")
+    with LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin()}) as server:
+        pair = httpx.post(server.url, json={"inputs": {"source_sentence": "a", "sentences": ["a"]}})
+        assert pair.json() == [1.0]
+        embedding = httpx.post(server.url, json={"inputs": "hello"})
+        assert embedding.status_code == 200 and len(embedding.json()) == 3

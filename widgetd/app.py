@@ -22,7 +22,7 @@ from widgetd.backends import Pipeline
 from widgetd.batching import Batcher, QueueFull
 from widgetd.decoding import decode_request
 from widgetd.metrics import Metrics
-from widgetd.errors import ClientError, NotFound, Unauthorized
+from widgetd.errors import ClientError, InvalidInput, NotFound, Unauthorized
 from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
 from widgetd.spec import openapi_document
@@ -162,6 +162,21 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+async def decode_for_first_task(
+    state: ServerState, task_names: Sequence[str], body: bytes, content_type: str | None
+) -> tuple[Task, Any]:
+    """The first task whose contract the body fits: a model's default route also answers its
+    other tasks (a sentence-transformers model embeds a bare text), as the Hub's API did."""
+    first_error = None
+    for name in task_names:
+        task = state.registry.task(name)
+        try:
+            return task, await off_loop_for_media(task, decode_request, task, body, content_type)
+        except InvalidInput as error:
+            first_error = first_error or error
+    raise first_error
+
+
 async def off_loop_for_media(task: Task, function: Callable[..., Any], *args: Any) -> Any:
     """Decoding and encoding audio or images can take a while: keep it off the event loop."""
     if task.raw_body == "text" and task.response_media == "json":
@@ -222,12 +237,13 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             raise ServiceUnavailable(f"model {model.model_id} is loading", LOADING_RETRY_SECONDS)
         if model.state == "failed":
             raise RuntimeError(f"model {model.model_id} failed to load: {model.problem}")
-        task_name = task_name or model.task
-        if task_name not in model.tasks:
+        if task_name is not None and task_name not in model.tasks:
             raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
-        task = state.registry.task(task_name)
         body = await request.body()
-        decoded = await off_loop_for_media(task, decode_request, task, body, request.headers.get("content-type"))
+        content_type = request.headers.get("content-type")
+        candidates = [task_name] if task_name else [model.task, *(t for t in model.tasks if t != model.task)]
+        task, decoded = await decode_for_first_task(state, candidates, body, content_type)
+        task_name = task.name
         started = time.perf_counter()
         try:
             result = await while_connected(

@@ -295,3 +295,20 @@ def test_a_model_folder_without_a_card_gets_its_task_from_config(model_dirs, mod
     source = locate_model(str(folder), {})
     assert choose_backend(source, {"transformers": BACKEND}) is BACKEND
     assert choose_task(source, BACKEND) == task
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        ("tiny-sentiment", {"inputs": "good movie " * 200}),
+        ("tiny-ner", {"inputs": "Sarah lives in London " * 100}),
+        ("tiny-nli", {"inputs": "the cat " * 200, "parameters": {"candidate_labels": ["cat"]}}),
+        ("tiny-mlm", {"inputs": "the cat " * 200 + "[MASK]"}),
+        ("tiny-gpt2", {"inputs": "the cat " * 200}),
+        ("tiny-gpt2", {"inputs": "the cat", "parameters": {"max_new_tokens": 5000}}),
+        ("tiny-summarizer", {"inputs": "the cat", "parameters": {"generate_parameters": {"max_new_tokens": 5000}}}),
+    ],
+)
+def test_inputs_longer_than_the_model_get_an_answer_or_a_4xx(server, model, body):
+    response = post(server, model, json=body)
+    assert response.status_code == 200 or 400 <= response.status_code < 500, response.text

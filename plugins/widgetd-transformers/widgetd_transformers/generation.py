@@ -8,7 +8,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.summarization import SummarizationOutput
 from widgetd.tasks.text_generation import TextGenerationInput, TextGenerationOutput
 from widgetd.tasks.translation import TranslationOutput
-from widgetd_transformers.loading import dtype_for, generation_settings, grouped, hf_pipeline
+from widgetd_transformers.loading import dtype_for, generation_settings, grouped, hf_pipeline, token_limit
 
 
 class SequenceToSequence:
@@ -16,7 +16,7 @@ class SequenceToSequence:
 
     def __init__(self, tokenizer: Any, model: Any, device: str, answer_type: type) -> None:
         self.tokenizer, self.model, self.device, self.answer_type = tokenizer, model, device, answer_type
-        self.limit = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 10**6))
+        self.limit = token_limit(tokenizer, model)
 
     @classmethod
     def loader(cls, answer_type: type):
@@ -41,6 +41,10 @@ class SequenceToSequence:
         import torch
 
         generate_kwargs = dict(settings)
+        # The decoder cannot run past its position embeddings: cap the length asked for.
+        for name in ("max_new_tokens", "max_length"):
+            if name in generate_kwargs:
+                generate_kwargs[name] = min(generate_kwargs[name], self.limit - 1)
         self._set_languages(src_lang, tgt_lang, generate_kwargs)
         if truncation in (None, "do_not_truncate"):
             for position, ids in enumerate(self.tokenizer(texts)["input_ids"]):
@@ -86,6 +90,10 @@ Summarization = SequenceToSequence.loader(SummarizationOutput)
 Translation = SequenceToSequence.loader(TranslationOutput)
 
 
+DEFAULT_NEW_TOKENS = 50
+"""New tokens when neither the request nor the model's generation config says."""
+
+
 class TextGeneration:
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
@@ -109,9 +117,24 @@ class TextGeneration:
 
                 torch.manual_seed(seed)
             prompts = [self._last_tokens(requests[index].inputs, keep) for index in indexes]
+            options["max_new_tokens"] = self._room(prompts, options.get("max_new_tokens"))
             for index, result in zip(indexes, self.pipe(prompts, batch_size=len(prompts), **options)):
                 answers[index] = TextGenerationOutput(_until_stop(result[0]["generated_text"], stops, prompts[indexes.index(index)]))
         return answers
+
+    def _room(self, prompts: list[str], wanted: int | None) -> int:
+        """New tokens that fit the model's context after the longest prompt; a prompt that fills it is a 400."""
+        config = self.pipe.model.config
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
+        longest = max(len(ids) for ids in self.pipe.tokenizer(prompts)["input_ids"])
+        if longest >= limit:
+            raise InvalidInput(
+                f"inputs: the prompt is {longest} tokens, this model's context holds {limit}; "
+                "shorten it or pass parameters.truncate",
+                field="inputs",
+            )
+        default = getattr(self.pipe.model.generation_config, "max_new_tokens", None) or DEFAULT_NEW_TOKENS
+        return min(wanted or default, limit - longest)
 
     def _last_tokens(self, prompt: str, keep: int | None) -> str:
         """TGI's ``truncate``: only the prompt's last ``keep`` tokens are used."""

@@ -29,6 +29,11 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
     )
 
 
+def token_limit(tokenizer: Any, model: Any) -> int:
+    """How many tokens the model reads: its tokenizer's and its position embeddings' limit."""
+    return min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None) or 10**6)
+
+
 def generation_settings(parameters: Any) -> tuple:
     """Generation parameters as a hashable tuple of the fields that are set."""
     if parameters is None:

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from widgetd import ModelSnapshot
+from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import Audio
 from widgetd.tasks.text_to_speech import TextToSpeechInput
 from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline
@@ -26,9 +26,15 @@ class TextToSpeech:
             kwargs = {"generate_kwargs": dict(settings)} if settings else {}
             # One text at a time: padded batches change the speech of the shorter texts.
             for index in indexes:
+                self._refuse_unspeakable(requests[index].inputs)
                 result = self.pipe(requests[index].inputs, **kwargs)
                 samples = np.asarray(result["audio"], dtype=np.float32).squeeze()
                 if samples.ndim == 2:
                     samples = samples.T
                 answers[index] = Audio(samples, int(result["sampling_rate"]))
         return answers
+
+    def _refuse_unspeakable(self, text: str) -> None:
+        tokenizer = getattr(self.pipe, "tokenizer", None)
+        if tokenizer is not None and not tokenizer(text)["input_ids"]:
+            raise InvalidInput("inputs has no character this model can speak", field="inputs")

@@ -8,7 +8,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.token_classification import TokenClassificationEntity
-from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline
+from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline, token_limit
 
 
 def _texts(requests: Sequence[Any], indexes: list[int]) -> list[str]:
@@ -65,7 +65,8 @@ class TextClassification:
         for (top_k, function), indexes in grouped(
             requests, lambda r: (r.parameters.top_k, r.parameters.function_to_apply)
         ).items():
-            kwargs: dict[str, Any] = {"top_k": top_k}
+            # A text longer than the model reads is classified on its beginning.
+            kwargs: dict[str, Any] = {"top_k": top_k, "truncation": True}
             if function is not None:
                 kwargs["function_to_apply"] = function
             texts = _texts(requests, indexes)
@@ -109,6 +110,7 @@ class FillMask:
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
         self.mask = pipe.tokenizer.mask_token
+        self.limit = token_limit(pipe.tokenizer, pipe.model)
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> FillMask:
@@ -121,6 +123,11 @@ class FillMask:
                 raise InvalidInput(
                     f"inputs must contain this model's mask token {self.mask} exactly once (found {count})",
                     field="inputs",
+                )
+            length = len(self.pipe.tokenizer(request.inputs)["input_ids"])
+            if length > self.limit:
+                raise InvalidInput(
+                    f"inputs is {length} tokens long, more than this model's limit of {self.limit}", field="inputs"
                 )
         answers: list[Any] = [None] * len(requests)
         for (top_k, targets), indexes in grouped(
@@ -146,7 +153,7 @@ class FeatureExtraction:
 
     def __init__(self, tokenizer: Any, model: Any, device: str) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
-        self.limit = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 10**6))
+        self.limit = token_limit(tokenizer, model)
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> FeatureExtraction:

@@ -1,0 +1,24 @@
+"""One `widgetd serve` process with a tiny model for every task of the three plugins."""
+
+from __future__ import annotations
+
+import pytest
+
+from widgetd.testing.process import ServeProcess
+
+transformers_testing = pytest.importorskip("widgetd_transformers.testing")
+st_testing = pytest.importorskip("widgetd_sentence_transformers.testing")
+asteroid_testing = pytest.importorskip("widgetd_asteroid.testing")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("client-models")
+    folders = [
+        *transformers_testing.build_models(root / "transformers").values(),
+        st_testing.build_tiny_sentence_transformer(root / "st").rename(root / "tiny-st"),
+        asteroid_testing.build_models(root / "asteroid")["convtasnet"],
+    ]
+    args = [argument for folder in folders for argument in ("--model-id", str(folder))]
+    with ServeProcess(args, {"HF_HUB_OFFLINE": "1"}) as process:
+        yield process

@@ -1,0 +1,27 @@
+// @huggingface/inference (its own strict output validation included) against a widgetd server.
+// Usage: node js_client.mjs BASE_URL AUDIO_FILE IMAGE_FILE; prints one JSON object of results.
+import { readFile } from "node:fs/promises";
+import { InferenceClient, InferenceClientProviderApiError } from "@huggingface/inference";
+
+const [base, audioFile, imageFile] = process.argv.slice(2);
+const client = new InferenceClient();
+const at = (model) => client.endpoint(`${base}/models/${model}`);
+const context = "My name is Sarah and I live in London.";
+
+const results = {
+  tokens: await at("tiny-ner").tokenClassification({
+    inputs: "My name is Sarah and I live in London",
+    parameters: { aggregation_strategy: "simple", ignore_labels: [] },
+  }),
+  answer: await at("tiny-qa").questionAnswering({ inputs: { question: "Where does Sarah live?", context } }),
+  similarity: await at("tiny-st").sentenceSimilarity({ inputs: { source_sentence: "the cat", sentences: ["the cat", "a dog"] } }),
+  transcript: await at("tiny-asr").automaticSpeechRecognition({ inputs: new Blob([await readFile(audioFile)]) }),
+  labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
+};
+try {
+  await at("tiny-mlm").fillMask({ inputs: "no mask here" });
+  results.error = null;
+} catch (error) {
+  results.error = { name: error.constructor.name, message: error.message, isProviderError: error instanceof InferenceClientProviderApiError };
+}
+console.log(JSON.stringify(results));

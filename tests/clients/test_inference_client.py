@@ -1,0 +1,135 @@
+"""huggingface_hub's InferenceClient and AsyncInferenceClient against `widgetd serve`, unchanged.
+
+One `widgetd serve` process serves a tiny model for every task of the three plugins; each client
+points at `/models/{id}` and the parsed results are checked, not only the status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from huggingface_hub import AsyncInferenceClient, InferenceClient
+from huggingface_hub.errors import BadRequestError
+
+from widgetd.testing.audio import encode, tone
+
+CONTEXT = "My name is Sarah and I live in London."
+
+
+def client(server, model: str) -> InferenceClient:
+    return InferenceClient(base_url=f"{server.url}/models/{model}")
+
+
+def wav() -> bytes:
+    return encode(tone(1.0, 16000), 16000, "WAV")
+
+
+def test_question_answering(server):
+    answer = client(server, "tiny-qa").question_answering(question="Where does Sarah live?", context=CONTEXT)
+    assert CONTEXT[answer.start : answer.end] == answer.answer and 0 <= answer.score <= 1
+    answers = client(server, "tiny-qa").question_answering(question="Who?", context=CONTEXT, top_k=2)
+    assert isinstance(answers, list) and 1 <= len(answers) <= 2
+
+
+def test_token_classification(server):
+    text = "My name is Sarah and I live in London"
+    entities = client(server, "tiny-ner").token_classification(text, aggregation_strategy="simple", ignore_labels=[])
+    assert entities and all(text[e.start : e.end] == e.word and e.entity_group for e in entities)
+
+
+def test_text_classification(server):
+    labels = client(server, "tiny-sentiment").text_classification("good movie")
+    assert {label.label for label in labels} == {"NEGATIVE", "POSITIVE"}
+    assert len(client(server, "tiny-sentiment").text_classification("good", top_k=1)) == 1
+
+
+def test_zero_shot_classification(server):
+    labels = client(server, "tiny-nli").zero_shot_classification("the cat sat", candidate_labels=["cat", "movie"])
+    assert sorted(label.label for label in labels) == ["cat", "movie"]
+
+
+def test_fill_mask(server):
+    candidates = client(server, "tiny-mlm").fill_mask("the [MASK] sat.", top_k=3)
+    assert len(candidates) == 3 and all("[MASK]" not in c.sequence for c in candidates)
+
+
+def test_feature_extraction(server):
+    one = client(server, "tiny-embedder").feature_extraction("the cat")
+    assert one.shape == (1, 32) or one.shape == (32,)
+    many = client(server, "tiny-st").feature_extraction(["hello world", "good dog"], normalize=True)
+    assert many.shape == (2, 32)
+
+
+def test_sentence_similarity(server):
+    scores = client(server, "tiny-st").sentence_similarity("the cat sat", other_sentences=["the cat sat", "a dog"])
+    assert len(scores) == 2 and scores[0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_automatic_speech_recognition(server):
+    transcript = client(server, "tiny-asr").automatic_speech_recognition(wav())
+    assert isinstance(transcript.text, str)
+
+
+def test_audio_to_audio(server):
+    sources = client(server, "convtasnet").audio_to_audio(encode(tone(1.0, 8000), 8000, "FLAC"))
+    assert [s.label for s in sources] == ["label_0", "label_1"]
+    assert all(s.content_type == "audio/flac" and s.blob[:4] == b"fLaC" for s in sources)
+
+
+def test_image_classification(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(buffer, format="PNG")
+    labels = client(server, "tiny-vit").image_classification(buffer.getvalue(), top_k=3)
+    assert len(labels) == 3 and all(0 <= label.score <= 1 for label in labels)
+
+
+def test_summarization_and_translation(server):
+    growing = {"min_new_tokens": 2, "max_new_tokens": 5}
+    summary = client(server, "tiny-summarizer").summarization("my name is sarah and i live in london", generate_parameters=growing)
+    assert summary.summary_text
+    translation = client(server, "tiny-translator").translation("the cat sat", generate_parameters=growing)
+    assert translation.translation_text
+
+
+def test_text_generation(server):
+    text = client(server, "tiny-gpt2").text_generation("the cat", max_new_tokens=4)
+    assert isinstance(text, str) and text
+
+
+def test_text_to_speech(server):
+    audio = client(server, "tiny-tts").text_to_speech("hello there")
+    assert audio[:4] == b"fLaC"
+
+
+def test_health_check_and_endpoint_info(server):
+    endpoint = InferenceClient(model=f"{server.url}/models/tiny-qa", provider="hf-inference")
+    assert endpoint.health_check()
+    info = endpoint.get_endpoint_info()
+    assert info["models"][0]["task"] == "question-answering"
+
+
+def test_errors_surface_as_bad_request_with_our_message(server):
+    with pytest.raises(BadRequestError, match=r"mask token \[MASK\]"):
+        client(server, "tiny-mlm").fill_mask("no mask here")
+    with pytest.raises(BadRequestError, match="candidate_labels"):
+        client(server, "tiny-nli").zero_shot_classification("x", candidate_labels=[])
+
+
+def test_the_async_client(server):
+    async def ask() -> tuple:
+        qa = AsyncInferenceClient(model=f"{server.url}/models/tiny-qa", provider="hf-inference")
+        st = AsyncInferenceClient(base_url=f"{server.url}/models/tiny-st")
+        return await asyncio.gather(
+            qa.question_answering(question="Who?", context=CONTEXT),
+            st.sentence_similarity("a b", other_sentences=["a b"]),
+            qa.health_check(),
+        )
+
+    answer, scores, healthy = asyncio.run(ask())
+    assert CONTEXT[answer.start : answer.end] == answer.answer
+    assert scores[0] == pytest.approx(1.0, abs=1e-4) and healthy

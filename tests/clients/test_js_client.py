@@ -1,0 +1,50 @@
+"""@huggingface/inference, from npm and run with node, against `widgetd serve`: one task per input kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from widgetd.testing.audio import encode, tone
+
+HERE = Path(__file__).parent
+PACKAGE = "@huggingface/inference@4.13.30"
+
+
+@pytest.fixture(scope="session")
+def js_client(tmp_path_factory) -> Path:
+    if not (shutil.which("node") and shutil.which("npm")):
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are needed for the JavaScript client tests")
+        pytest.skip("needs node and npm")
+    folder = tmp_path_factory.mktemp("js-client")
+    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", PACKAGE], cwd=folder, check=True, timeout=300)
+    shutil.copy(HERE / "js_client.mjs", folder)
+    return folder / "js_client.mjs"
+
+
+def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_path):
+    audio = tmp_path / "speech.flac"
+    audio.write_bytes(encode(tone(1.0, 22050, 2), 22050, "FLAC"))
+    image = tmp_path / "red.jpg"
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(image)
+    completed = subprocess.run(
+        ["node", str(js_client), server.url, str(audio), str(image)], capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    results = json.loads(completed.stdout)
+    text = "My name is Sarah and I live in London"
+    assert results["tokens"] and all(text[e["start"] : e["end"]] == e["word"] for e in results["tokens"])
+    context = "My name is Sarah and I live in London."
+    answer = results["answer"]
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+    assert len(results["similarity"]) == 2 and abs(results["similarity"][0] - 1) < 1e-4
+    assert isinstance(results["transcript"]["text"], str)
+    assert len(results["labels"]) == 5
+    assert results["error"]["isProviderError"] and "[MASK]" in results["error"]["message"]
