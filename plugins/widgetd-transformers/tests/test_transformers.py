@@ -312,3 +312,8 @@ def test_a_model_folder_without_a_card_gets_its_task_from_config(model_dirs, mod
 def test_inputs_longer_than_the_model_get_an_answer_or_a_4xx(server, model, body):
     response = post(server, model, json=body)
     assert response.status_code == 200 or 400 <= response.status_code < 500, response.text
+
+
+def test_zero_shot_of_an_empty_text_is_a_400(server):
+    response = post(server, "tiny-nli", json={"inputs": " ", "parameters": {"candidate_labels": ["a"]}})
+    assert response.status_code == 400 and "empty" in response.json()["error"]

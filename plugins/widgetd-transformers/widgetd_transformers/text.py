@@ -90,6 +90,9 @@ class ZeroShotClassification:
         return cls(hf_pipeline("zero-shot-classification", snapshot))
 
     def __call__(self, requests: Sequence[Any]) -> list[list[ClassificationOutput]]:
+        for request in requests:
+            if not request.inputs.strip():
+                raise InvalidInput("inputs is empty: there is no text to classify", field="inputs")
         answers: list[Any] = [None] * len(requests)
         for (labels, template, multi_label), indexes in grouped(
             requests,

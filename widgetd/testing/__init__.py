@@ -1,0 +1,1 @@
+"""widgetd.testing: tools and a conformance kit for plugin authors."""
