@@ -94,15 +94,19 @@ def test_success_headers(toy_server):
     ],
 )
 def test_invalid_requests_are_400_naming_the_field(toy_server, body, field):
-    error = assert_json_error(httpx.post(toy_server.url, json=body), 400)
+    url = f"{toy_server.url}/models/toy-qa/pipeline/question-answering"
+    error = assert_json_error(httpx.post(url, json=body), 400)
     if field:
         assert field in error["error"] or error.get("field") == field
 
 
 def test_bodies_that_are_not_requests(toy_server):
-    assert_json_error(httpx.post(toy_server.url, content=b""), 400, "empty")
+    url = f"{toy_server.url}/models/toy-qa/pipeline/question-answering"
+    assert_json_error(httpx.post(url, content=b""), 400, "empty")
+    assert_json_error(httpx.post(url, content=b"\xff\xfe\x00bad"), 400, "UTF-8")
+    assert_json_error(httpx.post(url, content=b'{"inputs": '), 400)
+    # On the default route too, the error is the default task's, even after trying the others.
     assert_json_error(httpx.post(toy_server.url, content=b"\xff\xfe\x00bad"), 400, "UTF-8")
-    assert_json_error(httpx.post(toy_server.url, content=b'{"inputs": '), 400)
 
 
 def test_oversized_body_is_413(toy_server):

@@ -22,7 +22,7 @@ from widgetd.backends import Pipeline
 from widgetd.batching import Batcher, QueueFull
 from widgetd.decoding import decode_request
 from widgetd.metrics import Metrics
-from widgetd.errors import ClientError, InvalidInput, NotFound, Unauthorized
+from widgetd.errors import ClientError, NotFound, Unauthorized
 from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
 from widgetd.spec import openapi_document
@@ -172,7 +172,8 @@ async def decode_for_first_task(
         task = state.registry.task(name)
         try:
             return task, await off_loop_for_media(task, decode_request, task, body, content_type)
-        except InvalidInput as error:
+        except ClientError as error:
+            # If nothing fits, the client hears why it does not fit the default task.
             first_error = first_error or error
     raise first_error
 
