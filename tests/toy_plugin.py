@@ -55,9 +55,14 @@ def embedding(text: str) -> list[float]:
 
 
 def feature_extraction(request) -> Any:
+    def embed(text: str) -> list[float]:
+        vector = embedding(text)
+        norm = float(np.linalg.norm(vector)) if request.normalize else 0.0
+        return [value / norm for value in vector] if norm else vector
+
     if isinstance(request.inputs, str):
-        return embedding(request.inputs)
-    return [embedding(text) for text in request.inputs]
+        return embed(request.inputs)
+    return [embed(text) for text in request.inputs]
 
 
 def ranked(scores: dict[str, float], top_k: int | None = None) -> list[ClassificationOutput]:
@@ -158,6 +163,9 @@ class ToyPipeline:
         self.seen.extend(str(request.inputs) for request in requests)
         for request in requests:
             _misbehave(request)
+        return self.answer_batch(task, requests)
+
+    def answer_batch(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return [ANSWERERS[task](request) for request in requests]
 
 
@@ -175,6 +183,9 @@ def make_toy_model(
 class ToyPlugin:
     """The toy backend; ``load_gate`` (when set) holds loading until the test opens it."""
 
+    pipeline_class = ToyPipeline
+    max_batch_size = 8
+
     def __init__(self, *, load_gate: threading.Event | None = None, fail_load: bool = False) -> None:
         self.load_gate = load_gate
         self.fail_load = fail_load
@@ -185,7 +196,7 @@ class ToyPlugin:
             self.load_gate.wait(timeout=30)
         if self.fail_load:
             raise OSError(f"toy weights missing in {snapshot.path.name}")
-        pipeline = ToyPipeline(TOY_TASKS)
+        pipeline = self.pipeline_class(TOY_TASKS)
         self.pipelines.append(pipeline)
         return pipeline
 
@@ -198,6 +209,6 @@ class ToyPlugin:
                 tasks=TOY_TASKS,
                 load=self.load,
                 recognizes=lambda files: "toy.json" in files,
-                max_batch_size=8,
+                max_batch_size=self.max_batch_size,
             )
         )

@@ -13,8 +13,8 @@ from widgetd.tasks._task import Strict, Task
 class ZeroShotClassificationParameters(Strict):
     candidate_labels: Annotated[list[NonEmptyText], msgspec.Meta(min_length=1)]
     """A list only: the comma-separated string the transformers pipeline also splits is refused."""
-    hypothesis_template: Annotated[str, msgspec.Meta(pattern=r"\{\}")] = "This example is {}."
-    """Must contain {} where the label goes."""
+    hypothesis_template: Annotated[str, msgspec.Meta(pattern=r"^[^{}]*\{\}[^{}]*$")] = "This example is {}."
+    """One {} where the label goes, and no other brace."""
     multi_label: bool = False
 
 

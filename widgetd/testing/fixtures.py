@@ -24,3 +24,45 @@ def hub_env(local_hub, tmp_path) -> dict[str, str]:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_OFFLINE": "0",
     }
+
+
+# The conformance kit's fixtures (widgetd.testing.conformance). A plugin's tests override the first
+# two, on its test class or in its conftest.py; these defaults say what to supply.
+
+
+@pytest.fixture(scope="class")
+def widgetd_plugin():
+    """Your plugin: the module or object holding its ``@widgetd.hookimpl`` functions."""
+    pytest.fail(
+        "the widgetd conformance kit needs a `widgetd_plugin` fixture (scope='class') returning your "
+        "plugin: the module or object with its @widgetd.hookimpl hooks, e.g. `return widgetd_mylib`",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="class")
+def widgetd_model(request):
+    """A small model for the test class's task: a Hub repo id, or a folder your fixture builds."""
+    task = getattr(request.cls, "task_name", "the task")
+    pytest.fail(
+        f"the widgetd conformance kit needs a `widgetd_model` fixture (scope='class') returning a model "
+        f"for {task}: a Hub repo id or a folder, e.g. "
+        "`return build_tiny_model(request.cls.task_name, tmp_path_factory.mktemp('model'))`",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="class")
+def widgetd_server_settings():
+    """Server settings for conformance runs: a short batching window so concurrent requests batch."""
+    from widgetd.app import ServerSettings
+
+    return ServerSettings(max_batch_wait=0.05, request_timeout=120)
+
+
+@pytest.fixture(scope="class")
+def widgetd_device():
+    """Where the kit's server places the model: ``None`` picks as ``widgetd serve`` does."""
+    import os
+
+    return os.environ.get("WIDGETD_DEVICE") or None

@@ -13,7 +13,6 @@ mode), base64-encoded as JSON carries them. A task a plugin registers gets strat
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
 import msgspec.inspect as mi
@@ -21,6 +20,7 @@ from hypothesis import strategies as st
 
 from widgetd.tasks import Task
 from widgetd.testing.audio import CONTAINERS, encode, tone
+from widgetd.testing.images import FORMATS, MODES, render_image
 
 SMALL_INT = 8
 """Ints without an upper bound stay small: a max_new_tokens of 10**9 tests patience, not contracts."""
@@ -37,19 +37,9 @@ def audio_bytes() -> st.SearchStrategy[bytes]:
 
 
 def image_bytes() -> st.SearchStrategy[bytes]:
-    def render(width: int, height: int, mode: str, image_format: str) -> bytes:
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        image = Image.new(mode, (width, height), 128 if mode in ("L", "P") else (30, 160, 90, 255)[: len(mode)])
-        if image_format == "JPEG" and mode not in ("RGB", "L"):
-            image = image.convert("RGB")  # JPEG has no alpha or palette
-        image.save(buffer, format=image_format)
-        return buffer.getvalue()
-
-    formats = st.sampled_from(["PNG", "JPEG", "WEBP"])
-    modes = st.sampled_from(["RGB", "L", "RGBA", "P"])
-    return st.builds(render, st.integers(1, 96), st.integers(1, 96), modes, formats).filter(bool)
+    return st.builds(
+        render_image, st.integers(1, 96), st.integers(1, 96), st.sampled_from(MODES), st.sampled_from(FORMATS)
+    )
 
 
 def media_for(task: Task) -> st.SearchStrategy[bytes]:

@@ -44,6 +44,7 @@ class SeparationPipeline:
         self.device = device
         self.max_seconds = max_seconds
         self.sample_rate = int(model.sample_rate)
+        self.min_frames = _shortest_input(model)
 
     def __call__(self, task: str, requests: Sequence[AudioToAudioInput]) -> list[list[SeparatedSource]]:
         return [self.separate(request.inputs) for request in requests]
@@ -59,13 +60,21 @@ class SeparationPipeline:
                 field="inputs",
             )
         frames = audio.samples.shape[0]
+        # Shorter than one encoder window (a few ms): pad with silence, trimmed off again by _fit.
+        samples = np.pad(audio.samples, (0, max(0, self.min_frames - frames)))
         with torch.inference_mode():
-            mixture = torch.from_numpy(np.ascontiguousarray(audio.samples)).to(self.device)[None]
+            mixture = torch.from_numpy(np.ascontiguousarray(samples)).to(self.device)[None]
             sources = self.model(mixture)[0].float().cpu().numpy()
         return [
             SeparatedSource(label=f"label_{index}", audio=Audio(_fit(source, frames), self.sample_rate))
             for index, source in enumerate(sources)
         ]
+
+
+def _shortest_input(model: Any) -> int:
+    """The encoder's window, in samples: the shortest input the model can run on."""
+    filterbank = getattr(getattr(model, "encoder", None), "filterbank", None)
+    return int(getattr(filterbank, "kernel_size", 0) or 0)
 
 
 def _fit(source: np.ndarray, frames: int) -> np.ndarray:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from widgetd import ModelSnapshot
 from widgetd.media import decode_audio
 from widgetd.tasks.automatic_speech_recognition import (
@@ -19,6 +21,8 @@ class SpeechRecognition:
         self.pipe = pipe
         self.sample_rate = int(pipe.feature_extractor.sampling_rate)
         self.is_ctc = "ctc" in getattr(pipe, "type", "")
+        # Without an attention mask (wav2vec2-base and kin), padding a short clip changes its transcript.
+        self.pads_safely = bool(getattr(pipe.feature_extractor, "return_attention_mask", False))
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> SpeechRecognition:
@@ -34,17 +38,22 @@ class SpeechRecognition:
             if generation and not self.is_ctc:
                 kwargs["generate_kwargs"] = dict(generation)
             audio = [self._samples(requests[index].inputs) for index in indexes]
-            for index, result in zip(indexes, self.pipe(audio, batch_size=len(audio), **kwargs)):
+            batches = [audio] if self.pads_safely else [[clip] for clip in audio]
+            results = [result for batch in batches for result in self.pipe(batch, batch_size=len(batch), **kwargs)]
+            for index, result in zip(indexes, results):
                 answers[index] = _transcript(result, timestamps)
         return answers
 
     def _samples(self, data: bytes) -> dict:
-        audio = decode_audio(data).mono().resampled(self.sample_rate)
-        return {"raw": audio.samples, "sampling_rate": self.sample_rate}
+        samples = decode_audio(data).mono().resampled(self.sample_rate).samples
+        # A clip shorter than the feature encoder's window (a few ms) gets silence after it.
+        shortest = self.sample_rate // 10
+        samples = np.pad(samples, (0, max(0, shortest - samples.shape[0])))
+        return {"raw": samples, "sampling_rate": self.sample_rate}
 
 
 def _options(request: AutomaticSpeechRecognitionInput) -> tuple:
-    return request.parameters.return_timestamps, generation_settings(request.parameters.generation_parameters)
+    return request.parameters.return_timestamps, generation_settings(request.parameters.generation_parameters, "parameters.generation_parameters")
 
 
 def _transcript(result: dict, timestamps: bool) -> AutomaticSpeechRecognitionOutput:

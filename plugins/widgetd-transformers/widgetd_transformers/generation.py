@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.summarization import SummarizationOutput
 from widgetd.tasks.text_generation import TextGenerationInput, TextGenerationOutput
 from widgetd.tasks.translation import TranslationOutput
-from widgetd_transformers.loading import dtype_for, generation_settings, grouped, hf_pipeline, token_limit
+from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline, seeded, token_limit, tokenizer_and_model
 
 
 class SequenceToSequence:
@@ -21,11 +22,7 @@ class SequenceToSequence:
     @classmethod
     def loader(cls, answer_type: type):
         def load(snapshot: ModelSnapshot) -> SequenceToSequence:
-            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
-            model = AutoModelForSeq2SeqLM.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
-            return cls(tokenizer, model.to(snapshot.device).eval(), snapshot.device, answer_type)
+            return cls(*tokenizer_and_model(snapshot, "AutoModelForSeq2SeqLM"), snapshot.device, answer_type)
 
         return load
 
@@ -80,7 +77,7 @@ def _seq2seq_options(request: Any) -> tuple:
     return (
         parameters.truncation,
         parameters.clean_up_tokenization_spaces,
-        generation_settings(parameters.generate_parameters),
+        generation_settings(parameters.generate_parameters, "parameters.generate_parameters"),
         getattr(parameters, "src_lang", None),
         getattr(parameters, "tgt_lang", None),
     )
@@ -88,6 +85,12 @@ def _seq2seq_options(request: Any) -> tuple:
 
 Summarization = SequenceToSequence.loader(SummarizationOutput)
 Translation = SequenceToSequence.loader(TranslationOutput)
+
+
+@dataclass
+class _Batch:
+    indexes: list[int]
+    room: int
 
 
 DEFAULT_NEW_TOKENS = 50
@@ -107,34 +110,46 @@ class TextGeneration:
         for request in requests:
             if request.stream:
                 raise InvalidInput("stream: streaming is not served; send stream=false", field="stream")
-        for settings, indexes in grouped(requests, lambda r: generation_settings(r.parameters)).items():
+        for settings, indexes in grouped(requests, lambda r: generation_settings(r.parameters, "parameters")).items():
             options = dict(settings)
             stops = options.pop("stop", None)
             seed = options.pop("seed", None)
             keep = options.pop("truncate", None)
-            if seed is not None:
-                import torch
-
-                torch.manual_seed(seed)
-            prompts = [self._last_tokens(requests[index].inputs, keep) for index in indexes]
-            options["max_new_tokens"] = self._room(prompts, options.get("max_new_tokens"))
-            for index, result in zip(indexes, self.pipe(prompts, batch_size=len(prompts), **options)):
-                answers[index] = TextGenerationOutput(_until_stop(result[0]["generated_text"], stops, prompts[indexes.index(index)]))
+            prompts = {index: self._last_tokens(requests[index].inputs, keep) for index in indexes}
+            for batch in self._batches(prompts, options.pop("max_new_tokens", None), seeded=seed is not None):
+                texts = [prompts[index] for index in batch.indexes]
+                for index, text in zip(batch.indexes, self._generate(texts, seed, max_new_tokens=batch.room, **options)):
+                    answers[index] = TextGenerationOutput(_until_stop(text, stops, prompts[index]))
         return answers
 
-    def _room(self, prompts: list[str], wanted: int | None) -> int:
-        """New tokens that fit the model's context after the longest prompt; a prompt that fills it is a 400."""
+    def _batches(self, prompts: dict[int, str], wanted: int | None, seeded: bool) -> list[_Batch]:
+        """Prompts that can run together without changing each other's answers: the same room for new
+        tokens (each prompt's own), and a seeded sample alone, drawing only from its own seed."""
+        by_room: dict[int, list[int]] = {}
+        for index, prompt in prompts.items():
+            by_room.setdefault(self._room(prompt, wanted), []).append(index)
+        if seeded:
+            return [_Batch([index], room) for room, indexes in by_room.items() for index in indexes]
+        return [_Batch(indexes, room) for room, indexes in by_room.items()]
+
+    def _generate(self, texts: list[str], seed: int | None, **options: Any) -> list[str]:
+        with seeded(seed, self.pipe.device):
+            results = self.pipe(texts, batch_size=len(texts), **options)
+        return [result[0]["generated_text"] for result in results]
+
+    def _room(self, prompt: str, wanted: int | None) -> int:
+        """New tokens that fit the model's context after the prompt; a prompt that fills it is a 400."""
         config = self.pipe.model.config
         limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
-        longest = max(len(ids) for ids in self.pipe.tokenizer(prompts)["input_ids"])
-        if longest >= limit:
+        length = len(self.pipe.tokenizer(prompt)["input_ids"])
+        if length >= limit:
             raise InvalidInput(
-                f"inputs: the prompt is {longest} tokens, this model's context holds {limit}; "
+                f"inputs: the prompt is {length} tokens, this model's context holds {limit}; "
                 "shorten it or pass parameters.truncate",
                 field="inputs",
             )
         default = getattr(self.pipe.model.generation_config, "max_new_tokens", None) or DEFAULT_NEW_TOKENS
-        return min(wanted or default, limit - longest)
+        return min(wanted or default, limit - length)
 
     def _last_tokens(self, prompt: str, keep: int | None) -> str:
         """TGI's ``truncate``: only the prompt's last ``keep`` tokens are used."""

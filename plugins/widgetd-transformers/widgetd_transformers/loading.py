@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import msgspec
 
-from widgetd import ModelSnapshot
+from widgetd import InvalidInput, ModelSnapshot
 
 
 def dtype_for(device: str) -> Any:
@@ -19,7 +20,7 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
     """A transformers pipeline for ``task`` on the snapshot's files and device."""
     from transformers import pipeline
 
-    return pipeline(
+    pipe = pipeline(
         task,
         model=str(snapshot.path),
         device=snapshot.device,
@@ -27,17 +28,53 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
         trust_remote_code=False,
         **kwargs,
     )
+    if getattr(pipe, "tokenizer", None) is not None:
+        fit_tokenizer(pipe.tokenizer, pipe.model)
+    return pipe
+
+
+def tokenizer_and_model(snapshot: ModelSnapshot, model_class: str) -> tuple[Any, Any]:
+    """The snapshot's tokenizer and ``transformers.<model_class>``, on the snapshot's device, for inference."""
+    import transformers
+
+    path = str(snapshot.path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = getattr(transformers, model_class).from_pretrained(path, dtype=dtype_for(snapshot.device), trust_remote_code=False)
+    return fit_tokenizer(tokenizer, model), model.to(snapshot.device).eval()
+
+
+POSITIONS_OFFSET_BY_TWO = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")
+"""Model types whose first two position embeddings are reserved (padding), not readable positions."""
 
 
 def token_limit(tokenizer: Any, model: Any) -> int:
     """How many tokens the model reads: its tokenizer's and its position embeddings' limit."""
-    return min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None) or 10**6)
+    positions = getattr(model.config, "max_position_embeddings", None) or 10**6
+    if getattr(model.config, "model_type", "") in POSITIONS_OFFSET_BY_TWO:
+        positions -= 2
+    return min(tokenizer.model_max_length, positions)
 
 
-def generation_settings(parameters: Any) -> tuple:
-    """Generation parameters as a hashable tuple of the fields that are set."""
+def fit_tokenizer(tokenizer: Any, model: Any) -> Any:
+    """Truncation stops at what the model reads, even where the tokenizer's config claims more."""
+    tokenizer.model_max_length = token_limit(tokenizer, model)
+    return tokenizer
+
+
+NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": "contrastive search"}
+"""Generation options that transformers >= 5 only runs with code downloaded from the Hub."""
+
+
+def generation_settings(parameters: Any, field: str) -> tuple:
+    """Generation parameters as a hashable tuple of the fields that are set; ``field`` names them in errors."""
     if parameters is None:
         return ()
+    for name, method in NEEDS_CODE_FROM_THE_HUB.items():
+        if getattr(parameters, name, None):
+            raise InvalidInput(
+                f"{field}.{name}: {method} needs code downloaded from the Hub, which this server never runs",
+                field=f"{field}.{name}",
+            )
     fields = sorted(msgspec.structs.asdict(parameters).items())
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields if v is not None)
 
@@ -48,3 +85,16 @@ def grouped(requests, key) -> dict[Any, list[int]]:
     for index, request in enumerate(requests):
         groups.setdefault(key(request), []).append(index)
     return groups
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: Any) -> Iterator[None]:
+    """Random draws inside come from ``seed`` (none: the global generator), leaving the global state as it was."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield

@@ -14,7 +14,7 @@ import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer, QuestionAnsweringInput
-from widgetd_transformers.loading import dtype_for
+from widgetd_transformers.loading import tokenizer_and_model
 
 
 class QuestionAnswering:
@@ -26,13 +26,7 @@ class QuestionAnswering:
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> QuestionAnswering:
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
-        model = AutoModelForQuestionAnswering.from_pretrained(
-            str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False
-        )
-        return cls(tokenizer, model.to(snapshot.device).eval(), snapshot.device)
+        return cls(*tokenizer_and_model(snapshot, "AutoModelForQuestionAnswering"), snapshot.device)
 
     def __call__(self, requests: Sequence[QuestionAnsweringInput]) -> list[list[QuestionAnsweringAnswer]]:
         """Every window of every request in one forward pass."""
@@ -81,6 +75,10 @@ class QuestionAnswering:
         answers = [QuestionAnsweringAnswer(context[s:e], score, s, e) for (s, e), score in ranked]
         if options.handle_impossible_answer and (not answers or null_score > answers[0].score):
             answers.insert(0, QuestionAnsweringAnswer("", null_score, 0, 0))
+        if not answers:
+            raise InvalidInput(
+                "inputs.context holds no span this model can read as an answer", field="inputs.context"
+            )
         return answers[: options.top_k]
 
     def _shortened_question(self, question: str, max_tokens: int) -> str:

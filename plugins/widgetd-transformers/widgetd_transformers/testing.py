@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 
 WORDS = (
@@ -40,7 +41,8 @@ def save_bert(folder: Path, model_class, pipeline_tag: str, labels: list[str] | 
     config, vocabulary = bert_config(**extra)
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=128)
+    # The tokenizer claims more than the model's 128 positions, as many Hub repos' tokenizers do.
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=512)
     tokenizer.save_pretrained(str(folder))
     model_class(config).save_pretrained(str(folder))
     card(folder, pipeline_tag)
@@ -101,10 +103,10 @@ def save_bart(folder: Path, pipeline_tag: str, bpe: Path) -> Path:
     from transformers import BartConfig, BartForConditionalGeneration, BartTokenizerFast
 
     torch.manual_seed(0)
-    tokenizer = BartTokenizerFast.from_pretrained(str(bpe), model_max_length=128)
+    tokenizer = BartTokenizerFast.from_pretrained(str(bpe), model_max_length=512)
     config = BartConfig(
         vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=128,
+        decoder_attention_heads=2, encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id,
     )
@@ -121,7 +123,7 @@ def save_gpt2(folder: Path, bpe: Path) -> Path:
 
     torch.manual_seed(0)
     tokenizer = GPT2TokenizerFast.from_pretrained(str(bpe), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=128,
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=512,
                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     folder.mkdir(parents=True)
     GPT2LMHeadModel(config).save_pretrained(str(folder))
@@ -151,22 +153,37 @@ def save_vits(folder: Path) -> Path:
     return folder
 
 
-def build_models(root: Path) -> dict[str, Path]:
+def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
+    """Each tiny model's name, task and how to build it under ``root``."""
     from transformers import (
         BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, BertModel,
     )
 
+    def bpe() -> Path:
+        folder = root / "bpe"
+        return folder if folder.exists() else save_byte_level_bpe(folder)
+
     return {
-        "tiny-qa": save_bert(root / "tiny-qa", BertForQuestionAnswering, "question-answering"),
-        "tiny-ner": save_bert(root / "tiny-ner", BertForTokenClassification, "token-classification", NER_LABELS),
-        "tiny-sentiment": save_bert(root / "tiny-sentiment", BertForSequenceClassification, "text-classification", ["NEGATIVE", "POSITIVE"]),
-        "tiny-nli": save_bert(root / "tiny-nli", BertForSequenceClassification, "zero-shot-classification", ["entailment", "neutral", "contradiction"]),
-        "tiny-mlm": save_bert(root / "tiny-mlm", BertForMaskedLM, "fill-mask"),
-        "tiny-embedder": save_bert(root / "tiny-embedder", BertModel, "feature-extraction"),
-        "tiny-asr": save_wav2vec2(root / "tiny-asr"),
-        "tiny-vit": save_vit(root / "tiny-vit"),
-        "tiny-summarizer": save_bart(root / "tiny-summarizer", "summarization", bpe := save_byte_level_bpe(root / "bpe")),
-        "tiny-translator": save_bart(root / "tiny-translator", "translation", bpe),
-        "tiny-gpt2": save_gpt2(root / "tiny-gpt2", bpe),
-        "tiny-tts": save_vits(root / "tiny-tts"),
+        "tiny-qa": ("question-answering", lambda: save_bert(root / "tiny-qa", BertForQuestionAnswering, "question-answering")),
+        "tiny-ner": ("token-classification", lambda: save_bert(root / "tiny-ner", BertForTokenClassification, "token-classification", NER_LABELS)),
+        "tiny-sentiment": ("text-classification", lambda: save_bert(root / "tiny-sentiment", BertForSequenceClassification, "text-classification", ["NEGATIVE", "POSITIVE"])),
+        "tiny-nli": ("zero-shot-classification", lambda: save_bert(root / "tiny-nli", BertForSequenceClassification, "zero-shot-classification", ["entailment", "neutral", "contradiction"])),
+        "tiny-mlm": ("fill-mask", lambda: save_bert(root / "tiny-mlm", BertForMaskedLM, "fill-mask")),
+        "tiny-embedder": ("feature-extraction", lambda: save_bert(root / "tiny-embedder", BertModel, "feature-extraction")),
+        "tiny-asr": ("automatic-speech-recognition", lambda: save_wav2vec2(root / "tiny-asr")),
+        "tiny-vit": ("image-classification", lambda: save_vit(root / "tiny-vit")),
+        "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
+        "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
+        "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),
+        "tiny-tts": ("text-to-speech", lambda: save_vits(root / "tiny-tts")),
     }
+
+
+def build_models(root: Path) -> dict[str, Path]:
+    """Every tiny model, saved under ``root``, by name."""
+    return {name: build() for name, (_, build) in _builders(root).items()}
+
+
+def build_model(task: str, root: Path) -> Path:
+    """The tiny model for ``task``, saved under ``root``."""
+    return next(build() for _, (served, build) in _builders(root).items() if served == task)

@@ -8,7 +8,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.token_classification import TokenClassificationEntity
-from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline, token_limit
+from widgetd_transformers.loading import grouped, hf_pipeline, token_limit, tokenizer_and_model
 
 
 def _texts(requests: Sequence[Any], indexes: list[int]) -> list[str]:
@@ -114,6 +114,7 @@ class FillMask:
         self.pipe = pipe
         self.mask = pipe.tokenizer.mask_token
         self.limit = token_limit(pipe.tokenizer, pipe.model)
+        self.vocabulary_size = int(pipe.model.config.vocab_size)
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> FillMask:
@@ -132,11 +133,12 @@ class FillMask:
                 raise InvalidInput(
                     f"inputs is {length} tokens long, more than this model's limit of {self.limit}", field="inputs"
                 )
+            self._check_targets(request.parameters.targets or ())
         answers: list[Any] = [None] * len(requests)
         for (top_k, targets), indexes in grouped(
             requests, lambda r: (r.parameters.top_k, tuple(r.parameters.targets or ()))
         ).items():
-            kwargs: dict[str, Any] = {"top_k": top_k}
+            kwargs: dict[str, Any] = {"top_k": min(top_k, len(targets) or self.vocabulary_size)}
             if targets:
                 kwargs["targets"] = list(targets)
             texts = _texts(requests, indexes)
@@ -150,6 +152,15 @@ class FillMask:
                 ]
         return answers
 
+    def _check_targets(self, targets: Sequence[str]) -> None:
+        tokenizer = self.pipe.tokenizer
+        for target in targets:
+            ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+            if not ids or ids[0] == tokenizer.unk_token_id:
+                raise InvalidInput(
+                    f"parameters.targets: {target!r} is not in this model's vocabulary", field="parameters.targets"
+                )
+
 
 class FeatureExtraction:
     """Mean-pooled sentence embeddings, as TEI (where the contract comes from) answers."""
@@ -160,11 +171,7 @@ class FeatureExtraction:
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> FeatureExtraction:
-        from transformers import AutoModel, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
-        model = AutoModel.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
-        return cls(tokenizer, model.to(snapshot.device).eval(), snapshot.device)
+        return cls(*tokenizer_and_model(snapshot, "AutoModel"), snapshot.device)
 
     def __call__(self, requests: Sequence[Any]) -> list[Any]:
         answers: list[Any] = [None] * len(requests)

@@ -1,0 +1,140 @@
+"""The toy plugin with one defect each, for proving the conformance kit catches it."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Sequence
+
+from tests.toy_plugin import ANSWERERS, ToyPipeline, ToyPlugin
+from widgetd import InvalidInput
+from widgetd.media import Audio, decode_audio
+from widgetd.tasks.audio_to_audio import SeparatedSource
+from widgetd.tasks.question_answering import QuestionAnsweringAnswer
+
+
+class _OneTaskBroken(ToyPipeline):
+    """Answers ``broken_task`` with ``broken``; every other task as the toy plugin does."""
+
+    broken_task = ""
+
+    def answer_batch(self, task: str, requests: Sequence[Any]) -> list[Any]:
+        if task != self.broken_task:
+            return super().answer_batch(task, requests)
+        return self.broken(list(requests))
+
+    def broken(self, requests: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+
+def plugin_for(pipeline: type[ToyPipeline]) -> type[ToyPlugin]:
+    return type(f"{pipeline.__name__}Plugin", (ToyPlugin,), {"pipeline_class": pipeline})
+
+
+class WrongOutputType(_OneTaskBroken):
+    broken_task = "question-answering"
+
+    def broken(self, requests):
+        return [[QuestionAnsweringAnswer("answer", "very sure", 0, 6)] for _ in requests]
+
+
+class OffByOneOffsets(_OneTaskBroken):
+    broken_task = "question-answering"
+
+    def broken(self, requests):
+        answers = [ANSWERERS["question-answering"](request) for request in requests]
+        return [[QuestionAnsweringAnswer(a.answer, a.score, a.start + 1, a.end + 1) for a in found] for found in answers]
+
+
+class FailsOnEmptyText(_OneTaskBroken):
+    broken_task = "token-classification"
+
+    def broken(self, requests):
+        # A real mistake: the first character of every text, empty or not.
+        return [ANSWERERS[self.broken_task](r) if r.inputs[0] else [] for r in requests]
+
+
+class Nondeterministic(_OneTaskBroken):
+    broken_task = "sentence-similarity"
+
+    def broken(self, requests):
+        return [[score * random.uniform(0.995, 1.0) for score in ANSWERERS[self.broken_task](r)] for r in requests]
+
+
+class BatchDependent(_OneTaskBroken):
+    """Embeddings drift with the batch's size, as padding-dependent numerics do."""
+
+    broken_task = "feature-extraction"
+
+    def broken(self, requests):
+        return [_drifted(ANSWERERS[self.broken_task](r), 0.01 * len(requests)) for r in requests]
+
+
+def _drifted(embedding: Any, drift: float) -> Any:
+    if embedding and isinstance(embedding[0], list):
+        return [_drifted(row, drift) for row in embedding]
+    moved = [value + drift for value in embedding]
+    norm = sum(value * value for value in moved) ** 0.5
+    return [value / norm for value in moved]
+
+
+class ExtraSource(_OneTaskBroken):
+    broken_task = "audio-to-audio"
+
+    def broken(self, requests):
+        return [[*ANSWERERS[self.broken_task](r), SeparatedSource("label_2", decode_audio(r.inputs).mono())] for r in requests]
+
+
+class HalfLengthSources(_OneTaskBroken):
+    broken_task = "audio-to-audio"
+
+    def broken(self, requests):
+        halved = []
+        for request in requests:
+            sources = ANSWERERS[self.broken_task](request)
+            halved.append([SeparatedSource(s.label, Audio(s.audio.samples[: len(s.audio.samples) // 2 + 1], s.audio.sample_rate)) for s in sources])
+        return halved
+
+
+class RemembersTopK(_OneTaskBroken):
+    """Keeps the last request's top_k as the default for the next ones."""
+
+    broken_task = "text-classification"
+    remembered: int | None = None
+
+    def broken(self, requests):
+        answers = []
+        for request in requests:
+            self.remembered = request.parameters.top_k or self.remembered
+            answers.append(ANSWERERS[self.broken_task](request)[: self.remembered])
+        return answers
+
+
+class UnsortedScores(_OneTaskBroken):
+    broken_task = "image-classification"
+
+    def broken(self, requests):
+        return [sorted(ANSWERERS[self.broken_task](r), key=lambda entry: entry.score) for r in requests]
+
+
+class WordsNotFromTheText(_OneTaskBroken):
+    broken_task = "token-classification"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](r) for r in requests]
+        for entities in answers:
+            for entity in entities:
+                entity.word = entity.word.lower()
+        return answers
+
+
+class RefusesEverything(_OneTaskBroken):
+    broken_task = "summarization"
+
+    def broken(self, requests):
+        raise InvalidInput("inputs: this summarizer is on strike", field="inputs")
+
+
+class OneAtATime(ToyPlugin):
+    """Not a defect: a backend that does not batch, so the kit's batching check has nothing to check."""
+
+    max_batch_size = 1

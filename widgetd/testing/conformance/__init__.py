@@ -1,0 +1,94 @@
+"""The conformance kit: prove a plugin honours every task contract it claims.
+
+Supply two fixtures and inherit a test class per task your backend serves::
+
+    import pytest
+    import widgetd_mylib
+    from widgetd.testing.conformance import QuestionAnsweringTests
+
+    class MyLibFixtures:
+        @pytest.fixture(scope="class")
+        def widgetd_plugin(self):
+            return widgetd_mylib
+
+        @pytest.fixture(scope="class")
+        def widgetd_model(self, request, tmp_path_factory):
+            return build_tiny_model(request.cls.task_name, tmp_path_factory.mktemp("model"))
+
+    class TestQuestionAnswering(QuestionAnsweringTests, MyLibFixtures):
+        pass
+
+Each class starts a real widgetd server for the model and checks, over HTTP, that examples and
+hypothesis-generated requests get answers that follow the task's contract, that invalid and edge
+inputs get a 4xx and never a 500, and that answers are deterministic, independent of batching and
+free of state left by earlier requests.
+"""
+
+from widgetd.testing.conformance.base import Served, TaskTests
+from widgetd.testing.conformance.exchange import Call, Reply
+from widgetd.testing.conformance.media import (
+    AudioToAudioTests,
+    AutomaticSpeechRecognitionTests,
+    ImageClassificationTests,
+    TextToSpeechTests,
+)
+from widgetd.testing.conformance.pairs import (
+    FeatureExtractionTests,
+    QuestionAnsweringTests,
+    SentenceSimilarityTests,
+)
+from widgetd.testing.conformance.rules import ContractViolation, expect
+from widgetd.testing.conformance.text import (
+    FillMaskTests,
+    SummarizationTests,
+    TextClassificationTests,
+    TextGenerationTests,
+    TokenClassificationTests,
+    TranslationTests,
+    ZeroShotClassificationTests,
+)
+
+TESTS_BY_TASK: dict[str, type[TaskTests]] = {
+    tests.task_name: tests
+    for tests in (
+        QuestionAnsweringTests,
+        TokenClassificationTests,
+        TextClassificationTests,
+        ZeroShotClassificationTests,
+        FillMaskTests,
+        SentenceSimilarityTests,
+        FeatureExtractionTests,
+        SummarizationTests,
+        TranslationTests,
+        TextGenerationTests,
+        AutomaticSpeechRecognitionTests,
+        AudioToAudioTests,
+        TextToSpeechTests,
+        ImageClassificationTests,
+    )
+}
+"""The test mixin for each built-in task."""
+
+__all__ = [
+    "AudioToAudioTests",
+    "AutomaticSpeechRecognitionTests",
+    "Call",
+    "ContractViolation",
+    "FeatureExtractionTests",
+    "FillMaskTests",
+    "ImageClassificationTests",
+    "QuestionAnsweringTests",
+    "Reply",
+    "SentenceSimilarityTests",
+    "Served",
+    "SummarizationTests",
+    "TESTS_BY_TASK",
+    "TaskTests",
+    "TextClassificationTests",
+    "TextGenerationTests",
+    "TextToSpeechTests",
+    "TokenClassificationTests",
+    "TranslationTests",
+    "ZeroShotClassificationTests",
+    "expect",
+]

@@ -1,0 +1,285 @@
+"""The checks every task shares, run through a real widgetd server that serves the plugin's model."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from widgetd.models import ServedModel
+from widgetd.tasks import Task
+from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference, send
+from widgetd.testing.conformance.rules import ContractViolation
+from widgetd.testing.server import LiveServer
+from widgetd.testing.strategies import invalid_requests_for, requests_for
+
+CLIENT_ERRORS = range(400, 500)
+
+
+def structs_requests(task: Task) -> st.SearchStrategy[Call]:
+    """Requests generated from the task's Structs, media as base64 ``inputs``."""
+    media = task.raw_body in ("audio", "image")
+    return requests_for(task).map(lambda body: Call(body, carries_media=media))
+
+
+def plugin_name(plugin: object) -> str:
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
+
+
+@dataclass
+class Served:
+    """The plugin's model behind a live server, answering one task."""
+
+    server: LiveServer
+    task: Task
+    model: ServedModel
+    client: httpx.Client
+    timeout: float
+
+    @property
+    def route(self) -> str:
+        return f"/models/{self.model.model_id}/pipeline/{self.task.name}"
+
+    def send(self, call: Call) -> Reply:
+        return send(self.client, self.route, call, self.timeout)
+
+    def batch_counts(self) -> tuple[float, float]:
+        """(batches run, requests in them) for this model, from /metrics."""
+        text = self.client.get("/metrics").text
+        label = re.escape(f'model="{self.model.model_id}"')
+        total = re.search(rf"^widgetd_batch_size_sum\{{{label}\}} (\S+)$", text, re.M)
+        count = re.search(rf"^widgetd_batch_size_count\{{{label}\}} (\S+)$", text, re.M)
+        return (float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0)
+
+    @property
+    def max_batch_size(self) -> int:
+        return self.model.batcher.max_batch_size if self.model.batcher else 1
+
+
+class TaskTests:
+    """Checks for one task; a mixin per task sets ``task_name``, its examples and its rules.
+
+    For a task your plugin registers, subclass this directly, set ``task_name`` and supply
+    an ``examples`` fixture; requests are then generated from the task's Structs.
+    """
+
+    task_name: ClassVar[str]
+    tolerance: ClassVar[float] = 1e-3
+    """How far two answers to the same request may differ (absolute and relative)."""
+    max_examples: ClassVar[int] = 20
+    """Generated requests per property."""
+    timeout: ClassVar[float] = 120.0
+
+    # -- what a task mixin (or you, for your own task) provides ---------------------------------
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        """Valid requests that must all get a 200; the first one uses default parameters."""
+        pytest.fail(
+            f"supply an `examples` fixture on {type(self).__name__}: a list of "
+            "widgetd.testing.conformance.Call, valid requests for your task",
+            pytrace=False,
+        )
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        """Requests at the edges (empty, huge, odd unicode, broken media): a 200 or a 4xx, never a 500."""
+        return []
+
+    @pytest.fixture
+    def valid_requests(self, served) -> st.SearchStrategy[Call]:
+        """Generated valid requests: by default, anything the task's Structs accept."""
+        return structs_requests(served.task)
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        """Task rules for one 200 answer (decoded under the task's output type); raise ContractViolation."""
+
+    # -- the kit's fixtures ----------------------------------------------------------------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def served(
+        cls, request, widgetd_plugin, widgetd_model, widgetd_server_settings, widgetd_device
+    ) -> Served:
+        task_name = request.cls.task_name
+        server = LiveServer.for_models(
+            [str(widgetd_model)],
+            plugins={plugin_name(widgetd_plugin): widgetd_plugin},
+            settings=widgetd_server_settings,
+            task=task_name,
+            device=widgetd_device,
+        )
+        with server, httpx.Client(base_url=server.url) as client:
+            model = server.state.models[0]
+            yield Served(server, server.state.registry.task(task_name), model, client, cls.timeout)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def hypothesis_settings(self) -> settings:
+        return settings(
+            max_examples=self.max_examples,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+
+    def verify(self, served: Served, call: Call, reply: Reply) -> None:
+        """A 200 decodes under the task's output type and follows the task's rules."""
+        answer = self.decode(served.task, call, reply)
+        try:
+            self.check_answer(call, answer)
+        except ContractViolation as violation:
+            raise ContractViolation(
+                f"{served.task.name}: {violation}\n  request: {call.describe()}\n  reply: {reply.describe()}"
+            ) from None
+
+    def decode(self, task: Task, call: Call, reply: Reply) -> Any:
+        if task.response_media == "audio":
+            if not reply.content_type.startswith("audio/"):
+                raise ContractViolation(
+                    f"{task.name}: the answer must be audio, got content-type {reply.content_type!r}\n"
+                    f"  request: {call.describe()}"
+                )
+            return reply
+        try:
+            return msgspec.json.decode(reply.content, type=task.wire_output)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            raise ContractViolation(
+                f"{task.name}: the answer does not match the task's output type: {error}\n"
+                f"  request: {call.describe()}\n  reply: {reply.describe()}"
+            ) from None
+
+    def answer(self, served: Served, call: Call) -> Reply:
+        """The reply to a request that must succeed, checked against the contract."""
+        reply = served.send(call)
+        if reply.status != 200:
+            raise ContractViolation(
+                f"{served.task.name}: a valid request must get a 200, got {reply.status}: "
+                f"{reply.error or reply.describe()}\n  request: {call.describe()}"
+            )
+        self.verify(served, call, reply)
+        return reply
+
+    def expect_answer_or_client_error(self, served: Served, call: Call) -> Reply:
+        reply = served.send(call)
+        if reply.status == 200:
+            self.verify(served, call, reply)
+        else:
+            self.expect_client_error(served, call, reply)
+        return reply
+
+    def expect_client_error(self, served: Served, call: Call, reply: Reply) -> None:
+        if reply.status >= 500:
+            raise ContractViolation(
+                f"{served.task.name}: the server failed with {reply.status} ({reply.error or 'no message'}); "
+                f"a request a client can send must get a 200 or a 4xx\n  request: {call.describe()}"
+            )
+        if reply.status not in CLIENT_ERRORS or not reply.error:
+            raise ContractViolation(
+                f"{served.task.name}: a refused request must get a 4xx with a JSON error message, "
+                f"got {reply.describe()}\n  request: {call.describe()}"
+            )
+
+    def same(self, first: Reply, second: Reply) -> str | None:
+        return first_difference(comparable(first), comparable(second), self.tolerance)
+
+    # -- the checks ------------------------------------------------------------------------------
+
+    def test_examples_are_answered(self, served, examples):
+        for call in examples:
+            self.answer(served, call)
+
+    def test_generated_requests_are_answered_or_refused(self, served, valid_requests):
+        statuses: list[int] = []
+
+        @self.hypothesis_settings()
+        @given(valid_requests)
+        def check(call: Call) -> None:
+            statuses.append(self.expect_answer_or_client_error(served, call).status)
+
+        check()
+        if 200 not in statuses:
+            pytest.fail(
+                f"{served.task.name}: none of {len(statuses)} generated valid requests got a 200 "
+                f"(statuses: {sorted(set(statuses))}); the plugin refuses input its contract allows",
+                pytrace=False,
+            )
+
+    def test_invalid_requests_are_client_errors(self, served):
+        @self.hypothesis_settings()
+        @given(invalid_requests_for(served.task))
+        def check(body: dict) -> None:
+            call = Call(body)
+            reply = served.send(call)
+            if reply.status == 200:
+                raise ContractViolation(
+                    f"{served.task.name}: a request that breaks the contract got a 200\n  request: {call.describe()}"
+                )
+            self.expect_client_error(served, call, reply)
+
+        check()
+
+    def test_edge_inputs_never_fail_the_server(self, served, edge_cases):
+        if not edge_cases:
+            pytest.skip(f"no edge cases for {served.task.name}")
+        problems = []
+        for call in edge_cases:
+            try:
+                self.expect_answer_or_client_error(served, call)
+            except (ContractViolation, httpx.TimeoutException) as problem:
+                problems.append(str(problem) or repr(problem))
+        assert not problems, f"{len(problems)} of {len(edge_cases)} edge inputs broke the contract:\n" + "\n".join(problems)
+
+    def test_same_request_same_answer(self, served, examples):
+        for call in examples:
+            first, second = self.answer(served, call), self.answer(served, call)
+            difference = self.same(first, second)
+            if difference:
+                pytest.fail(
+                    f"{served.task.name}: not deterministic: the same request got two different answers "
+                    f"({difference})\n  request: {call.describe()}",
+                    pytrace=False,
+                )
+
+    def test_batching_does_not_change_answers(self, served, examples):
+        if served.max_batch_size == 1:
+            pytest.skip("the backend answers one request at a time (max_batch_size=1): nothing to batch")
+        alone = [self.answer(served, call) for call in examples]
+        crowd = list(examples) * 2
+        batches_before, requests_before = served.batch_counts()
+        with ThreadPoolExecutor(len(crowd)) as pool:
+            together = list(pool.map(lambda call: self.answer(served, call), crowd))
+        batches_after, requests_after = served.batch_counts()
+        if requests_after - requests_before <= batches_after - batches_before:
+            pytest.fail(
+                f"{served.task.name}: {len(crowd)} concurrent requests were never run together; "
+                "batch invariance could not be checked",
+                pytrace=False,
+            )
+        for call, single, batched in zip(crowd, alone * 2, together):
+            difference = self.same(single, batched)
+            if difference:
+                pytest.fail(
+                    f"{served.task.name}: batch-dependent: a request answered inside a batch of others "
+                    f"differs from its answer alone ({difference})\n  request: {call.describe()}",
+                    pytrace=False,
+                )
+
+    def test_no_state_leaks_between_requests(self, served, examples, edge_cases):
+        first = self.answer(served, examples[0])
+        for other in [*examples[1:], *edge_cases]:
+            served.send(other)
+            difference = self.same(first, self.answer(served, examples[0]))
+            if difference:
+                pytest.fail(
+                    f"{served.task.name}: state leaks between requests: after another request the same "
+                    f"request got another answer ({difference})\n  request: {examples[0].describe()}\n"
+                    f"  after: {other.describe()}",
+                    pytrace=False,
+                )

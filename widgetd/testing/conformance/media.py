@@ -1,0 +1,228 @@
+"""Tasks that take or give media: speech recognition, source separation, speech, image classification."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+import pytest
+
+from widgetd.testing.audio import encode, tone
+from widgetd.testing.conformance.base import TaskTests
+from widgetd.testing.conformance.exchange import Call, Reply, decode_audio_bytes
+from widgetd.testing.conformance.rules import ContractViolation, classified, expect, finite
+from widgetd.testing.conformance.text import EDGE_TEXTS, text_call
+from widgetd.testing.images import render_image
+
+AUDIO_TYPES = {"WAV": "audio/wav", "FLAC": "audio/flac", "OGG": "audio/ogg", "MP3": "audio/mpeg"}
+AUDIO_FORMATS = {"audio/flac": "flac", "audio/wav": "wav", "audio/x-wav": "wav", "audio/ogg": "ogg", "audio/mpeg": "mp3"}
+
+
+def audio_call(seconds: float, rate: int, channels: int, container: str, *, typed: bool = True, **headers: str) -> Call:
+    """Raw audio bytes, as clients send them, with (or without) their content type."""
+    data = encode(tone(seconds, rate, channels), rate, container)
+    return Call(data, {"content-type": AUDIO_TYPES[container], **headers} if typed else dict(headers))
+
+
+def audio_json_call(data: bytes, **parameters: Any) -> Call:
+    return Call({"inputs": base64.b64encode(data).decode(), "parameters": parameters}, carries_media=True)
+
+
+def audio_examples() -> list[Call]:
+    return [
+        audio_call(1.0, 16000, 1, "WAV"),
+        audio_call(0.7, 44100, 2, "FLAC"),
+        audio_call(1.3, 22050, 1, "OGG"),
+        audio_call(0.5, 8000, 1, "MP3"),
+        audio_call(0.4, 48000, 2, "WAV", typed=False),
+        audio_json_call(encode(tone(0.6, 16000), 16000, "FLAC")),
+    ]
+
+
+def audio_edge_cases() -> list[Call]:
+    flac = encode(tone(1.0, 16000), 16000, "FLAC")
+    return [
+        Call(b"", {"content-type": "audio/flac"}),
+        Call(b"this is not audio", {"content-type": "audio/flac"}),
+        Call(flac[: len(flac) // 3], {"content-type": "audio/flac"}),
+        Call(flac[:64], {"content-type": "audio/flac"}),
+        Call(encode(np.zeros(1, dtype=np.float32), 16000, "WAV"), {"content-type": "audio/wav"}),
+        Call(encode(np.zeros(16000, dtype=np.float32), 16000, "WAV"), {"content-type": "audio/wav"}),
+        Call(encode(tone(0.01, 8000), 8000, "WAV"), {"content-type": "audio/wav"}),
+        Call(encode(np.ones(8000, dtype=np.float32), 8000, "WAV"), {"content-type": "audio/wav"}),
+        audio_call(12.0, 16000, 2, "FLAC"),
+        Call(render_image(8, 8), {"content-type": "image/png"}),
+        audio_json_call(b"not audio either"),
+    ]
+
+
+def duration_of(data: bytes) -> tuple[float, int]:
+    samples, rate = decode_audio_bytes(data)
+    return samples.shape[0] / rate, rate
+
+
+def requested_format(call: Call) -> str:
+    accept = call.headers.get("accept", "")
+    return next((AUDIO_FORMATS[part.strip()] for part in accept.split(",") if part.strip() in AUDIO_FORMATS), "flac")
+
+
+def check_audio(data: bytes, what: str) -> tuple[float, int]:
+    try:
+        samples, rate = decode_audio_bytes(data)
+    except Exception as error:
+        raise ContractViolation(f"{what} does not decode as audio: {error}") from None
+    expect(samples.shape[0] > 0, f"{what} holds no samples")
+    expect(bool(np.isfinite(samples).all()), f"{what} holds samples that are not finite")
+    return samples.shape[0] / rate, rate
+
+
+class AutomaticSpeechRecognitionTests(TaskTests):
+    """A transcript for audio in every container, rate and channel count; timestamps inside the audio."""
+
+    task_name = "automatic-speech-recognition"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return audio_examples()
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return audio_edge_cases()
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        duration, _ = duration_of(call.inputs)
+        for index, chunk in enumerate(answer.chunks or []):
+            start, end = chunk.timestamp
+            finite([start, end], f"chunk {index} timestamp")
+            expect(
+                0 <= start <= end <= duration + 0.5,
+                f"chunk {index} timestamp ({start}, {end}) must lie inside the audio's {duration:.2f} s",
+            )
+
+    def test_timestamps_lie_inside_the_audio(self, served):
+        call = audio_json_call(encode(tone(1.5, 16000), 16000, "WAV"), return_timestamps=True)
+        reply = served.send(call)
+        if reply.status != 200:
+            self.expect_client_error(served, call, reply)
+            pytest.skip(f"the model does not give timestamps: {reply.error}")
+        self.verify(served, call, reply)
+        expect(reply.json().get("chunks") is not None, "return_timestamps=true must answer `chunks`")
+
+
+class AudioToAudioTests(TaskTests):
+    """Separated sources: each ``{label, blob, content-type}`` in the requested format, labels once
+    each, every source as long as the input, the same number of sources for every input.
+
+    Supply ``expected_sources`` (the model's number of outputs) to have that checked too.
+    """
+
+    task_name = "audio-to-audio"
+
+    @pytest.fixture
+    def expected_sources(self) -> int | None:
+        return None
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            *audio_examples(),
+            audio_call(0.5, 16000, 1, "WAV", accept="audio/wav"),
+            audio_call(0.5, 16000, 1, "WAV", accept="audio/ogg"),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return audio_edge_cases()
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        expect(len(answer) > 0, "source separation must answer at least one source")
+        labels = [source.label for source in answer]
+        expect(len(set(labels)) == len(labels), f"source labels must not repeat, got {labels}")
+        duration, rate = duration_of(call.inputs)
+        wanted = requested_format(call)
+        for source in answer:
+            expect(
+                source.content_type == f"audio/{wanted}",
+                f"source {source.label!r} has content-type {source.content_type!r}, the request asked for audio/{wanted}",
+            )
+            length, out_rate = check_audio(base64.b64decode(source.blob), f"source {source.label!r}")
+            slack = 2 / out_rate + 1 / rate + 1e-3
+            expect(
+                abs(length - duration) <= slack,
+                f"source {source.label!r} lasts {length:.4f} s, the input {duration:.4f} s: a source must be as long as its input",
+            )
+
+    def test_source_count_is_the_models(self, served, examples, expected_sources):
+        counts = {call.describe(): len(self.answer(served, call).json()) for call in examples}
+        wanted = expected_sources if expected_sources is not None else next(iter(counts.values()))
+        wrong = {request: count for request, count in counts.items() if count != wanted}
+        expect(
+            not wrong,
+            f"every input must be separated into {wanted} sources"
+            f"{' (expected_sources)' if expected_sources is not None else ''}; got {wrong}",
+        )
+
+
+class TextToSpeechTests(TaskTests):
+    """Speech as raw audio in the format the Accept header asks for (flac by default), never empty."""
+
+    task_name = "text-to-speech"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            text_call("Hello world."),
+            Call({"inputs": "Hello world."}, {"accept": "audio/wav"}),
+            Call({"inputs": "Hello world."}, {"accept": "audio/ogg"}),
+            text_call("Zoë lives in Köln, not far from the river."),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [text_call(text) for text in EDGE_TEXTS.values() if len(text) < 1000] + [text_call("word " * 200)]
+
+    def check_answer(self, call: Call, answer: Reply) -> None:
+        wanted = requested_format(call)
+        expect(
+            answer.content_type.split(";")[0] == f"audio/{wanted}",
+            f"the speech has content-type {answer.content_type!r}, the request asked for audio/{wanted}",
+        )
+        check_audio(answer.content, "the speech")
+
+
+def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "PNG") -> Call:
+    return Call(render_image(width, height, mode, image_format), {"content-type": f"image/{image_format.lower()}"})
+
+
+class ImageClassificationTests(TaskTests):
+    """Labels once each for images of any size, mode and format: scores in [0, 1], highest first, at most top_k."""
+
+    task_name = "image-classification"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            image_call(64, 64),
+            image_call(200, 100, "RGB", "JPEG"),
+            image_call(32, 48, "RGBA", "WEBP"),
+            image_call(40, 40, "L", "PNG"),
+            image_call(30, 30, "P", "PNG"),
+            Call({"inputs": base64.b64encode(render_image(64, 64)).decode(), "parameters": {"top_k": 1}}, carries_media=True),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        png = render_image(64, 64)
+        return [
+            Call(b"", {"content-type": "image/png"}),
+            Call(b"not an image", {"content-type": "image/png"}),
+            Call(png[: len(png) // 2], {"content-type": "image/png"}),
+            image_call(1, 1),
+            image_call(2000, 3),
+            image_call(3, 2000, "L"),
+            Call(encode(tone(0.2, 8000), 8000, "WAV"), {"content-type": "audio/wav"}),
+        ]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        classified(answer, call.parameters)

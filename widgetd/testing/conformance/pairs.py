@@ -1,0 +1,178 @@
+"""Tasks whose input pairs texts: question answering, sentence similarity and feature extraction."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+
+from widgetd.testing.conformance.base import TaskTests, structs_requests
+from widgetd.testing.conformance.exchange import Call, first_difference
+from widgetd.testing.conformance.rules import (
+    at_most,
+    expect,
+    finite,
+    scores_are_probabilities,
+    sorted_by_score,
+    span_of,
+)
+from widgetd.testing.conformance.text import EDGE_TEXTS, edge_texts
+
+CONTEXT = "My name is Clara and I live in Berkeley. I work as a nurse at the city hospital."
+
+
+def question(question: str, context: str, **parameters: Any) -> Call:
+    body: dict[str, Any] = {"inputs": {"question": question, "context": context}}
+    if parameters:
+        body["parameters"] = parameters
+    return Call(body)
+
+
+class QuestionAnsweringTests(TaskTests):
+    """Answers are spans: ``answer == context[start:end]``, offsets inside the context, scores in
+    [0, 1], highest first, at most ``top_k`` (a bare object for top_k=1, as clients expect)."""
+
+    task_name = "question-answering"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            question("What is my name?", CONTEXT),
+            question("Where do I live?", CONTEXT, top_k=3),
+            question("What is my job?", CONTEXT, max_answer_len=2, align_to_words=False),
+            question("Where does Clara live?", CONTEXT * 30, doc_stride=16, max_seq_len=64),
+            question("Who lives in 東京?", "Zoë lives in 東京 — café “Ünïcode” ☕ is her favourite.", top_k=2),
+            question("What is the moon made of?", CONTEXT, handle_impossible_answer=True),
+            question("Where?", CONTEXT, max_question_len=1),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *(question(text, CONTEXT) for text in EDGE_TEXTS.values()),
+            *(question("Where?", text) for text in EDGE_TEXTS.values()),
+            question("Where?", CONTEXT, top_k=500),
+            question("Where?", CONTEXT, doc_stride=500, max_seq_len=8),
+        ]
+
+    @pytest.fixture
+    def valid_requests(self, served) -> st.SearchStrategy[Call]:
+        # Half the contexts are real sentences, so answers are more than the degenerate edge cases.
+        def with_context(call: Call, sentence: str) -> Call:
+            return Call({**call.body, "inputs": {"question": call.body["inputs"]["question"], "context": sentence}})
+
+        contexts = st.sampled_from([CONTEXT, CONTEXT.upper(), "Zoë lives in 東京.", CONTEXT * 5])
+        generated = structs_requests(served.task)
+        return st.one_of(generated, st.builds(with_context, generated, contexts))
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        answers = answer if isinstance(answer, list) else [answer]
+        top_k = call.parameters.get("top_k", 1)
+        if top_k > 1:
+            expect(isinstance(answer, list), f"top_k={top_k} asks for a list of answers, got one object")
+        expect(len(answers) > 0, "question answering must answer at least once")
+        for index, entry in enumerate(answers):
+            span_of(call.inputs["context"], entry.start, entry.end, entry.answer, f"answer {index}")
+        scores_are_probabilities(answers)
+        sorted_by_score(answers)
+        at_most(answers, top_k, "top_k")
+
+
+class SentenceSimilarityTests(TaskTests):
+    """One score per sentence, in order, each a cosine in [-1, 1]; a sentence equal to the source scores 1."""
+
+    task_name = "sentence-similarity"
+
+    @staticmethod
+    def call(source: str, sentences: list[str]) -> Call:
+        return Call({"inputs": {"source_sentence": source, "sentences": sentences}})
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        source = "A man is eating food."
+        return [
+            self.call(source, ["A man is eating a piece of bread.", "The new movie is awesome.", source]),
+            self.call(source, ["A man is eating food."]),
+            self.call("Zoë lives in 東京.", ["Zoë lives in Tokyo.", "🙂"]),
+            self.call(source, [f"sentence number {n}" for n in range(40)]),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *(self.call(text, ["a cat"]) for text in EDGE_TEXTS.values()),
+            self.call("a cat", list(EDGE_TEXTS.values())),
+            self.call("a cat", ["a dog"] * 300),
+        ]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        sentences, source = call.inputs["sentences"], call.inputs["source_sentence"]
+        expect(len(answer) == len(sentences), f"one score per sentence: {len(sentences)} sentences, {len(answer)} scores")
+        finite(answer, "score")
+        for index, score in enumerate(answer):
+            expect(-1 - 1e-3 <= score <= 1 + 1e-3, f"score {index} must be a cosine in [-1, 1], got {score}")
+            if sentences[index] == source and source.strip():
+                expect(score >= 0.99, f"sentence {index} equals the source and must score 1, got {score}")
+
+
+class FeatureExtractionTests(TaskTests):
+    """An embedding per text (a list of them for a list), finite, unit length when ``normalize``;
+    a text embeds the same alone as inside a list."""
+
+    task_name = "feature-extraction"
+
+    @staticmethod
+    def call(inputs: Any, **options: Any) -> Call:
+        return Call({"inputs": inputs, **options})
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            self.call("A man is eating food."),
+            self.call(["A man is eating food.", "Zoë lives in 東京.", "🙂"]),
+            self.call("A man is eating food.", normalize=False),
+            self.call("word " * 2_000, truncate=True),
+            self.call("word " * 2_000, truncate=True, truncation_direction="left"),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [*edge_texts(self.call), self.call(list(EDGE_TEXTS.values())), self.call(["a dog"] * 300)]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        texts = call.inputs if isinstance(call.inputs, list) else [call.inputs]
+        embeddings = answer if isinstance(call.inputs, list) else [answer]
+        expect(len(embeddings) == len(texts), f"one embedding per text: {len(texts)} texts, {len(embeddings)} embeddings")
+        shapes = {_shape(embedding) for embedding in embeddings}
+        expect(len(shapes) == 1 or all(len(s) == 2 for s in shapes), f"embeddings of different shapes: {shapes}")
+        for index, embedding in enumerate(embeddings):
+            flat = _flatten(embedding)
+            expect(len(flat) > 0, f"embedding {index} is empty")
+            finite(flat, f"embedding {index}")
+            if call.body.get("normalize", True) and _shape(embedding) and len(_shape(embedding)) == 1:
+                norm = math.sqrt(sum(value * value for value in flat))
+                expect(
+                    abs(norm - 1) <= 1e-2 or norm == 0,
+                    f"normalize=true: embedding {index} must have length 1, got {norm:.4f}",
+                )
+
+    def test_a_text_embeds_the_same_alone_and_in_a_list(self, served):
+        texts = ["A man is eating food.", "The new movie is awesome."]
+        alone = self.answer(served, self.call(texts[1]))
+        listed = self.answer(served, self.call(texts))
+        difference = first_difference(alone.json(), listed.json()[1], self.tolerance)
+        expect(difference is None, f"a text embedded alone and inside a list differ ({difference})")
+
+
+def _shape(embedding: Any) -> tuple[int, ...]:
+    if isinstance(embedding, list) and embedding and isinstance(embedding[0], list):
+        return (len(embedding), len(embedding[0]))
+    return (len(embedding),) if isinstance(embedding, list) else ()
+
+
+def _flatten(embedding: Any) -> list[float]:
+    if isinstance(embedding, list) and embedding and isinstance(embedding[0], list):
+        return [value for row in embedding for value in row]
+    return list(embedding)
