@@ -1,8 +1,11 @@
-"""Queueing behaviour: metrics, bounded queues, timeouts and clients that leave."""
+"""Queueing behaviour: metrics, bounded queues, timeouts, clients that leave, batch gathering."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import sys
 import threading
 import time
 
@@ -11,6 +14,7 @@ import pytest
 
 from tests.toy_plugin import ToyPlugin, make_toy_model
 from widgetd.app import ServerSettings
+from widgetd.batching import WORKER_NICENESS, Batcher
 from widgetd.testing.server import LiveServer
 
 
@@ -102,3 +106,54 @@ def test_requests_waiting_together_run_as_one_batch(server_with):
     for thread in [busy, *waiting]:
         thread.join()
     assert server.state.models[0].batcher.pipeline.batch_sizes[1:] in ([4, 2], [4, 1, 1], [3, 3], [4, 1, 1])
+
+
+class SlowPipeline:
+    """Takes ``seconds`` per batch and notes each batch's size and its thread's niceness."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.batch_sizes: list[int] = []
+        self.niceness: list[int] = []
+
+    def __call__(self, task, requests):
+        self.batch_sizes.append(len(requests))
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        time.sleep(self.seconds)
+        return list(requests)
+
+
+def test_after_a_busy_batch_the_next_waits_briefly_for_the_clients_coming_back():
+    pipeline = SlowPipeline(seconds=0.2)
+    batcher = Batcher(pipeline, max_batch_size=8, max_queue=100, name="gather")
+
+    async def scenario():
+        blocker = asyncio.create_task(batcher.submit("t", "blocker"))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(blocker, *(batcher.submit("t", n) for n in range(4)))
+
+        async def comes_back(n):  # closed-loop clients return a few ms apart
+            await asyncio.sleep(0.003 * n)
+            return await batcher.submit("t", n)
+
+        assert await asyncio.gather(*(comes_back(n) for n in range(4))) == [0, 1, 2, 3]
+        await asyncio.sleep(0.3)
+        assert await batcher.submit("t", "alone") == "alone"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        batcher.close()
+    # Without the wait the returning clients would run as [1, 3]; a request with no company still runs.
+    assert pipeline.batch_sizes == [1, 4, 4, 1]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are set on Linux only")
+def test_the_model_thread_yields_the_cpu_to_the_event_loop():
+    pipeline = SlowPipeline(seconds=0)
+    batcher = Batcher(pipeline, max_batch_size=1, max_queue=10, name="nice")
+    try:
+        asyncio.run(batcher.submit("t", "x"))
+    finally:
+        batcher.close()
+    assert pipeline.niceness == [os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS]

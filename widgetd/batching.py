@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -21,11 +25,22 @@ class _Pending:
     answer: asyncio.Future = field(repr=False)
 
 
+GATHER_SHARE = 0.1
+"""After a batch of several requests, the next one waits for as many to arrive, at most this
+share of the last batch's run time: closed-loop clients send their next requests right after
+their answers, and a batch started on the first of them would leave the rest for one more run."""
+GATHER_LIMIT = 0.025
+"""The most any batch waits for company (seconds) unless ``max_wait`` says otherwise."""
+WORKER_NICENESS = 5
+"""The model thread (and the threads it starts for intra-op parallelism) yield the CPU to the event
+loop, so /health and new requests are answered while a batch runs on every core."""
+
+
 class Batcher:
     """One model's queue and worker thread.
 
-    Requests waiting when the worker frees up run together (up to ``max_batch_size``),
-    so a lone request never waits for company and a busy model runs full batches.
+    Requests waiting when the worker frees up run together (up to ``max_batch_size``): a
+    request arriving at an idle model runs at once, and a busy model runs full batches.
     A failing batch is retried one request at a time, so one bad request fails alone.
     """
 
@@ -46,7 +61,13 @@ class Batcher:
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"model-{name}", initializer=_yield_to_the_event_loop
+        )
+        self._last_batch = (1, 0.0)
+        """(size, seconds) of the last batch run."""
+        self._company_wanted = 0
+        self._company_arrived = asyncio.Event()
 
     @property
     def depth(self) -> int:
@@ -60,14 +81,15 @@ class Batcher:
             raise QueueFull(f"{self._queue.qsize()} requests are already waiting")
         pending = _Pending(task, request, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
+        if self._company_wanted and self._queue.qsize() >= self._company_wanted:
+            self._company_arrived.set()
         return await pending.answer
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             first = await self._queue.get()
-            if self.max_wait and self._queue.qsize() + 1 < self.max_batch_size:
-                await asyncio.sleep(self.max_wait)
+            await self._gather_company()
             batch = self._take_batch(first)
             if not batch:
                 continue
@@ -75,7 +97,9 @@ class Batcher:
                 self.on_batch(len(batch))
             task = batch[0].task
             requests = [pending.request for pending in batch]
+            started = time.perf_counter()
             outcomes = await loop.run_in_executor(self._executor, self._run, task, requests)
+            self._last_batch = (len(batch), time.perf_counter() - started)
             for pending, outcome in zip(batch, outcomes):
                 if pending.answer.done():
                     continue
@@ -83,6 +107,26 @@ class Batcher:
                     pending.answer.set_exception(outcome)
                 else:
                     pending.answer.set_result(outcome)
+
+    async def _gather_company(self) -> None:
+        """Wait, briefly, for the requests likely to arrive: ``max_wait`` when set, else as many
+        as the last batch held, for at most a small share of its run time."""
+        if self.max_wait:
+            wanted, patience = self.max_batch_size, self.max_wait
+        else:
+            size, seconds = self._last_batch
+            wanted, patience = min(size, self.max_batch_size), min(GATHER_LIMIT, GATHER_SHARE * seconds)
+        waiting = self._queue.qsize() + 1
+        if wanted <= 1 or waiting >= wanted or patience <= 0:
+            return
+        self._company_wanted = wanted - 1
+        self._company_arrived.clear()
+        try:
+            await asyncio.wait_for(self._company_arrived.wait(), patience)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._company_wanted = 0
 
     def _take_batch(self, first: _Pending) -> list[_Pending]:
         """``first`` plus the waiting requests for the same task; cancelled ones are dropped."""
@@ -121,3 +165,14 @@ class Batcher:
             self._worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+
+
+def _yield_to_the_event_loop() -> None:
+    """Lower the calling thread's CPU priority (Linux: per thread; new threads inherit it)."""
+    if sys.platform != "linux":
+        return  # elsewhere PRIO_PROCESS takes a process id, not a thread's
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not allowed: batches then share the CPU evenly with the loop
