@@ -41,7 +41,7 @@ class ServerSettings:
     max_batch_size: int | None = None
     """None: each backend's own."""
     max_batch_wait: float = 0.0
-    """Seconds a batch waits for company; 0 runs whatever arrived while the model was busy."""
+    """Seconds every batch waits for company; 0 adapts (see ``widgetd.batching.GATHER_SHARE``)."""
     max_queue: int = 1024
     request_timeout: float = 300.0
 

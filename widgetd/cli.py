@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-batch-wait-ms",
         type=float,
         default=0.0,
-        help="how long a batch waits for more requests (default 0: it takes whatever queued while the model was busy)",
+        help="how long every batch waits for more requests (default 0: adaptive; after a batch of N, "
+        "the next waits for N requests, at most 25 ms and a tenth of that batch's run time)",
     )
     serve.add_argument("--max-queue", type=int, default=1024, help="requests waiting per model before 503 (default 1024)")
     serve.add_argument(
