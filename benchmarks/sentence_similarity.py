@@ -157,7 +157,7 @@ def main() -> None:
     results["widgetd"] = measure_server("widgetd", widgetd, f"http://127.0.0.1:{port}", arguments.concurrency, arguments.seconds, bodies_file)
     if arguments.aic_python:
         aic = start_server(
-            [arguments.aic_python, "-m", "uvicorn", "aic_app:app", "--port", str(port + 1), "--log-level", "warning"],
+            [os.path.abspath(arguments.aic_python), "-m", "uvicorn", "aic_app:app", "--port", str(port + 1), "--log-level", "warning"],
             {"MODEL_ID": model_path, "TASK": "sentence-similarity"},
             f"http://127.0.0.1:{port + 1}",
             cwd=HERE,

@@ -228,6 +228,13 @@ def test_summarization_refuses_long_inputs_unless_truncated(server):
     assert post(server, "tiny-summarizer", json=allowed).status_code == 200
 
 
+def test_a_summary_with_no_room_past_the_decoder_start_token_is_a_400(server):
+    body = {"inputs": "the cat", "parameters": {"generate_parameters": {"max_length": 1}}}
+    response = post(server, "tiny-summarizer", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "parameters.generate_parameters.max_length"
+
+
 def test_text_generation_continues_the_prompt(server):
     body = {"inputs": "the cat", "parameters": {"max_new_tokens": 5, "do_sample": False}, "stream": False}
     (generated,) = wire(post(server, "tiny-gpt2", json=body), "text-generation")

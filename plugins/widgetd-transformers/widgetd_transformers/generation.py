@@ -38,6 +38,12 @@ class SequenceToSequence:
         import torch
 
         generate_kwargs = dict(settings)
+        if generate_kwargs.get("max_length", 2) < 2:
+            raise InvalidInput(
+                "parameters.generate_parameters.max_length: must be at least 2; the decoder's start token counts "
+                "toward it, so 1 leaves no room for the answer (or pass max_new_tokens)",
+                field="parameters.generate_parameters.max_length",
+            )
         # The decoder cannot run past its position embeddings: cap the length asked for.
         for name in ("max_new_tokens", "max_length"):
             if name in generate_kwargs:

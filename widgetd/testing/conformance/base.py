@@ -186,8 +186,13 @@ class TaskTests:
                 f"got {reply.describe()}\n  request: {call.describe()}"
             )
 
-    def same(self, first: Reply, second: Reply) -> str | None:
-        return first_difference(comparable(first), comparable(second), self.tolerance)
+    def expect_same(self, served: Served, call: Call, first: Reply, second: Reply, defect: str) -> None:
+        """Fail, naming ``defect``, where two answers to ``call`` differ beyond ``tolerance``."""
+        difference = first_difference(comparable(first), comparable(second), self.tolerance)
+        if difference:
+            pytest.fail(
+                f"{served.task.name}: {defect} ({difference})\n  request: {call.describe()}", pytrace=False
+            )
 
     # -- the checks ------------------------------------------------------------------------------
 
@@ -239,13 +244,7 @@ class TaskTests:
     def test_same_request_same_answer(self, served, examples):
         for call in examples:
             first, second = self.answer(served, call), self.answer(served, call)
-            difference = self.same(first, second)
-            if difference:
-                pytest.fail(
-                    f"{served.task.name}: not deterministic: the same request got two different answers "
-                    f"({difference})\n  request: {call.describe()}",
-                    pytrace=False,
-                )
+            self.expect_same(served, call, first, second, "not deterministic: the same request got two different answers")
 
     def test_batching_does_not_change_answers(self, served, examples):
         if served.max_batch_size == 1:
@@ -263,23 +262,16 @@ class TaskTests:
                 pytrace=False,
             )
         for call, single, batched in zip(crowd, alone * 2, together):
-            difference = self.same(single, batched)
-            if difference:
-                pytest.fail(
-                    f"{served.task.name}: batch-dependent: a request answered inside a batch of others "
-                    f"differs from its answer alone ({difference})\n  request: {call.describe()}",
-                    pytrace=False,
-                )
+            self.expect_same(
+                served, call, single, batched,
+                "batch-dependent: a request answered inside a batch of others differs from its answer alone",
+            )
 
     def test_no_state_leaks_between_requests(self, served, examples, edge_cases):
         first = self.answer(served, examples[0])
         for other in [*examples[1:], *edge_cases]:
             served.send(other)
-            difference = self.same(first, self.answer(served, examples[0]))
-            if difference:
-                pytest.fail(
-                    f"{served.task.name}: state leaks between requests: after another request the same "
-                    f"request got another answer ({difference})\n  request: {examples[0].describe()}\n"
-                    f"  after: {other.describe()}",
-                    pytrace=False,
-                )
+            self.expect_same(
+                served, examples[0], first, self.answer(served, examples[0]),
+                f"state leaks between requests: after {other.describe()} the same request got another answer",
+            )
