@@ -166,7 +166,6 @@ class Batcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-
 def _yield_to_the_event_loop() -> None:
     """Lower the calling thread's CPU priority (Linux: per thread; new threads inherit it)."""
     if sys.platform != "linux":

@@ -235,6 +235,17 @@ def test_a_summary_with_no_room_past_the_decoder_start_token_is_a_400(server):
     assert response.json()["field"] == "parameters.generate_parameters.max_length"
 
 
+@pytest.mark.parametrize(
+    ("option", "settings"),
+    [("penalty_alpha", {"penalty_alpha": 0.6, "top_k": 4}), ("num_beam_groups", {"num_beams": 2, "num_beam_groups": 2})],
+)
+def test_generation_that_needs_code_from_the_hub_is_a_400(server, option, settings):
+    body = {"inputs": "the cat", "parameters": {"generate_parameters": settings}}
+    response = post(server, "tiny-summarizer", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == f"parameters.generate_parameters.{option}"
+
+
 def test_text_generation_continues_the_prompt(server):
     body = {"inputs": "the cat", "parameters": {"max_new_tokens": 5, "do_sample": False}, "stream": False}
     (generated,) = wire(post(server, "tiny-gpt2", json=body), "text-generation")

@@ -61,16 +61,17 @@ def fit_tokenizer(tokenizer: Any, model: Any) -> Any:
     return tokenizer
 
 
-NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": "contrastive search"}
-"""Generation options that transformers >= 5 only runs with code downloaded from the Hub."""
+NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": ("contrastive search", 0), "num_beam_groups": ("group beam search", 1)}
+"""Generation options that transformers >= 5 only runs with code downloaded from the Hub, each with
+the method it asks for and the value that asks for none."""
 
 
 def generation_settings(parameters: Any, field: str) -> tuple:
     """Generation parameters as a hashable tuple of the fields that are set; ``field`` names them in errors."""
     if parameters is None:
         return ()
-    for name, method in NEEDS_CODE_FROM_THE_HUB.items():
-        if getattr(parameters, name, None):
+    for name, (method, off) in NEEDS_CODE_FROM_THE_HUB.items():
+        if getattr(parameters, name, None) not in (None, off):
             raise InvalidInput(
                 f"{field}.{name}: {method} needs code downloaded from the Hub, which this server never runs",
                 field=f"{field}.{name}",

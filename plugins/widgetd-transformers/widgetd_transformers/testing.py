@@ -186,4 +186,7 @@ def build_models(root: Path) -> dict[str, Path]:
 
 def build_model(task: str, root: Path) -> Path:
     """The tiny model for ``task``, saved under ``root``."""
-    return next(build() for _, (served, build) in _builders(root).items() if served == task)
+    builds = {served: build for served, build in _builders(root).values()}
+    if task not in builds:
+        raise ValueError(f"no tiny transformers model for {task!r}; there is one for: {', '.join(sorted(builds))}")
+    return builds[task]()

@@ -25,7 +25,8 @@ def audio_call(seconds: float, rate: int, channels: int, container: str, *, type
     return Call(data, {"content-type": AUDIO_TYPES[container], **headers} if typed else dict(headers))
 
 
-def audio_json_call(data: bytes, **parameters: Any) -> Call:
+def media_json_call(data: bytes, **parameters: Any) -> Call:
+    """Audio or image bytes as base64 ``inputs`` in JSON, the form clients use with parameters."""
     return Call({"inputs": base64.b64encode(data).decode(), "parameters": parameters}, carries_media=True)
 
 
@@ -36,7 +37,7 @@ def audio_examples() -> list[Call]:
         audio_call(1.3, 22050, 1, "OGG"),
         audio_call(0.5, 8000, 1, "MP3"),
         audio_call(0.4, 48000, 2, "WAV", typed=False),
-        audio_json_call(encode(tone(0.6, 16000), 16000, "FLAC")),
+        media_json_call(encode(tone(0.6, 16000), 16000, "FLAC")),
     ]
 
 
@@ -53,7 +54,7 @@ def audio_edge_cases() -> list[Call]:
         Call(encode(np.ones(8000, dtype=np.float32), 8000, "WAV"), {"content-type": "audio/wav"}),
         audio_call(12.0, 16000, 2, "FLAC"),
         Call(render_image(8, 8), {"content-type": "image/png"}),
-        audio_json_call(b"not audio either"),
+        media_json_call(b"not audio either"),
     ]
 
 
@@ -101,7 +102,7 @@ class AutomaticSpeechRecognitionTests(TaskTests):
             )
 
     def test_timestamps_lie_inside_the_audio(self, served):
-        call = audio_json_call(encode(tone(1.5, 16000), 16000, "WAV"), return_timestamps=True)
+        call = media_json_call(encode(tone(1.5, 16000), 16000, "WAV"), return_timestamps=True)
         reply = served.send(call)
         if reply.status != 200:
             self.expect_client_error(served, call, reply)
@@ -208,7 +209,7 @@ class ImageClassificationTests(TaskTests):
             image_call(32, 48, "RGBA", "WEBP"),
             image_call(40, 40, "L", "PNG"),
             image_call(30, 30, "P", "PNG"),
-            Call({"inputs": base64.b64encode(render_image(64, 64)).decode(), "parameters": {"top_k": 1}}, carries_media=True),
+            media_json_call(render_image(64, 64), top_k=1),
         ]
 
     @pytest.fixture

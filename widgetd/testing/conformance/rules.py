@@ -46,26 +46,22 @@ def labels_unique(entries: Sequence[Any]) -> None:
     expect(len(labels) == len(set(labels)), f"labels must not repeat, got {labels}")
 
 
-def ranked_labels(entries: Sequence[Any], top_k: int | None) -> None:
-    """A classification answer: labels once each, probabilities, highest first, at most top_k."""
+def ranked_labels(entries: Sequence[Any], top_k: int | None, probabilities: bool = True) -> None:
+    """A classification answer: labels once each, probabilities (else finite raw scores), highest first, at most top_k."""
     expect(len(entries) > 0, "a classification answer must hold at least one label")
     labels_unique(entries)
-    scores_are_probabilities(entries)
+    if probabilities:
+        scores_are_probabilities(entries)
+    else:
+        finite([entry.score for entry in entries], "score")
     sorted_by_score(entries)
     at_most(entries, top_k, "top_k")
 
 
 def classified(entries: Sequence[Any], parameters: dict[str, Any]) -> None:
     """A classification answer under ``top_k`` and ``function_to_apply`` (raw scores with "none")."""
-    function, top_k = parameters.get("function_to_apply"), parameters.get("top_k")
-    if function != "none":
-        ranked_labels(entries, top_k)
-    else:
-        expect(len(entries) > 0, "a classification answer must hold at least one label")
-        labels_unique(entries)
-        finite([entry.score for entry in entries], "score")
-        sorted_by_score(entries)
-        at_most(entries, top_k, "top_k")
+    function = parameters.get("function_to_apply")
+    ranked_labels(entries, parameters.get("top_k"), probabilities=function != "none")
     if function == "softmax":
         total = sum(entry.score for entry in entries)
         expect(total <= 1 + 1e-3, f"softmax scores must sum to at most 1, got {total}")
