@@ -78,7 +78,13 @@ def test_success_headers(toy_server):
     assert float(response.headers["x-compute-time"]) >= 0
     assert response.headers["x-compute-type"] == "cpu"
     assert response.headers["x-request-id"] == "abc123"
-    assert int(response.headers["x-compute-characters"]) > 0
+    assert int(response.headers["x-compute-characters"]) == len("Where does Sarah live?My name is Sarah and I live in London")
+
+
+def test_compute_characters_count_the_inputs_text_not_the_bodys_bytes(toy_server):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/text-classification"
+    response = httpx.post(url, json={"inputs": "Zoë 東京 🙂", "parameters": {"top_k": 1}})
+    assert response.headers["x-compute-characters"] == str(len("Zoë 東京 🙂"))
 
 
 @pytest.mark.parametrize(
@@ -133,6 +139,23 @@ def test_backend_failure_is_500_with_a_message_and_the_server_keeps_serving(toy_
     body = {"inputs": {"question": "explode", "context": "c"}}
     assert_json_error(httpx.post(toy_server.url, json=body), 500, "exploded")
     assert httpx.post(toy_server.url, json=QA).status_code == 200
+
+
+def test_an_answer_that_breaks_the_contract_is_a_500_naming_backend_task_and_field(toy_server):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/text-classification"
+    results: dict[str, httpx.Response] = {}
+    texts = ["misanswer", "good", "dawdle"]
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, httpx.post(url, json={"inputs": t}))) for t in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    error = assert_json_error(results["misanswer"], 500, "backend 'toy'", "text-classification", "Expected `object`, got `str`")
+    assert error["field"] == "answer[0]"
+    assert results["good"].status_code == 200 and results["dawdle"].status_code == 200
+    metrics = httpx.get(f"{toy_server.url}/metrics").text
+    assert 'widgetd_invalid_answers_total{model="toy-qa",task="text-classification"} 1' in metrics
+    assert httpx.post(url, json={"inputs": "good"}).status_code == 200
 
 
 def test_backend_refusal_is_400(toy_server):

@@ -1,7 +1,7 @@
 """A small, real plugin for the core's tests: simple deterministic answers for the built-in tasks.
 
 Texts containing a control word make it misbehave on purpose: ``explode`` raises,
-``dawdle`` sleeps a second.
+``dawdle`` sleeps a second, ``refuse`` refuses, ``misanswer`` answers what no task allows.
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ class ToyPipeline:
         self.seen.extend(str(request.inputs) for request in requests)
         for request in requests:
             _misbehave(request)
-        return self.answer_batch(task, requests)
+        answers = self.answer_batch(task, requests)
+        return [["not a list of labels"] if "misanswer" in str(r.inputs) else a for r, a in zip(requests, answers)]
 
     def answer_batch(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return [ANSWERERS[task](request) for request in requests]

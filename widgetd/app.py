@@ -18,11 +18,12 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
 from widgetd import media
+from widgetd.answers import checked_answer
 from widgetd.backends import Pipeline
 from widgetd.batching import Batcher, QueueFull
-from widgetd.decoding import decode_request
+from widgetd.decoding import decode_request, input_characters
 from widgetd.metrics import Metrics
-from widgetd.errors import ClientError, NotFound, Unauthorized
+from widgetd.errors import ClientError, InvalidAnswer, NotFound, Unauthorized
 from widgetd.models import ServedModel, load_model
 from widgetd.plugins import Registry
 from widgetd.spec import openapi_document
@@ -64,6 +65,7 @@ class ServerState:
             max_wait=self.settings.max_batch_wait,
             name=model.model_id,
             on_batch=lambda size: self.metrics.observe_batch(model.model_id, size),
+            check_answer=lambda task, answer: checked_answer(self.registry.task(task), model.backend.name, answer),
         )
 
     def model(self, model_id: str) -> ServedModel:
@@ -126,6 +128,10 @@ def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
 
 def _client_gone(request: Request, error: ClientGone) -> Response:
     return error_response(499, "the client closed the connection")
+
+
+def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
+    return error_response(500, error.message, field=error.field)
 
 
 def _unexpected(request: Request, error: Exception) -> Response:
@@ -227,6 +233,11 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         except ClientGone:
             status = 499
             raise
+        except InvalidAnswer as error:
+            # The backend's bug, not the server's: said once per answer, without a traceback.
+            log.error("%s (model %s)", error.message, model.model_id)
+            state.metrics.observe_invalid_answer(model.model_id, error.task)
+            raise
         finally:
             state.metrics.observe_request(
                 model.model_id, task_name or model.task, status, time.perf_counter() - started
@@ -261,7 +272,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             "x-request-id": request.headers.get("x-request-id") or uuid.uuid4().hex,
         }
         if task.raw_body == "text":
-            headers["x-compute-characters"] = str(len(body))
+            headers["x-compute-characters"] = str(input_characters(decoded))
         if task.response_media == "audio":
             return Response(
                 await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format),
@@ -358,6 +369,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             ClientError: _client_error,
             ServiceUnavailable: _unavailable,
             ClientGone: _client_gone,
+            InvalidAnswer: _invalid_answer,
             HTTPException: _http_error,
             Exception: _unexpected,
         },

@@ -41,7 +41,9 @@ class Batcher:
 
     Requests waiting when the worker frees up run together (up to ``max_batch_size``): a
     request arriving at an idle model runs at once, and a busy model runs full batches.
-    A failing batch is retried one request at a time, so one bad request fails alone.
+    A failing batch is retried one request at a time, so one bad request fails alone;
+    ``check_answer`` (task, answer) vets each answer on the model's thread, returning it as the
+    client will get it or raising for that request alone.
     """
 
     def __init__(
@@ -53,12 +55,14 @@ class Batcher:
         name: str,
         max_wait: float = 0.0,
         on_batch: Callable[[int], None] | None = None,
+        check_answer: Callable[[str, Any], Any] | None = None,
     ):
         self.pipeline = pipeline
         self.max_batch_size = max(1, max_batch_size)
         self.max_queue = max_queue
         self.max_wait = max_wait
         self.on_batch = on_batch
+        self.check_answer = check_answer
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(
@@ -146,11 +150,20 @@ class Batcher:
 
     def _run(self, task: str, requests: Sequence[Any]) -> list[Any]:
         try:
-            return self._answers(task, requests)
+            answers = self._answers(task, requests)
         except BaseException as error:
             if len(requests) == 1:
                 return [error]
             return [self._run(task, [request])[0] for request in requests]
+        return [self._checked(task, answer) for answer in answers]
+
+    def _checked(self, task: str, answer: Any) -> Any:
+        if self.check_answer is None:
+            return answer
+        try:
+            return self.check_answer(task, answer)
+        except Exception as error:
+            return error
 
     def _answers(self, task: str, requests: Sequence[Any]) -> list[Any]:
         answers = list(self.pipeline(task, list(requests)))

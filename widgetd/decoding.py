@@ -102,3 +102,18 @@ def _json_text_payload(payload: Any, text: str) -> Any:
     if isinstance(payload, (str, list)):
         return {"inputs": payload}
     return {"inputs": text}
+
+
+def input_characters(request: msgspec.Struct) -> int:
+    """How many characters of text ``inputs`` holds (api-inference-community's x-compute-characters)."""
+
+    def count(value: Any) -> int:
+        if isinstance(value, str):
+            return len(value)
+        if isinstance(value, (list, tuple)):
+            return sum(count(item) for item in value)
+        if isinstance(value, msgspec.Struct):
+            return sum(count(getattr(value, name)) for name in value.__struct_fields__)
+        return 0
+
+    return count(getattr(request, "inputs", None))

@@ -42,6 +42,19 @@ class Unauthorized(ClientError):
     status = 401
 
 
+class InvalidAnswer(WidgetdError):
+    """A backend answered something its task's contract does not allow: a bug in the backend (a 500)."""
+
+    status = 500
+
+    def __init__(self, backend: str, task: str, problem: str, field: str = "answer") -> None:
+        self.message = (
+            f"backend {backend!r} gave a {task} answer that breaks the task's contract at {field}: {problem}"
+        )
+        super().__init__(self.message)
+        self.backend, self.task, self.field = backend, task, field
+
+
 class PluginError(WidgetdError):
     """A plugin cannot be loaded or registers something invalid; stops startup."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Annotated
 
+import msgspec
 import numpy as np
 import soundfile
 
@@ -39,7 +41,7 @@ class Audio:
     """Samples as float32 in [-1, 1], shaped (frames,) or (frames, channels)."""
 
     samples: np.ndarray
-    sample_rate: int
+    sample_rate: Annotated[int, msgspec.Meta(gt=0)]
 
     @property
     def duration(self) -> float:

@@ -44,10 +44,14 @@ class Metrics:
         self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batch_sizes = Histogram(BATCH_BUCKETS)
+        self.invalid_answers: dict[tuple[str, str], int] = defaultdict(int)
 
     def observe_request(self, model: str, task: str, status: int, seconds: float) -> None:
         self.requests[(model, task, str(status))] += 1
         self.latency.observe((model, task), seconds)
+
+    def observe_invalid_answer(self, model: str, task: str) -> None:
+        self.invalid_answers[(model, task)] += 1
 
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_sizes.observe((model,), size)
@@ -59,6 +63,12 @@ class Metrics:
             *(
                 f"widgetd_requests_total{_labels(('model', 'task', 'status'), key)} {count}"
                 for key, count in sorted(self.requests.items())
+            ),
+            "# HELP widgetd_invalid_answers_total Answers a backend gave that broke their task's contract (answered 500).",
+            "# TYPE widgetd_invalid_answers_total counter",
+            *(
+                f"widgetd_invalid_answers_total{_labels(('model', 'task'), key)} {count}"
+                for key, count in sorted(self.invalid_answers.items())
             ),
             "# HELP widgetd_request_duration_seconds Time from request to answer.",
             "# TYPE widgetd_request_duration_seconds histogram",

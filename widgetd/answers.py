@@ -1,0 +1,62 @@
+"""Checking what a backend answers against its task's output type, before anything is encoded.
+
+Every answer passes through ``checked_answer`` once, on the model's thread: a backend that
+answers ``["not a list of labels"]`` for text-classification is caught here, named, and never
+reaches a client as a 200.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from widgetd.errors import InvalidAnswer
+from widgetd.tasks import Task
+
+_PATH = re.compile(r" - at `\$([^`]*)`$")
+
+
+def checked_answer(task: Task, backend: str, answer: Any) -> Any:
+    """``answer`` rebuilt under ``task.output``; InvalidAnswer naming the field that breaks it."""
+    arrays: list[np.ndarray] = []
+
+    def to_plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            arrays.append(value)
+            return {"array": len(arrays) - 1}
+        if isinstance(value, np.generic):
+            return value.item()
+        raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not data the contract knows")
+
+    def from_plain(expected: type, value: Any) -> Any:
+        if expected is np.ndarray and isinstance(value, dict) and set(value) == {"array"}:
+            return _checked_samples(arrays[value["array"]])
+        raise NotImplementedError
+
+    try:
+        plain = msgspec.to_builtins(answer, enc_hook=to_plain)
+        return msgspec.convert(plain, task.output, dec_hook=from_plain)
+    except msgspec.ValidationError as error:
+        message, field = _split_path(str(error))
+        raise InvalidAnswer(backend, task.name, message, field) from None
+    except (TypeError, ValueError) as error:
+        raise InvalidAnswer(backend, task.name, str(error)) from None
+
+
+def _checked_samples(samples: np.ndarray) -> np.ndarray:
+    if samples.dtype.kind not in "fiu" or samples.ndim not in (1, 2):
+        raise ValueError(f"audio samples must be a real array of 1 or 2 dimensions, got {samples.dtype} {samples.shape}")
+    if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+        raise ValueError("audio samples must be finite numbers")
+    return samples
+
+
+def _split_path(message: str) -> tuple[str, str]:
+    """msgspec's "Expected `float`, got `str` - at `$[0].score`" as the problem and ``answer[0].score``."""
+    match = _PATH.search(message)
+    if not match:
+        return message, "answer"
+    return message[: match.start()], "answer" + match.group(1)
