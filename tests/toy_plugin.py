@@ -57,7 +57,7 @@ def embedding(text: str) -> list[float]:
 def feature_extraction(request) -> Any:
     def embed(text: str) -> list[float]:
         vector = embedding(text)
-        norm = float(np.linalg.norm(vector)) if request.normalize else 0.0
+        norm = float(np.linalg.norm(vector)) if request.normalize is not False else 0.0
         return [value / norm for value in vector] if norm else vector
 
     if isinstance(request.inputs, str):

@@ -60,3 +60,13 @@ TASK = Task(
     wire_output=list[AudioToAudioOutputElement],
     to_wire=to_wire,
 )
+
+__all__ = [
+    "Audio",
+    "AudioToAudioInput",
+    "AudioToAudioOutput",
+    "AudioToAudioOutputElement",
+    "AudioToAudioParameters",
+    "SeparatedSource",
+    "TASK",
+]

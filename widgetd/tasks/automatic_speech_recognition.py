@@ -42,3 +42,12 @@ TASK = Task(
     output=AutomaticSpeechRecognitionOutput,
     raw_body="audio",
 )
+
+__all__ = [
+    "AutomaticSpeechRecognitionChunk",
+    "AutomaticSpeechRecognitionInput",
+    "AutomaticSpeechRecognitionOutput",
+    "AutomaticSpeechRecognitionParameters",
+    "GenerationParameters",
+    "TASK",
+]

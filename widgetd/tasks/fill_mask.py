@@ -37,3 +37,11 @@ TASK = Task(
     input=FillMaskInput,
     output=FillMaskOutput,
 )
+
+__all__ = [
+    "FillMaskCandidate",
+    "FillMaskInput",
+    "FillMaskOutput",
+    "FillMaskParameters",
+    "TASK",
+]

@@ -31,3 +31,11 @@ TASK = Task(
     output=ImageClassificationOutput,
     raw_body="image",
 )
+
+__all__ = [
+    "ClassificationOutput",
+    "ImageClassificationInput",
+    "ImageClassificationOutput",
+    "ImageClassificationParameters",
+    "TASK",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import msgspec
 
@@ -17,9 +17,11 @@ class QuestionAnsweringInputData(Strict):
 
 class QuestionAnsweringParameters(Strict):
     top_k: PositiveInt = 1
-    doc_stride: NonNegativeInt = 128
+    doc_stride: Optional[NonNegativeInt] = None
+    """Tokens two windows of a long context share; null: min(max_seq_len // 2, 128), as the pipeline."""
     max_answer_len: PositiveInt = 15
-    max_seq_len: PositiveInt = 384
+    max_seq_len: Optional[PositiveInt] = None
+    """Tokens in a window, question included; null: min(the model's limit, 384), as the pipeline."""
     max_question_len: PositiveInt = 64
     handle_impossible_answer: bool = False
     align_to_words: bool = True
@@ -61,3 +63,12 @@ TASK = Task(
     wire_output=Union[QuestionAnsweringAnswer, QuestionAnsweringOutput],
     to_wire=to_wire,
 )
+
+__all__ = [
+    "QuestionAnsweringAnswer",
+    "QuestionAnsweringInput",
+    "QuestionAnsweringInputData",
+    "QuestionAnsweringOutput",
+    "QuestionAnsweringParameters",
+    "TASK",
+]

@@ -34,3 +34,11 @@ TASK = Task(
     output=SentenceSimilarityOutput,
     raw_body="text",
 )
+
+__all__ = [
+    "SentenceSimilarityInput",
+    "SentenceSimilarityInputData",
+    "SentenceSimilarityOutput",
+    "SentenceSimilarityParameters",
+    "TASK",
+]

@@ -38,3 +38,11 @@ TASK = Task(
     wire_output=list[SummarizationOutput],
     to_wire=in_a_list,
 )
+
+__all__ = [
+    "GenerationParameters",
+    "SummarizationInput",
+    "SummarizationOutput",
+    "SummarizationParameters",
+    "TASK",
+]

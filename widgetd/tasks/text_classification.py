@@ -38,3 +38,11 @@ TASK = Task(
     wire_output=list[TextClassificationOutput],
     to_wire=to_wire,
 )
+
+__all__ = [
+    "ClassificationOutput",
+    "TASK",
+    "TextClassificationInput",
+    "TextClassificationOutput",
+    "TextClassificationParameters",
+]

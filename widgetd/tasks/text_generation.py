@@ -46,3 +46,10 @@ TASK = Task(
     wire_output=list[TextGenerationOutput],
     to_wire=in_a_list,
 )
+
+__all__ = [
+    "TASK",
+    "TextGenerationInput",
+    "TextGenerationOutput",
+    "TextGenerationParameters",
+]

@@ -31,3 +31,12 @@ TASK = Task(
     response_media="audio",
     wire_output=bytes,
 )
+
+__all__ = [
+    "Audio",
+    "GenerationParameters",
+    "TASK",
+    "TextToSpeechInput",
+    "TextToSpeechOutput",
+    "TextToSpeechParameters",
+]

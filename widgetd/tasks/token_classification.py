@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import msgspec
 
@@ -25,7 +25,11 @@ class TokenClassificationInput(Strict):
 
 
 class TokenClassificationEntity(Answer):
-    """``entity_group`` is always set (the label, even for aggregation "none"): the JS client requires it."""
+    """``entity_group`` is always set (the label, even for aggregation "none"): the JS client requires it.
+
+    With aggregation "none" an entry is one token, as the transformers pipeline answers it: ``entity``
+    (its label) and ``index`` (its position among the tokens) are sent too; otherwise they are left out.
+    """
 
     entity_group: str
     score: float
@@ -33,6 +37,8 @@ class TokenClassificationEntity(Answer):
     """Exactly ``inputs[start:end]``."""
     start: int
     end: int
+    entity: Union[str, msgspec.UnsetType] = msgspec.UNSET
+    index: Union[int, msgspec.UnsetType] = msgspec.UNSET
 
 
 TokenClassificationOutput = list[TokenClassificationEntity]
@@ -43,3 +49,11 @@ TASK = Task(
     input=TokenClassificationInput,
     output=TokenClassificationOutput,
 )
+
+__all__ = [
+    "TASK",
+    "TokenClassificationEntity",
+    "TokenClassificationInput",
+    "TokenClassificationOutput",
+    "TokenClassificationParameters",
+]

@@ -37,3 +37,11 @@ TASK = Task(
     wire_output=list[TranslationOutput],
     to_wire=in_a_list,
 )
+
+__all__ = [
+    "GenerationParameters",
+    "TASK",
+    "TranslationInput",
+    "TranslationOutput",
+    "TranslationParameters",
+]

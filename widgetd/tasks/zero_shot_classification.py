@@ -32,3 +32,11 @@ TASK = Task(
     input=ZeroShotClassificationInput,
     output=ZeroShotClassificationOutput,
 )
+
+__all__ = [
+    "ClassificationOutput",
+    "TASK",
+    "ZeroShotClassificationInput",
+    "ZeroShotClassificationOutput",
+    "ZeroShotClassificationParameters",
+]

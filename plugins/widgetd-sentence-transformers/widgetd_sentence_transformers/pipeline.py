@@ -135,7 +135,7 @@ class SentenceTransformersPipeline:
 
 def _options(request: FeatureExtractionInput) -> tuple:
     return (
-        request.normalize,
+        request.normalize is not False,  # sentence embeddings are unit length unless asked otherwise (TEI)
         request.truncate,
         request.truncation_direction,
         request.prompt_name,

@@ -79,6 +79,22 @@ def test_entity_spans_match_the_text(server, strategy):
         assert 0 <= entity.score <= 1
 
 
+def test_unaggregated_entities_carry_the_pipelines_entity_and_index(server, model_dirs):
+    from transformers import pipeline
+
+    text = "My name is Sarah and I live in London"
+    ner = pipeline("token-classification", model=str(model_dirs["tiny-ner"]))
+    reference = ner(text, aggregation_strategy="none", ignore_labels=[])
+    body = {"inputs": text, "parameters": {"aggregation_strategy": "none", "ignore_labels": []}}
+    answer = post(server, "tiny-ner", json=body).json()
+    assert [(e["entity"], e["index"], e["start"], e["end"]) for e in answer] == [
+        (r["entity"], r["index"], r["start"], r["end"]) for r in reference
+    ]
+    assert all(e["entity_group"] == e["entity"] for e in answer)
+    grouped = post(server, "tiny-ner", json={"inputs": text, "parameters": {"ignore_labels": []}}).json()
+    assert grouped and all("entity" not in e and "index" not in e for e in grouped)
+
+
 def test_text_classification_is_nested_sorted_and_honours_top_k(server):
     (labels,) = wire(post(server, "tiny-sentiment", json={"inputs": "good movie"}), "text-classification")
     assert {l.label for l in labels} == {"NEGATIVE", "POSITIVE"}
@@ -114,11 +130,17 @@ def test_fill_mask_needs_exactly_one_mask(server, text):
     assert response.status_code == 400 and "[MASK]" in response.json()["error"]
 
 
-def test_feature_extraction_embeds_texts(server):
+def test_feature_extraction_answers_the_pipelines_vector_per_token(server, model_dirs):
+    from transformers import pipeline
+
+    reference = pipeline("feature-extraction", model=str(model_dirs["tiny-embedder"]))("the cat")
     one = post(server, "tiny-embedder", json={"inputs": "the cat"}).json()
-    many = post(server, "tiny-embedder", json={"inputs": ["the cat", "a dog"]}).json()
-    assert len(one) == 32 and np.linalg.norm(one) == pytest.approx(1, abs=1e-4)
-    assert np.allclose(many[0], one, atol=1e-5)
+    assert np.array(one).shape == np.array(reference[0]).shape == (4, 32)  # [CLS] the cat [SEP]
+    assert np.allclose(one, reference[0], atol=1e-5)
+    many = post(server, "tiny-embedder", json={"inputs": ["the cat", "a dog sat on the mat"]}).json()
+    assert np.allclose(many[0], one, atol=1e-5) and len(many[1]) == 8
+    normalized = post(server, "tiny-embedder", json={"inputs": "the cat", "normalize": True}).json()
+    assert np.allclose(np.linalg.norm(normalized, axis=1), 1, atol=1e-5)
 
 
 def test_feature_extraction_refuses_long_texts_unless_truncated(server):
@@ -262,6 +284,60 @@ def test_text_generation_options(server):
     first, second = (post(server, "tiny-gpt2", json=sampled).json() for _ in range(2))
     assert first == second
     assert post(server, "tiny-gpt2", json={"inputs": "x", "stream": True}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        # A penalty float32 rounds to 0 divides the scores by zero, sampling or not.
+        ("tiny-gpt2", {"inputs": "", "parameters": {"do_sample": True, "repetition_penalty": 2.96e-66}}, "parameters.repetition_penalty"),
+        ("tiny-gpt2", {"inputs": "the cat", "parameters": {"repetition_penalty": 1e-60, "max_new_tokens": 3}}, "parameters.repetition_penalty"),
+        ("tiny-gpt2", {"inputs": "the cat", "parameters": {"do_sample": True, "temperature": 1e-45}}, "parameters.temperature"),
+        (
+            "tiny-summarizer",
+            {"inputs": "the cat sat", "parameters": {"generate_parameters": {"do_sample": True, "temperature": 1e-44}}},
+            "parameters.generate_parameters.temperature",
+        ),
+    ],
+)
+def test_options_that_make_probabilities_non_finite_are_a_400_naming_them(server, model, body, field):
+    response = post(server, model, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+    assert post(server, model, json={"inputs": "the cat", "parameters": {}}).status_code == 200
+
+
+def test_a_tiny_temperature_without_sampling_changes_nothing(server):
+    greedy = {"inputs": "the cat", "parameters": {"max_new_tokens": 4}}
+    cold = {"inputs": "the cat", "parameters": {"max_new_tokens": 4, "temperature": 1e-45}}
+    assert post(server, "tiny-gpt2", json=cold).json() == post(server, "tiny-gpt2", json=greedy).json()
+
+
+def test_the_full_text_keeps_the_prompt_as_sent_when_only_its_end_is_read(server):
+    body = {"inputs": "00 the cat", "parameters": {"return_full_text": True, "truncate": 1, "max_new_tokens": 3}}
+    (generated,) = wire(post(server, "tiny-gpt2", json=body), "text-generation")
+    new_only = {"inputs": "00 the cat", "parameters": {"return_full_text": False, "truncate": 1, "max_new_tokens": 3}}
+    (continuation,) = wire(post(server, "tiny-gpt2", json=new_only), "text-generation")
+    assert generated.generated_text == "00 the cat" + continuation.generated_text
+
+
+def test_the_default_length_is_the_models_generation_config(model_dirs, tmp_path):
+    import shutil
+
+    import widgetd_transformers
+    from transformers import GenerationConfig
+    from widgetd.testing.server import LiveServer
+
+    folder = tmp_path / "gpt2-short"
+    shutil.copytree(model_dirs["tiny-gpt2"], folder)
+    GenerationConfig(max_new_tokens=3, eos_token_id=-1).save_pretrained(str(folder))
+    with LiveServer.for_models([str(folder)], plugins={"transformers": widgetd_transformers}) as live:
+        url = f"{live.url}/models/gpt2-short"
+
+        def generated(parameters: dict) -> str:
+            return httpx.post(url, json={"inputs": "the cat", "parameters": parameters}).json()[0]["generated_text"]
+
+        assert generated({}) == generated({"max_new_tokens": 3}) != generated({"max_new_tokens": 50})
 
 
 def test_text_to_speech_answers_audio_in_the_accepted_format(server):

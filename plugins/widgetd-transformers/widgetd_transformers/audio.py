@@ -13,7 +13,8 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionInput,
     AutomaticSpeechRecognitionOutput,
 )
-from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline
+from widgetd_transformers.generate_options import generate_kwargs, generation_settings
+from widgetd_transformers.loading import grouped, hf_pipeline
 
 
 class SpeechRecognition:
@@ -36,7 +37,7 @@ class SpeechRecognition:
                 # CTC models time words; sequence-to-sequence models (Whisper) time segments.
                 kwargs["return_timestamps"] = "word" if self.is_ctc else True
             if generation and not self.is_ctc:
-                kwargs["generate_kwargs"] = dict(generation)
+                kwargs["generate_kwargs"] = generate_kwargs(generation, "parameters.generation_parameters")
             audio = [self._samples(requests[index].inputs) for index in indexes]
             batches = [audio] if self.pads_safely else [[clip] for clip in audio]
             results = [result for batch in batches for result in self.pipe(batch, batch_size=len(batch), **kwargs)]

@@ -9,7 +9,8 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.summarization import SummarizationOutput
 from widgetd.tasks.text_generation import TextGenerationInput, TextGenerationOutput
 from widgetd.tasks.translation import TranslationOutput
-from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline, seeded, token_limit, tokenizer_and_model
+from widgetd_transformers.generate_options import generate_kwargs, generation_settings
+from widgetd_transformers.loading import grouped, hf_pipeline, seeded, token_limit, tokenizer_and_model
 
 
 class SequenceToSequence:
@@ -37,8 +38,8 @@ class SequenceToSequence:
     def _generate(self, texts, truncation, clean_up, settings, src_lang, tgt_lang) -> list[str]:
         import torch
 
-        generate_kwargs = dict(settings)
-        if generate_kwargs.get("max_length", 2) < 2:
+        options = generate_kwargs(settings, "parameters.generate_parameters")
+        if options.get("max_length", 2) < 2:
             raise InvalidInput(
                 "parameters.generate_parameters.max_length: must be at least 2; the decoder's start token counts "
                 "toward it, so 1 leaves no room for the answer (or pass max_new_tokens)",
@@ -46,9 +47,9 @@ class SequenceToSequence:
             )
         # The decoder cannot run past its position embeddings: cap the length asked for.
         for name in ("max_new_tokens", "max_length"):
-            if name in generate_kwargs:
-                generate_kwargs[name] = min(generate_kwargs[name], self.limit - 1)
-        self._set_languages(src_lang, tgt_lang, generate_kwargs)
+            if name in options:
+                options[name] = min(options[name], self.limit - 1)
+        self._set_languages(src_lang, tgt_lang, options)
         if truncation in (None, "do_not_truncate"):
             for position, ids in enumerate(self.tokenizer(texts)["input_ids"]):
                 if len(ids) > self.limit:
@@ -59,12 +60,12 @@ class SequenceToSequence:
                     )
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.limit, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            generated = self.model.generate(**batch, **generate_kwargs)
+            generated = self.model.generate(**batch, **options)
         return self.tokenizer.batch_decode(
             generated, skip_special_tokens=True, clean_up_tokenization_spaces=bool(clean_up) if clean_up is not None else None
         )
 
-    def _set_languages(self, src_lang, tgt_lang, generate_kwargs) -> None:
+    def _set_languages(self, src_lang, tgt_lang, options) -> None:
         if src_lang is None and tgt_lang is None:
             return
         if not hasattr(self.tokenizer, "src_lang"):
@@ -75,7 +76,7 @@ class SequenceToSequence:
             token_id = self.tokenizer.convert_tokens_to_ids(tgt_lang)
             if token_id is None or token_id == self.tokenizer.unk_token_id:
                 raise InvalidInput(f"parameters.tgt_lang {tgt_lang!r} is not a language this model knows", field="parameters.tgt_lang")
-            generate_kwargs["forced_bos_token_id"] = token_id
+            options["forced_bos_token_id"] = token_id
 
 
 def _seq2seq_options(request: Any) -> tuple:
@@ -99,13 +100,18 @@ class _Batch:
     room: int
 
 
-DEFAULT_NEW_TOKENS = 50
-"""New tokens when neither the request nor the model's generation config says."""
+PIPELINE_NEW_TOKENS = 256
+"""New tokens when neither the request nor the model's generation config says: the transformers
+text-generation pipeline's default (its documented ``max_new_tokens``)."""
 
 
 class TextGeneration:
     def __init__(self, pipe: Any) -> None:
         self.pipe = pipe
+        config = pipe.model.config
+        self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
+        lengths = pipe.model.generation_config.to_diff_dict()
+        self.model_lengths = {name: lengths[name] for name in ("max_new_tokens", "max_length") if lengths.get(name)}
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> TextGeneration:
@@ -121,11 +127,16 @@ class TextGeneration:
             stops = options.pop("stop", None)
             seed = options.pop("seed", None)
             keep = options.pop("truncate", None)
+            full_text = options.pop("return_full_text", True)  # the pipeline's default
+            wanted = options.pop("max_new_tokens", None)
+            options = generate_kwargs(options, "parameters")
             prompts = {index: self._last_tokens(requests[index].inputs, keep) for index in indexes}
-            for batch in self._batches(prompts, options.pop("max_new_tokens", None), seeded=seed is not None):
+            for batch in self._batches(prompts, wanted, seeded=seed is not None):
                 texts = [prompts[index] for index in batch.indexes]
                 for index, text in zip(batch.indexes, self._generate(texts, seed, max_new_tokens=batch.room, **options)):
-                    answers[index] = TextGenerationOutput(_until_stop(text, stops, prompts[index]))
+                    generated = _until_stop(text, stops)
+                    # The prompt as sent, not as truncated: the full text of TGI and of the pipeline.
+                    answers[index] = TextGenerationOutput(requests[index].inputs + generated if full_text else generated)
         return answers
 
     def _batches(self, prompts: dict[int, str], wanted: int | None, seeded: bool) -> list[_Batch]:
@@ -139,23 +150,26 @@ class TextGeneration:
         return [_Batch(indexes, room) for room, indexes in by_room.items()]
 
     def _generate(self, texts: list[str], seed: int | None, **options: Any) -> list[str]:
+        """The new text only; the caller puts the prompt before it."""
         with seeded(seed, self.pipe.device):
-            results = self.pipe(texts, batch_size=len(texts), **options)
+            results = self.pipe(texts, batch_size=len(texts), return_full_text=False, **options)
         return [result[0]["generated_text"] for result in results]
 
     def _room(self, prompt: str, wanted: int | None) -> int:
-        """New tokens that fit the model's context after the prompt; a prompt that fills it is a 400."""
-        config = self.pipe.model.config
-        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
+        """New tokens to ask for: the request's, else the model's generation config's, else the pipeline's
+        default, never past the model's context; a prompt that fills the context is a 400."""
         length = len(self.pipe.tokenizer(prompt)["input_ids"])
-        if length >= limit:
+        if length >= self.context:
             raise InvalidInput(
-                f"inputs: the prompt is {length} tokens, this model's context holds {limit}; "
+                f"inputs: the prompt is {length} tokens, this model's context holds {self.context}; "
                 "shorten it or pass parameters.truncate",
                 field="inputs",
             )
-        default = getattr(self.pipe.model.generation_config, "max_new_tokens", None) or DEFAULT_NEW_TOKENS
-        return min(wanted or default, limit - length)
+        if wanted is None:
+            wanted = self.model_lengths.get("max_new_tokens")
+        if wanted is None and "max_length" in self.model_lengths:
+            wanted = max(1, self.model_lengths["max_length"] - length)
+        return min(wanted or PIPELINE_NEW_TOKENS, self.context - length)
 
     def _last_tokens(self, prompt: str, keep: int | None) -> str:
         """TGI's ``truncate``: only the prompt's last ``keep`` tokens are used."""
@@ -166,10 +180,7 @@ class TextGeneration:
         return prompt if len(offsets) <= keep else prompt[offsets[-keep][0] :]
 
 
-def _until_stop(text: str, stops: Sequence[str] | None, prompt: str) -> str:
-    """Cut the generated part at the first stop sequence (kept, as TGI does)."""
-    if not stops:
-        return text
-    head, generated = (prompt, text[len(prompt) :]) if text.startswith(prompt) else ("", text)
-    cuts = [generated.find(stop) + len(stop) for stop in stops if stop and stop in generated]
-    return head + (generated[: min(cuts)] if cuts else generated)
+def _until_stop(generated: str, stops: Sequence[str] | None) -> str:
+    """Cut the generated text at the first stop sequence (kept, as TGI does)."""
+    cuts = [generated.find(stop) + len(stop) for stop in stops or () if stop and stop in generated]
+    return generated[: min(cuts)] if cuts else generated

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
-import msgspec
-
 from widgetd import InvalidInput, ModelSnapshot
 
 
@@ -59,25 +57,6 @@ def fit_tokenizer(tokenizer: Any, model: Any) -> Any:
     """Truncation stops at what the model reads, even where the tokenizer's config claims more."""
     tokenizer.model_max_length = token_limit(tokenizer, model)
     return tokenizer
-
-
-NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": ("contrastive search", 0), "num_beam_groups": ("group beam search", 1)}
-"""Generation options that transformers >= 5 only runs with code downloaded from the Hub, each with
-the method it asks for and the value that asks for none."""
-
-
-def generation_settings(parameters: Any, field: str) -> tuple:
-    """Generation parameters as a hashable tuple of the fields that are set; ``field`` names them in errors."""
-    if parameters is None:
-        return ()
-    for name, (method, off) in NEEDS_CODE_FROM_THE_HUB.items():
-        if getattr(parameters, name, None) not in (None, off):
-            raise InvalidInput(
-                f"{field}.{name}: {method} needs code downloaded from the Hub, which this server never runs",
-                field=f"{field}.{name}",
-            )
-    fields = sorted(msgspec.structs.asdict(parameters).items())
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields if v is not None)
 
 
 def grouped(requests, key) -> dict[Any, list[int]]:

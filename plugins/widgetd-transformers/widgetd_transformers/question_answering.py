@@ -1,13 +1,17 @@
 """Extractive question answering on AutoModelForQuestionAnswering (transformers >= 5.3 has no QA pipeline).
 
-The context is split into overlapping windows (``max_seq_len`` tokens, ``doc_stride`` overlap);
-each window scores every (start, end) token pair of the context as p(start) * p(end), spans longer
-than ``max_answer_len`` tokens excluded; the best spans over all windows are mapped back to
-character offsets, so that ``answer == context[start:end]``.
+The rules are the transformers 4.x question-answering pipeline's, which api-inference-community
+served: the context is split into overlapping windows (``max_seq_len`` tokens, ``doc_stride``
+overlap); in each window the start and end logits are turned into probabilities over the context's
+tokens and [CLS]; a span scores p(start)·p(end), spans longer than ``max_answer_len`` tokens
+excluded; the null answer scores p([CLS])², its lowest over the windows. Answers are mapped back to
+character offsets, so that ``answer == context[start:end]``. Unlike the pipeline, a span found in
+several windows is listed once, with its best score.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,6 +19,20 @@ import numpy as np
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer, QuestionAnsweringInput
 from widgetd_transformers.loading import tokenizer_and_model
+
+DEFAULT_MAX_SEQ_LEN = 384
+DEFAULT_DOC_STRIDE = 128
+"""The pipeline's defaults: max_seq_len min(model limit, 384); doc_stride min(max_seq_len // 2, 128)."""
+MASKED = -10000.0
+"""The logit the pipeline gives tokens that cannot be part of an answer (question, separators, padding)."""
+
+
+@dataclass
+class WindowScores:
+    """One window's candidate spans (token start, token end, score) and its null-answer score."""
+
+    spans: list[tuple[int, int, float]]
+    null_score: float
 
 
 class QuestionAnswering:
@@ -30,19 +48,56 @@ class QuestionAnswering:
 
     def __call__(self, requests: Sequence[QuestionAnsweringInput]) -> list[list[QuestionAnsweringAnswer]]:
         """Every window of every request in one forward pass."""
-        windows = [self._request_windows(request) for request in requests]
+        windows = [self.request_windows(request) for request in requests]
         logits = self._logits(windows)
         return [
-            self._best_answers(request, request_windows, request_logits)
+            self.best_answers(request, request_windows, request_logits)
             for request, request_windows, request_logits in zip(requests, windows, logits)
         ]
 
-    def _request_windows(self, request: QuestionAnsweringInput) -> Any:
+    # -- windows -----------------------------------------------------------------------------
+
+    def request_windows(self, request: QuestionAnsweringInput) -> Any:
+        """The request's context in overlapping windows, each holding the question (a tokenizer encoding)."""
         options = request.parameters
         if not request.inputs.context.strip():
             raise InvalidInput("inputs.context is empty: there is nothing to answer from", field="inputs.context")
+        max_seq_len = min(options.max_seq_len or DEFAULT_MAX_SEQ_LEN, self.tokenizer.model_max_length)
+        doc_stride = options.doc_stride if options.doc_stride is not None else min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
         question = self._shortened_question(request.inputs.question, options.max_question_len)
-        return self._windows(question, request.inputs.context, options.max_seq_len, options.doc_stride)
+        room = max_seq_len - self._length(question) - self.tokenizer.num_special_tokens_to_add(pair=True)
+        if room < 1:
+            raise InvalidInput(
+                f"parameters.max_seq_len {max_seq_len} leaves no room for the context after the question "
+                f"({self._length(question)} tokens); raise max_seq_len or shorten the question",
+                field="parameters.max_seq_len",
+            )
+        if doc_stride >= room:
+            raise InvalidInput(
+                f"parameters.doc_stride {doc_stride} must be smaller than the {room} tokens a window holds for the "
+                f"context (max_seq_len {max_seq_len} less the question and separators)",
+                field="parameters.doc_stride",
+            )
+        first, second = (question, request.inputs.context) if self.pad_on_right else (request.inputs.context, question)
+        return self.tokenizer(
+            first,
+            second,
+            truncation="only_second" if self.pad_on_right else "only_first",
+            max_length=max_seq_len,
+            stride=doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+
+    def _length(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _shortened_question(self, question: str, max_tokens: int) -> str:
+        encoded = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= max_tokens:
+            return question
+        return question[: offsets[max_tokens - 1][1]]
 
     def _logits(self, windows: Sequence[Any]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """(start, end) logits of each window, padding removed, grouped by request."""
@@ -62,86 +117,67 @@ class QuestionAnswering:
         )
         return [[next(trimmed) for _ in request_windows["input_ids"]] for request_windows in windows]
 
-    def _best_answers(self, request, windows, logits) -> list[QuestionAnsweringAnswer]:
+    # -- decoding --------------------------------------------------------------------------------
+
+    def best_answers(self, request: QuestionAnsweringInput, windows: Any, logits) -> list[QuestionAnsweringAnswer]:
+        """The request's answers from its windows' logits, best first, at most top_k."""
         options, context = request.parameters, request.inputs.context
         candidates: dict[tuple[int, int], float] = {}
-        null_score = 0.0
+        null_score = 1.0
+        wanted = max(options.top_k * 4, 20)  # more than top_k per window: spans found twice merge
         for window, (start_logits, end_logits) in enumerate(logits):
-            found, window_null = self._window_candidates(windows, window, start_logits, end_logits, context, options)
-            null_score = max(null_score, window_null)
-            for span, score in found:
-                candidates[span] = max(score, candidates.get(span, 0.0))
-        ranked = sorted(candidates.items(), key=lambda item: -item[1])
-        answers = [QuestionAnsweringAnswer(context[s:e], score, s, e) for (s, e), score in ranked]
-        if options.handle_impossible_answer and (not answers or null_score > answers[0].score):
-            answers.insert(0, QuestionAnsweringAnswer("", null_score, 0, 0))
+            scored = self.window_scores(self.answer_tokens(windows, window), start_logits, end_logits, options.max_answer_len, wanted)
+            null_score = min(null_score, scored.null_score)
+            for start_token, end_token, score in scored.spans:
+                span = self._characters(windows, window, start_token, end_token, options.align_to_words)
+                if span[1] > span[0]:
+                    candidates[span] = max(score, candidates.get(span, 0.0))
+        answers = [QuestionAnsweringAnswer(context[s:e], score, s, e) for (s, e), score in candidates.items()]
+        if options.handle_impossible_answer:
+            answers.append(QuestionAnsweringAnswer("", null_score, 0, 0))
         if not answers:
-            raise InvalidInput(
-                "inputs.context holds no span this model can read as an answer", field="inputs.context"
-            )
-        return answers[: options.top_k]
+            raise InvalidInput("inputs.context holds no span this model can read as an answer", field="inputs.context")
+        return sorted(answers, key=lambda answer: -answer.score)[: options.top_k]
 
-    def _shortened_question(self, question: str, max_tokens: int) -> str:
-        encoded = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
-        if len(offsets) <= max_tokens:
-            return question
-        return question[: offsets[max_tokens - 1][1]]
-
-    def _windows(self, question: str, context: str, max_seq_len: int, doc_stride: int) -> Any:
-        max_length = min(max_seq_len, self.tokenizer.model_max_length)
-        question_tokens = len(self.tokenizer(question)["input_ids"])
-        room = max_length - question_tokens - 2
-        if room < 8:
-            raise InvalidInput(
-                f"parameters.max_seq_len {max_length} leaves no room for the context after the question's "
-                f"{question_tokens} tokens",
-                field="parameters.max_seq_len",
-            )
-        # The tokenizer refuses a stride as long as the context's share of a window.
-        stride = min(doc_stride, room // 2)
-        first, second = (question, context) if self.pad_on_right else (context, question)
-        return self.tokenizer(
-            first,
-            second,
-            truncation="only_second" if self.pad_on_right else "only_first",
-            max_length=max_length,
-            stride=stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-        )
-
-    def _window_candidates(self, windows, window, start_logits, end_logits, context, options):
+    def answer_tokens(self, windows: Any, window: int) -> np.ndarray:
+        """Which tokens of a window may take part in an answer: the context's, and [CLS] (the null answer)."""
         context_index = 1 if self.pad_on_right else 0
-        sequence_ids = windows.sequence_ids(window)
-        in_context = np.array([sid == context_index for sid in sequence_ids])
-        offsets = windows["offset_mapping"][window]
-        start_p = _softmax(np.where(in_context, start_logits, -1e4))
-        end_p = _softmax(np.where(in_context, end_logits, -1e4))
-        null_score = float(_softmax(start_logits)[0] * _softmax(end_logits)[0])
-        scores = np.triu(np.outer(start_p, end_p)) - np.triu(np.outer(start_p, end_p), options.max_answer_len)
-        scores[~in_context, :] = 0
-        scores[:, ~in_context] = 0
-        found = []
-        for flat in np.argsort(-scores, axis=None)[: max(options.top_k * 4, 20)]:
+        allowed = np.array([sequence == context_index for sequence in windows.sequence_ids(window)])
+        allowed |= np.array(windows["input_ids"][window]) == self.tokenizer.cls_token_id
+        return allowed
+
+    def window_scores(
+        self, allowed: np.ndarray, start_logits: np.ndarray, end_logits: np.ndarray, max_answer_len: int, wanted: int
+    ) -> WindowScores:
+        """The best spans of one window and its null score (p(start) and p(end) of the first token, [CLS])."""
+        start_p, end_p = self.token_probabilities(allowed, start_logits, end_logits)
+        null_score = float(start_p[0] * end_p[0])
+        start_p[0] = end_p[0] = 0.0
+        scores = np.tril(np.triu(np.outer(start_p, end_p)), max_answer_len - 1)
+        scores[~allowed, :] = 0.0
+        scores[:, ~allowed] = 0.0
+        spans = []
+        for flat in np.argsort(-scores, axis=None, kind="stable")[:wanted]:
             start_token, end_token = np.unravel_index(flat, scores.shape)
             if scores[start_token, end_token] <= 0:
                 break
-            start, end = offsets[start_token][0], offsets[end_token][1]
-            if options.align_to_words:
-                start, end = self._word_bounds(windows, window, start_token, end_token, context_index, start, end)
-            if end > start:
-                found.append(((int(start), int(end)), float(scores[start_token, end_token])))
-        return found, null_score
+            spans.append((int(start_token), int(end_token), float(scores[start_token, end_token])))
+        return WindowScores(spans, null_score)
 
-    @staticmethod
-    def _word_bounds(windows, window, start_token, end_token, sequence, start, end):
+    def token_probabilities(self, allowed: np.ndarray, start_logits: np.ndarray, end_logits: np.ndarray):
+        """p(start) and p(end) over the tokens an answer may use; the rest get none."""
+        return _softmax(np.where(allowed, start_logits, MASKED)), _softmax(np.where(allowed, end_logits, MASKED))
+
+    def _characters(self, windows: Any, window: int, start_token: int, end_token: int, align_to_words: bool) -> tuple[int, int]:
+        """A token span as character offsets in the context, widened to whole words if asked."""
+        sequence = 1 if self.pad_on_right else 0
+        offsets = windows["offset_mapping"][window]
         words = windows.word_ids(window)
-        if words[start_token] is None or words[end_token] is None:
-            return start, end
-        first = windows.word_to_chars(window, words[start_token], sequence_index=sequence)
-        last = windows.word_to_chars(window, words[end_token], sequence_index=sequence)
-        return first.start, last.end
+        if align_to_words and words[start_token] is not None and words[end_token] is not None:
+            first = windows.word_to_chars(window, words[start_token], sequence_index=sequence)
+            last = windows.word_to_chars(window, words[end_token], sequence_index=sequence)
+            return int(first.start), int(last.end)
+        return int(offsets[start_token][0]), int(offsets[end_token][1])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

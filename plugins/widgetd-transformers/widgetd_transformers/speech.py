@@ -9,7 +9,8 @@ import numpy as np
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import Audio
 from widgetd.tasks.text_to_speech import TextToSpeechInput
-from widgetd_transformers.loading import generation_settings, grouped, hf_pipeline, seeded
+from widgetd_transformers.generate_options import generate_kwargs, generation_settings
+from widgetd_transformers.loading import grouped, hf_pipeline, seeded
 
 
 class TextToSpeech:
@@ -30,7 +31,7 @@ class TextToSpeech:
                     "parameters.generation_parameters: this model makes speech in one pass and takes no generation options",
                     field="parameters.generation_parameters",
                 )
-            kwargs = {"generate_kwargs": dict(settings)} if settings else {}
+            kwargs = {"generate_kwargs": generate_kwargs(settings, "parameters.generation_parameters")} if settings else {}
             # One text at a time: padded batches change the speech of the shorter texts.
             for index in indexes:
                 self._refuse_unspeakable(requests[index].inputs)

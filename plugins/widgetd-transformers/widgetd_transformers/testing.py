@@ -111,7 +111,12 @@ def save_bart(folder: Path, pipeline_tag: str, bpe: Path) -> Path:
         decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=None, forced_eos_token_id=tokenizer.eos_token_id,
     )
     folder.mkdir(parents=True)
-    BartForConditionalGeneration(config).save_pretrained(str(folder))
+    model = BartForConditionalGeneration(config)
+    # Random weights end most texts at once, or babble single bytes; a model that says words lets
+    # length limits and prefixes be seen.
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    model.final_logits_bias[0, [i for i, token in enumerate(tokens) if not token.lstrip("Ġ")[1:].isalpha()]] = -1e4
+    model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     card(folder, pipeline_tag)
     return folder

@@ -47,9 +47,11 @@ def _token_options(request: Any) -> tuple:
 
 def _entity(text: str, entity: dict) -> TokenClassificationEntity:
     start, end = int(entity["start"]), int(entity["end"])
-    label = entity.get("entity_group") or entity["entity"]
     # The pipeline's "word" is decoded from tokens (lower-cased, "##"-joined); the span is the truth.
-    return TokenClassificationEntity(label, float(entity["score"]), text[start:end], start, end)
+    found = TokenClassificationEntity(entity.get("entity_group") or entity["entity"], float(entity["score"]), text[start:end], start, end)
+    if "entity_group" not in entity:  # one token, unaggregated: the pipeline's own fields too
+        found.entity, found.index = entity["entity"], int(entity["index"])
+    return found
 
 
 class TextClassification:
@@ -163,7 +165,8 @@ class FillMask:
 
 
 class FeatureExtraction:
-    """Mean-pooled sentence embeddings, as TEI (where the contract comes from) answers."""
+    """One vector per token (the model's last hidden states), as the transformers pipeline and the Hub
+    API answered for transformers models: ``[tokens][hidden]`` for a text, a list of those for a list."""
 
     def __init__(self, tokenizer: Any, model: Any, device: str) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
@@ -174,21 +177,21 @@ class FeatureExtraction:
         return cls(*tokenizer_and_model(snapshot, "AutoModel"), snapshot.device)
 
     def __call__(self, requests: Sequence[Any]) -> list[Any]:
+        for request in requests:
+            if request.prompt_name is not None:
+                raise InvalidInput("prompt_name: this model defines no prompts", field="prompt_name")
         answers: list[Any] = [None] * len(requests)
         for (normalize, truncate, direction), indexes in grouped(
-            requests, lambda r: (r.normalize, r.truncate, r.truncation_direction)
+            requests, lambda r: (bool(r.normalize), r.truncate, r.truncation_direction)
         ).items():
-            for index in indexes:
-                if requests[index].prompt_name is not None:
-                    raise InvalidInput("prompt_name: this model defines no prompts", field="prompt_name")
             texts = [t for i in indexes for t in ([requests[i].inputs] if isinstance(requests[i].inputs, str) else requests[i].inputs)]
-            vectors = iter(self._embed(texts, normalize, truncate, direction))
+            embedded = iter(self._embed(texts, normalize, truncate, direction))
             for index in indexes:
                 inputs = requests[index].inputs
-                answers[index] = next(vectors) if isinstance(inputs, str) else [next(vectors) for _ in inputs]
+                answers[index] = next(embedded) if isinstance(inputs, str) else [next(embedded) for _ in inputs]
         return answers
 
-    def _embed(self, texts: list[str], normalize: bool, truncate: bool, direction: str) -> list[list[float]]:
+    def _embed(self, texts: list[str], normalize: bool, truncate: bool, direction: str) -> list[list[list[float]]]:
         import torch
 
         if not truncate:
@@ -203,8 +206,7 @@ class FeatureExtraction:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.limit, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
         if normalize:
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return pooled.cpu().tolist()
+            hidden = torch.nn.functional.normalize(hidden, dim=-1)
+        # Padding is dropped, whichever side the tokenizer pads.
+        return [states[mask.bool()].cpu().tolist() for states, mask in zip(hidden, batch["attention_mask"])]
