@@ -1,4 +1,4 @@
-"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/), ``benchmark`` (not in CI)."""
+"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/), ``explore`` and ``benchmark`` (not in CI)."""
 
 from pathlib import Path
 
@@ -30,6 +30,20 @@ def tests(session: nox.Session) -> None:
     install_everything(session)
     session.run("widgetd", "spec", "--check", env={"WIDGETD_LOAD_PLUGINS": ""})
     session.run("pytest", *session.posargs)
+
+
+CONFORMANCE_SUITES = (
+    "tests/conformance/test_toy_plugin_conforms.py",
+    *(f"plugins/{plugin}/tests/test_conformance.py" for plugin in ("widgetd-sentence-transformers", "widgetd-asteroid", "widgetd-transformers")),
+)
+
+
+@nox.session
+def explore(session: nox.Session) -> None:
+    """The conformance kit, exploring: new generated requests from a new seed (printed), ten times as many.
+    Run on a schedule; `nox -s explore -- --widgetd-seed N` replays a run. What it finds becomes a fixed example."""
+    install_everything(session)
+    session.run("pytest", *CONFORMANCE_SUITES, "--widgetd-explore", *session.posargs)
 
 
 @nox.session

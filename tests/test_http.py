@@ -151,7 +151,7 @@ def test_an_answer_that_breaks_the_contract_is_a_500_naming_backend_task_and_fie
     for thread in threads:
         thread.join()
     error = assert_json_error(results["misanswer"], 500, "backend 'toy'", "text-classification", "Expected `object`, got `str`")
-    assert error["field"] == "answer[0]"
+    assert error["field"] == "answer[0]" and results["misanswer"].headers["x-error-code"] == "InvalidAnswer"
     assert results["good"].status_code == 200 and results["dawdle"].status_code == 200
     metrics = httpx.get(f"{toy_server.url}/metrics").text
     assert 'widgetd_invalid_answers_total{model="toy-qa",task="text-classification"} 1' in metrics

@@ -72,12 +72,15 @@ def ranked(scores: dict[str, float], top_k: int | None = None) -> list[Classific
 
 
 def entities(request) -> list[TokenClassificationEntity]:
+    """Capitalised words are PER, the others O (ignored unless ``ignore_labels`` says otherwise)."""
+    ignored = request.parameters.ignore_labels if request.parameters.ignore_labels is not None else ["O"]
     found, offset = [], 0
     for word in request.inputs.split():
         start = request.inputs.index(word, offset)
         offset = start + len(word)
-        if word[:1].isupper():
-            found.append(TokenClassificationEntity("PER", 0.9, word, start, offset))
+        label = "PER" if word[:1].isupper() else "O"
+        if label not in ignored:
+            found.append(TokenClassificationEntity(label, 0.9, word, start, offset))
     return found
 
 
@@ -99,6 +102,26 @@ def fill_mask(request) -> list[FillMaskCandidate]:
         FillMaskCandidate(request.inputs.replace("[MASK]", word, 1), 1 / (rank + 2), rank, word)
         for rank, word in enumerate(candidates[: request.parameters.top_k])
     ]
+
+
+def new_words(request) -> int:
+    """How many words (the toy's tokens) a generating request allows: max_new_tokens, or max_length less
+    the decoder's start token; as many as it likes otherwise."""
+    limits = getattr(request.parameters, "generate_parameters", None) or request.parameters
+    if getattr(limits, "max_new_tokens", None) is not None:
+        return limits.max_new_tokens
+    if getattr(limits, "max_length", None) is not None:
+        return limits.max_length - 1
+    return 10**6
+
+
+CONTINUATION = "and so on and so forth until the end of the story, when everyone lived happily ever after".split()
+
+
+def continuation(request) -> TextGenerationOutput:
+    wanted = request.parameters.max_new_tokens or 3
+    generated = " " + " ".join((CONTINUATION * 4)[:wanted])
+    return TextGenerationOutput(request.inputs + generated if request.parameters.return_full_text is not False else generated)
 
 
 def transcript(request) -> AutomaticSpeechRecognitionOutput:
@@ -131,9 +154,9 @@ ANSWERERS = {
     "text-classification": text_classes,
     "zero-shot-classification": zero_shot,
     "fill-mask": fill_mask,
-    "summarization": lambda request: SummarizationOutput(" ".join(request.inputs.split()[:5])),
-    "translation": lambda request: TranslationOutput(" ".join(reversed(request.inputs.split()))),
-    "text-generation": lambda request: TextGenerationOutput(request.inputs + " and so on"),
+    "summarization": lambda request: SummarizationOutput(" ".join(request.inputs.split()[: min(5, new_words(request))])),
+    "translation": lambda request: TranslationOutput(" ".join(list(reversed(request.inputs.split()))[: new_words(request)])),
+    "text-generation": continuation,
     "automatic-speech-recognition": transcript,
     "text-to-speech": speech,
     "audio-to-audio": separated,

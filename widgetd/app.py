@@ -131,7 +131,9 @@ def _client_gone(request: Request, error: ClientGone) -> Response:
 
 
 def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
-    return error_response(500, error.message, field=error.field)
+    response = error_response(500, error.message, field=error.field)
+    response.headers["X-Error-Code"] = "InvalidAnswer"
+    return response
 
 
 def _unexpected(request: Request, error: Exception) -> Response:

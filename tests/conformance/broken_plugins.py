@@ -37,6 +37,13 @@ class WrongOutputType(_OneTaskBroken):
         return [[QuestionAnsweringAnswer("answer", "very sure", 0, 6)] for _ in requests]
 
 
+class NotAListOfLabels(_OneTaskBroken):
+    broken_task = "text-classification"
+
+    def broken(self, requests):
+        return [["not a list of labels"] for _ in requests]
+
+
 class OffByOneOffsets(_OneTaskBroken):
     broken_task = "question-answering"
 
@@ -51,6 +58,17 @@ class FailsOnEmptyText(_OneTaskBroken):
     def broken(self, requests):
         # A real mistake: the first character of every text, empty or not.
         return [ANSWERERS[self.broken_task](r) if r.inputs[0] else [] for r in requests]
+
+
+class FailsOnEveryOtherText(_OneTaskBroken):
+    """Texts of an odd length crash text-classification."""
+
+    broken_task = "text-classification"
+
+    def broken(self, requests):
+        if any(len(request.inputs) % 2 for request in requests):
+            raise RuntimeError("odd length")
+        return [ANSWERERS[self.broken_task](request) for request in requests]
 
 
 class Nondeterministic(_OneTaskBroken):

@@ -36,7 +36,8 @@ class TestBroken(kit.{mixin}):
 
 DEFECTS = [
     # (defect, mixin, the kit test that must fail, what its report must say)
-    ("WrongOutputType", "QuestionAnsweringTests", "test_examples_are_answered", "does not match the task's output type"),
+    ("WrongOutputType", "QuestionAnsweringTests", "test_examples_are_answered", "the plugin's answer breaks the task's contract"),
+    ("NotAListOfLabels", "TextClassificationTests", "test_examples_are_answered", "the plugin's answer breaks the task's contract"),
     ("OffByOneOffsets", "QuestionAnsweringTests", "test_examples_are_answered", "must equal the text at its offsets"),
     ("FailsOnEmptyText", "TokenClassificationTests", "test_edge_inputs_never_fail_the_server", "the server failed with 500"),
     ("Nondeterministic", "SentenceSimilarityTests", "test_same_request_same_answer", "not deterministic"),

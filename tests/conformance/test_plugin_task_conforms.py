@@ -66,6 +66,7 @@ class TestTextReversal(kit.TaskTests):
     def examples(self):
         return [
             kit.Call({"inputs": "hello"}),
+            kit.Call({"inputs": "a longer text, to reverse"}),
             kit.Call({"inputs": "Zoë 東京", "parameters": {"upper": True}}),
             kit.Call({"inputs": "ab", "parameters": {"repeat": 3}}),
         ]

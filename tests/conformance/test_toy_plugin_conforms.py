@@ -6,6 +6,7 @@ import pytest
 
 from tests.toy_plugin import ToyPlugin, make_toy_model
 from widgetd.testing import conformance as kit
+from widgetd.testing.audio import encode, speech_like
 
 
 class ToyFixtures:
@@ -30,7 +31,10 @@ class TestFeatureExtraction(kit.FeatureExtractionTests, ToyFixtures): ...
 class TestSummarization(kit.SummarizationTests, ToyFixtures): ...
 class TestTranslation(kit.TranslationTests, ToyFixtures): ...
 class TestTextGeneration(kit.TextGenerationTests, ToyFixtures): ...
-class TestAutomaticSpeechRecognition(kit.AutomaticSpeechRecognitionTests, ToyFixtures): ...
+class TestAutomaticSpeechRecognition(kit.AutomaticSpeechRecognitionTests, ToyFixtures):
+    @pytest.fixture
+    def speech_sample(self):
+        return encode(speech_like(), 16000, "FLAC")
 class TestAudioToAudio(kit.AudioToAudioTests, ToyFixtures):
     @pytest.fixture
     def expected_sources(self):

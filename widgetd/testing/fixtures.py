@@ -1,8 +1,39 @@
-"""pytest fixtures that widgetd installs (a ``pytest11`` plugin): a local Hub and a private HF cache."""
+"""pytest fixtures that widgetd installs (a ``pytest11`` plugin): a local Hub, a private HF cache, and
+the conformance kit's fixtures and options (``--widgetd-explore``)."""
 
 from __future__ import annotations
 
 import pytest
+
+EXPLORATION = pytest.StashKey()
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("widgetd", "widgetd conformance kit")
+    group.addoption(
+        "--widgetd-explore", action="store_true",
+        help="draw new generated requests (many more) instead of the same ones every run ($WIDGETD_EXPLORE=1)",
+    )
+    group.addoption("--widgetd-examples", type=int, help="generated requests per property when exploring ($WIDGETD_EXPLORE_EXAMPLES)")
+    group.addoption("--widgetd-seed", type=int, help="the seed to explore with, e.g. to replay a failure ($WIDGETD_SEED)")
+
+
+def pytest_configure(config) -> None:
+    from widgetd.testing.exploration import Exploration
+
+    config.stash[EXPLORATION] = Exploration.from_options(
+        config.getoption("widgetd_explore"), config.getoption("widgetd_examples"), config.getoption("widgetd_seed")
+    )
+
+
+def pytest_report_header(config) -> str:
+    return config.stash[EXPLORATION].describe()
+
+
+@pytest.fixture(scope="session")
+def widgetd_exploration(pytestconfig):
+    """How the kit draws generated requests this run (see widgetd.testing.exploration)."""
+    return pytestconfig.stash[EXPLORATION]
 
 
 @pytest.fixture(scope="session")

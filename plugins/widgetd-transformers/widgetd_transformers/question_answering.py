@@ -153,7 +153,7 @@ class QuestionAnswering:
         start_p, end_p = self.token_probabilities(allowed, start_logits, end_logits)
         null_score = float(start_p[0] * end_p[0])
         start_p[0] = end_p[0] = 0.0
-        scores = np.tril(np.triu(np.outer(start_p, end_p)), max_answer_len - 1)
+        scores = np.tril(np.triu(self.span_scores(start_p, end_p)), max_answer_len - 1)
         scores[~allowed, :] = 0.0
         scores[:, ~allowed] = 0.0
         spans = []
@@ -163,6 +163,11 @@ class QuestionAnswering:
                 break
             spans.append((int(start_token), int(end_token), float(scores[start_token, end_token])))
         return WindowScores(spans, null_score)
+
+    @staticmethod
+    def span_scores(start_p: np.ndarray, end_p: np.ndarray) -> np.ndarray:
+        """The probability of each (start, end) token pair: p(start)·p(end)."""
+        return np.outer(start_p, end_p)
 
     def token_probabilities(self, allowed: np.ndarray, start_logits: np.ndarray, end_logits: np.ndarray):
         """p(start) and p(end) over the tokens an answer may use; the rest get none."""

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
 
 import httpx
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from widgetd.models import ServedModel
 from widgetd.tasks import Task
 from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference, send
-from widgetd.testing.conformance.rules import ContractViolation
+from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
 from widgetd.testing.strategies import invalid_requests_for, requests_for
 
@@ -33,6 +34,15 @@ def plugin_name(plugin: object) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
+def labels_in_config(folder: Path | None) -> frozenset[str] | None:
+    """The labels a model folder's config.json names (``id2label``), if it names any."""
+    try:
+        labels = json.loads((Path(folder) / "config.json").read_text()).get("id2label")
+    except (OSError, TypeError, ValueError, AttributeError):
+        return None
+    return frozenset(str(label) for label in labels.values()) if isinstance(labels, dict) and labels else None
+
+
 @dataclass
 class Served:
     """The plugin's model behind a live server, answering one task."""
@@ -42,6 +52,8 @@ class Served:
     model: ServedModel
     client: httpx.Client
     timeout: float
+    labels: frozenset[str] | None = None
+    """The labels the model may answer with (the ``model_labels`` fixture); None: not checked."""
 
     @property
     def route(self) -> str:
@@ -98,8 +110,36 @@ class TaskTests:
         """Generated valid requests: by default, anything the task's Structs accept."""
         return structs_requests(served.task)
 
+    @pytest.fixture
+    def varied_inputs(self, examples) -> list[Call]:
+        """Requests with the same parameters and different inputs, which must each be answered as if
+        alone when they run in one batch; by default the examples that share the first one's parameters."""
+        first = examples[0]
+        same = [call for call in examples if call.parameters == first.parameters and call.headers == first.headers]
+        return list({repr(call.inputs): call for call in same}.values())
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model_labels(cls, served) -> frozenset[str] | None:
+        """The labels the model can answer with; by default those its config.json names (``id2label``).
+        Return None to skip the check, or the set for a model whose labels live elsewhere."""
+        return labels_in_config(served.model.source.path)
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _check_labels_against(cls, served, model_labels) -> None:
+        served.labels = frozenset(model_labels) if model_labels is not None else None
+
     def check_answer(self, call: Call, answer: Any) -> None:
         """Task rules for one 200 answer (decoded under the task's output type); raise ContractViolation."""
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        """The model labels an answer names, checked against ``model_labels`` (classification tasks)."""
+        return ()
+
+    def allowed_labels(self, labels: frozenset[str]) -> frozenset[str]:
+        """The labels an answer may name, given the model's."""
+        return labels
 
     # -- the kit's fixtures ----------------------------------------------------------------------
 
@@ -122,22 +162,26 @@ class TaskTests:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def hypothesis_settings(self) -> settings:
-        return settings(
-            max_examples=self.max_examples,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        )
-
     def verify(self, served: Served, call: Call, reply: Reply) -> None:
         """A 200 decodes under the task's output type and follows the task's rules."""
         answer = self.decode(served.task, call, reply)
         try:
             self.check_answer(call, answer)
+            self._check_labels(served, call, answer)
         except ContractViolation as violation:
             raise ContractViolation(
                 f"{served.task.name}: {violation}\n  request: {call.describe()}\n  reply: {reply.describe()}"
             ) from None
+
+    def _check_labels(self, served: Served, call: Call, answer: Any) -> None:
+        if served.labels is None:
+            return
+        allowed = self.allowed_labels(served.labels)
+        for label in self.answer_labels(call, answer):
+            expect(
+                label in allowed,
+                f"label {label!r} is not one of the model's labels {sorted(served.labels)} (model_labels: config.json's id2label)",
+            )
 
     def decode(self, task: Task, call: Call, reply: Reply) -> Any:
         if task.response_media == "audio":
@@ -158,6 +202,7 @@ class TaskTests:
     def answer(self, served: Served, call: Call) -> Reply:
         """The reply to a request that must succeed, checked against the contract."""
         reply = served.send(call)
+        self.expect_no_invalid_answer(served, call, reply)
         if reply.status != 200:
             raise ContractViolation(
                 f"{served.task.name}: a valid request must get a 200, got {reply.status}: "
@@ -165,6 +210,14 @@ class TaskTests:
             )
         self.verify(served, call, reply)
         return reply
+
+    def expect_no_invalid_answer(self, served: Served, call: Call, reply: Reply) -> None:
+        """The server checks every answer against the task's output type and refuses to send a broken one."""
+        if reply.status == 500 and reply.headers.get("x-error-code") == "InvalidAnswer":
+            raise ContractViolation(
+                f"{served.task.name}: the plugin's answer breaks the task's contract, so the server answered 500 "
+                f"instead of sending it: {reply.error}\n  request: {call.describe()}"
+            )
 
     def expect_answer_or_client_error(self, served: Served, call: Call) -> Reply:
         reply = served.send(call)
@@ -175,6 +228,7 @@ class TaskTests:
         return reply
 
     def expect_client_error(self, served: Served, call: Call, reply: Reply) -> None:
+        self.expect_no_invalid_answer(served, call, reply)
         if reply.status >= 500:
             raise ContractViolation(
                 f"{served.task.name}: the server failed with {reply.status} ({reply.error or 'no message'}); "
@@ -200,15 +254,13 @@ class TaskTests:
         for call in examples:
             self.answer(served, call)
 
-    def test_generated_requests_are_answered_or_refused(self, served, valid_requests):
+    def test_generated_requests_are_answered_or_refused(self, served, valid_requests, widgetd_exploration):
         statuses: list[int] = []
 
-        @self.hypothesis_settings()
-        @given(valid_requests)
         def check(call: Call) -> None:
             statuses.append(self.expect_answer_or_client_error(served, call).status)
 
-        check()
+        widgetd_exploration.check_all(valid_requests, check, self.max_examples)
         if 200 not in statuses:
             pytest.fail(
                 f"{served.task.name}: none of {len(statuses)} generated valid requests got a 200 "
@@ -216,9 +268,7 @@ class TaskTests:
                 pytrace=False,
             )
 
-    def test_invalid_requests_are_client_errors(self, served):
-        @self.hypothesis_settings()
-        @given(invalid_requests_for(served.task))
+    def test_invalid_requests_are_client_errors(self, served, widgetd_exploration):
         def check(body: dict) -> None:
             call = Call(body)
             reply = served.send(call)
@@ -228,7 +278,7 @@ class TaskTests:
                 )
             self.expect_client_error(served, call, reply)
 
-        check()
+        widgetd_exploration.check_all(invalid_requests_for(served.task), check, self.max_examples)
 
     def test_edge_inputs_never_fail_the_server(self, served, edge_cases):
         if not edge_cases:
@@ -247,10 +297,20 @@ class TaskTests:
             self.expect_same(served, call, first, second, "not deterministic: the same request got two different answers")
 
     def test_batching_does_not_change_answers(self, served, examples):
+        self.expect_batch_invariance(served, list(examples) * 2)
+
+    def test_different_inputs_batched_together_get_their_own_answers(self, served, varied_inputs):
+        """Requests that share parameters and differ in their inputs run in one batch; each must get the
+        answer it gets alone (not, say, the first request's answer for all of them)."""
+        if len(varied_inputs) < 2:
+            pytest.skip("supply a `varied_inputs` fixture: two or more requests with the same parameters and different inputs")
+        self.expect_batch_invariance(served, list(varied_inputs) * 2)
+
+    def expect_batch_invariance(self, served: Served, crowd: list[Call]) -> None:
+        """``crowd`` sent at once runs in batches, and each request's answer equals its answer alone."""
         if served.max_batch_size == 1:
             pytest.skip("the backend answers one request at a time (max_batch_size=1): nothing to batch")
-        alone = [self.answer(served, call) for call in examples]
-        crowd = list(examples) * 2
+        alone = [self.answer(served, call) for call in crowd]
         batches_before, requests_before = served.batch_counts()
         with ThreadPoolExecutor(len(crowd)) as pool:
             together = list(pool.map(lambda call: self.answer(served, call), crowd))
@@ -261,7 +321,7 @@ class TaskTests:
                 "batch invariance could not be checked",
                 pytrace=False,
             )
-        for call, single, batched in zip(crowd, alone * 2, together):
+        for call, single, batched in zip(crowd, alone, together):
             self.expect_same(
                 served, call, single, batched,
                 "batch-dependent: a request answered inside a batch of others differs from its answer alone",

@@ -54,6 +54,8 @@ class Reply:
     status: int
     content_type: str
     content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    """Lower-cased names."""
 
     def json(self) -> Any:
         import json
@@ -76,7 +78,8 @@ def send(client: httpx.Client, route: str, call: Call, timeout: float = 120) -> 
         response = client.post(route, json=call.body, headers=call.headers, timeout=timeout)
     else:
         response = client.post(route, content=call.body, headers=call.headers, timeout=timeout)
-    return Reply(response.status_code, response.headers.get("content-type", ""), response.content)
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    return Reply(response.status_code, headers.get("content-type", ""), response.content, headers)
 
 
 def decode_audio_bytes(data: bytes) -> tuple[np.ndarray, int]:

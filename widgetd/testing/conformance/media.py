@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pytest
@@ -39,6 +39,11 @@ def audio_examples() -> list[Call]:
         audio_call(0.4, 48000, 2, "WAV", typed=False),
         media_json_call(encode(tone(0.6, 16000), 16000, "FLAC")),
     ]
+
+
+def varied_audio() -> list[Call]:
+    """Different sounds in one container and rate, so that they can share a batch."""
+    return [Call(encode(tone(0.8, 16000, pitch=pitch), 16000, "WAV"), {"content-type": "audio/wav"}) for pitch in (220, 440, 880)]
 
 
 def audio_edge_cases() -> list[Call]:
@@ -91,6 +96,26 @@ class AutomaticSpeechRecognitionTests(TaskTests):
     def edge_cases(self) -> list[Call]:
         return audio_edge_cases()
 
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return varied_audio()
+
+    @pytest.fixture
+    def speech_sample(self) -> bytes | None:
+        """Audio with speech in it (any container) that your model transcribes as some text; None skips
+        the check. ``widgetd.testing.audio.speech_like()`` makes a speech-like signal."""
+        return None
+
+    def test_speech_gets_a_transcript(self, served, speech_sample):
+        if speech_sample is None:
+            pytest.skip("supply a `speech_sample` fixture (audio bytes with speech) to check that speech gets a transcript")
+        call = Call(speech_sample)
+        transcript = self.decode(served.task, call, self.answer(served, call))
+        expect(
+            transcript.text.strip() != "",
+            f"{served.task.name}: speech (the speech_sample fixture) must get a transcript, got {transcript.text!r}",
+        )
+
     def check_answer(self, call: Call, answer: Any) -> None:
         duration, _ = duration_of(call.inputs)
         for index, chunk in enumerate(answer.chunks or []):
@@ -135,6 +160,10 @@ class AudioToAudioTests(TaskTests):
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
         return audio_edge_cases()
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return varied_audio()
 
     def check_answer(self, call: Call, answer: Any) -> None:
         expect(len(answer) > 0, "source separation must answer at least one source")
@@ -183,6 +212,10 @@ class TextToSpeechTests(TaskTests):
     def edge_cases(self) -> list[Call]:
         return [text_call(text) for text in EDGE_TEXTS.values() if len(text) < 1000] + [text_call("word " * 200)]
 
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [text_call(text) for text in ("Hello world.", "Zoë lives in Köln.", "The cat sat on the mat.")]
+
     def check_answer(self, call: Call, answer: Reply) -> None:
         wanted = requested_format(call)
         expect(
@@ -192,8 +225,8 @@ class TextToSpeechTests(TaskTests):
         check_audio(answer.content, "the speech")
 
 
-def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "PNG") -> Call:
-    return Call(render_image(width, height, mode, image_format), {"content-type": f"image/{image_format.lower()}"})
+def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "PNG", colour=(30, 160, 90)) -> Call:
+    return Call(render_image(width, height, mode, image_format, colour), {"content-type": f"image/{image_format.lower()}"})
 
 
 class ImageClassificationTests(TaskTests):
@@ -225,5 +258,12 @@ class ImageClassificationTests(TaskTests):
             Call(encode(tone(0.2, 8000), 8000, "WAV"), {"content-type": "audio/wav"}),
         ]
 
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [image_call(48, 48, colour=colour) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
+
     def check_answer(self, call: Call, answer: Any) -> None:
         classified(answer, call.parameters)
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [entry.label for entry in answer]

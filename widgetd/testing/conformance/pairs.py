@@ -21,6 +21,12 @@ from widgetd.testing.conformance.rules import (
 from widgetd.testing.conformance.text import EDGE_TEXTS, edge_texts
 
 CONTEXT = "My name is Clara and I live in Berkeley. I work as a nurse at the city hospital."
+SHORT_CONTEXTS = (
+    "My name is Clara and I live in Berkeley.",
+    "The tower is 324 metres tall, the tallest in Paris.",
+    "Zoë moved from Köln to Paris last year.",
+)
+"""Contexts short enough for one window of any model (well under 100 tokens, question included)."""
 
 
 def question(question: str, context: str, **parameters: Any) -> Call:
@@ -67,6 +73,24 @@ class QuestionAnsweringTests(TaskTests):
         generated = structs_requests(served.task)
         return st.one_of(generated, st.builds(with_context, generated, contexts))
 
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [question(asked, context) for asked, context in zip(("Where do I live?", "How tall is it?", "Where did Zoë go?"), SHORT_CONTEXTS)]
+
+    def test_scores_within_one_window_are_probabilities_of_different_answers(self, served):
+        """Within one window an answer's score is the probability of that span (p(start)·p(end)): the spans
+        are different answers, so their scores, the null answer's included, add up to at most 1."""
+        for context in SHORT_CONTEXTS:
+            for parameters in ({"top_k": 50}, {"top_k": 50, "handle_impossible_answer": True, "max_answer_len": 30}):
+                call = question("What is it about?", context, **parameters)
+                answers = self.decode(served.task, call, self.answer(served, call))
+                total = sum(entry.score for entry in answers)
+                expect(
+                    total <= 1 + 1e-3,
+                    f"{served.task.name}: the scores of a short context's answers add up to {total:.4f}, more than 1; "
+                    f"scores must be probabilities p(start)·p(end) over one window\n  request: {call.describe()}",
+                )
+
     def check_answer(self, call: Call, answer: Any) -> None:
         answers = answer if isinstance(answer, list) else [answer]
         top_k = call.parameters.get("top_k", 1)
@@ -100,6 +124,14 @@ class SentenceSimilarityTests(TaskTests):
         ]
 
     @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [
+            self.call("A man is eating food.", ["A man is eating a piece of bread.", "The new movie is awesome."]),
+            self.call("Zoë lives in 東京.", ["Zoë lives in Tokyo.", "A cat sat on the mat."]),
+            self.call("The weather is lovely today.", ["It is sunny and warm.", "He drove to the stadium."]),
+        ]
+
+    @pytest.fixture
     def edge_cases(self) -> list[Call]:
         return [
             *(self.call(text, ["a cat"]) for text in EDGE_TEXTS.values()),
@@ -118,7 +150,8 @@ class SentenceSimilarityTests(TaskTests):
 
 
 class FeatureExtractionTests(TaskTests):
-    """An embedding per text (a list of them for a list), finite, unit length when ``normalize``;
+    """An embedding per text (a list of them for a list): one vector, or one per token, all of one width,
+    finite; of length 1 when ``normalize`` is true (and by default for one vector a text, as TEI);
     a text embeds the same alone as inside a list."""
 
     task_name = "feature-extraction"
@@ -133,9 +166,14 @@ class FeatureExtractionTests(TaskTests):
             self.call("A man is eating food."),
             self.call(["A man is eating food.", "Zoë lives in 東京.", "🙂"]),
             self.call("A man is eating food.", normalize=False),
+            self.call("A man is eating food.", normalize=True),
             self.call("word " * 2_000, truncate=True),
             self.call("word " * 2_000, truncate=True, truncation_direction="left"),
         ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [self.call(text) for text in ("A man is eating food.", "The new movie is awesome.", "Zoë lives in 東京.")]
 
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
@@ -146,17 +184,23 @@ class FeatureExtractionTests(TaskTests):
         embeddings = answer if isinstance(call.inputs, list) else [answer]
         expect(len(embeddings) == len(texts), f"one embedding per text: {len(texts)} texts, {len(embeddings)} embeddings")
         shapes = {_shape(embedding) for embedding in embeddings}
-        expect(len(shapes) == 1 or all(len(s) == 2 for s in shapes), f"embeddings of different shapes: {shapes}")
+        expect(
+            all(shapes) and len({len(shape) for shape in shapes}) == 1 and len({shape[-1] for shape in shapes}) == 1,
+            f"every text's embedding must have the same form (a vector, or a vector per token) and width, got shapes {shapes}",
+        )
+        normalize = call.body.get("normalize")
         for index, embedding in enumerate(embeddings):
-            flat = _flatten(embedding)
-            expect(len(flat) > 0, f"embedding {index} is empty")
-            finite(flat, f"embedding {index}")
-            if call.body.get("normalize", True) and _shape(embedding) and len(_shape(embedding)) == 1:
-                norm = math.sqrt(sum(value * value for value in flat))
-                expect(
-                    abs(norm - 1) <= 1e-2 or norm == 0,
-                    f"normalize=true: embedding {index} must have length 1, got {norm:.4f}",
-                )
+            one_vector = len(_shape(embedding)) == 1
+            vectors = [embedding] if one_vector else embedding
+            expect(len(vectors) > 0 and len(vectors[0]) > 0, f"embedding {index} is empty")
+            for vector in vectors:
+                finite(vector, f"embedding {index}")
+                if normalize or (normalize is None and one_vector):
+                    norm = math.sqrt(sum(value * value for value in vector))
+                    expect(
+                        abs(norm - 1) <= 1e-2 or norm == 0,
+                        f"normalize={normalize}: embedding {index} must have vectors of length 1, got {norm:.4f}",
+                    )
 
     def test_a_text_embeds_the_same_alone_and_in_a_list(self, served):
         texts = ["A man is eating food.", "The new movie is awesome."]
@@ -171,8 +215,3 @@ def _shape(embedding: Any) -> tuple[int, ...]:
         return (len(embedding), len(embedding[0]))
     return (len(embedding),) if isinstance(embedding, list) else ()
 
-
-def _flatten(embedding: Any) -> list[float]:
-    if isinstance(embedding, list) and embedding and isinstance(embedding[0], list):
-        return [value for row in embedding for value in row]
-    return list(embedding)

@@ -77,3 +77,24 @@ def span_of(text: str, start: int, end: int, quoted: str, what: str) -> None:
         text[start:end] == quoted,
         f"{what}: {quoted!r} must equal the text at its offsets [{start}:{end}], which is {text[start:end]!r}",
     )
+
+
+def covers_the_text(text: str, spans: Sequence[tuple[int, int]]) -> None:
+    """Every character of ``text`` but whitespace lies in one of ``spans`` (offsets inside the text)."""
+    covered = [False] * len(text)
+    for start, end in spans:
+        expect(0 <= start <= end <= len(text), f"span [{start}:{end}] must lie inside the text of length {len(text)}")
+        covered[start:end] = [True] * (end - start)
+    missed = [index for index, character in enumerate(text) if not covered[index] and not character.isspace()]
+    expect(not missed, f"the entities must cover every word, but {text[missed[0]:missed[0] + 20]!r} (at {missed[0]}) is in none" if missed else "")
+
+
+def is_a_beginning_of(shorter: str, longer: str) -> bool:
+    """Whether ``shorter`` begins ``longer``, allowing for a decoder's trailing space and for a character
+    whose bytes the shorter text cut (decoded as U+FFFD)."""
+    return longer.startswith(shorter.rstrip().rstrip("\ufffd").rstrip())
+
+
+def longer_than_one_token(text: str) -> bool:
+    """A text no vocabulary holds as one token: three words, or more than 32 characters."""
+    return len(text.split()) >= 3 or len(text.strip()) > 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Iterable
 
 import pytest
 from hypothesis import strategies as st
@@ -13,7 +13,10 @@ from widgetd.testing.conformance.rules import (
     ContractViolation,
     at_most,
     classified,
+    covers_the_text,
     expect,
+    is_a_beginning_of,
+    longer_than_one_token,
     scores_are_probabilities,
     sorted_by_score,
     span_of,
@@ -51,10 +54,18 @@ def with_inputs(strategy: st.SearchStrategy[Call], texts: st.SearchStrategy[str]
 
 
 SENTENCE = "My name is Wolfgang and I live in Berlin. I like good food."
+REALISTIC_TEXTS = (
+    SENTENCE,
+    "Sarah works at the city hospital in London",
+    "Zoë moved from Köln to Paris last year, and she loves it there",
+    "The new movie is awesome! The cat sat on the mat; the dog did not",
+)
+"""Multi-word texts as people send them, each ending in a word, for rules that edge cases cannot show."""
 
 
 class TokenClassificationTests(TaskTests):
-    """Entities: each span lies in the text and ``word == text[start:end]``; ignored labels stay out."""
+    """Entities: each span lies in the text and ``word == text[start:end]``; ignored labels stay out;
+    with no label ignored, the entities cover every word of the text."""
 
     task_name = "token-classification"
 
@@ -65,7 +76,13 @@ class TokenClassificationTests(TaskTests):
             *(text_call(SENTENCE, aggregation_strategy=s) for s in ("none", "simple", "first", "average", "max")),
             text_call("  Zoë   lives\tin  Köln  ", aggregation_strategy="simple"),
             text_call(SENTENCE, ignore_labels=["O"]),
+            *(text_call(text, ignore_labels=[]) for text in REALISTIC_TEXTS),
+            text_call(REALISTIC_TEXTS[2], aggregation_strategy="none", ignore_labels=[]),
         ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [text_call(text, ignore_labels=[]) for text in REALISTIC_TEXTS]
 
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
@@ -77,6 +94,24 @@ class TokenClassificationTests(TaskTests):
             span_of(call.inputs, entity.start, entity.end, entity.word, f"entity {index} word")
             expect(entity.entity_group not in ignored, f"entity {index} has ignored label {entity.entity_group!r}")
         scores_are_probabilities(answer)
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [entity.entity_group for entity in answer]
+
+    def allowed_labels(self, labels: frozenset[str]) -> frozenset[str]:
+        # Grouped entities are named without their B-/I- prefix, as the transformers pipeline names them.
+        return labels | {label[2:] for label in labels if label[:2] in ("B-", "I-")}
+
+    @pytest.mark.parametrize("strategy", ["none", "simple"])
+    def test_entities_cover_every_word_when_no_label_is_ignored(self, served, strategy):
+        for text in REALISTIC_TEXTS:
+            call = text_call(text, aggregation_strategy=strategy, ignore_labels=[])
+            reply = self.answer(served, call)
+            entities = self.decode(served.task, call, reply)
+            try:
+                covers_the_text(text, [(entity.start, entity.end) for entity in entities])
+            except ContractViolation as violation:
+                raise ContractViolation(f"{served.task.name}: with ignore_labels=[] {violation}\n  request: {call.describe()}") from None
 
 
 class TextClassificationTests(TaskTests):
@@ -99,9 +134,16 @@ class TextClassificationTests(TaskTests):
     def edge_cases(self) -> list[Call]:
         return edge_texts()
 
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [text_call(text) for text in (*REALISTIC_TEXTS, "What a bad, bad day.", "I like you. I love you.")]
+
     def check_answer(self, call: Call, answer: Any) -> None:
         expect(len(answer) == 1, f"the answer must be a list holding one list of labels, got {len(answer)} lists")
         classified(answer[0], call.parameters)
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [entry.label for entry in answer[0]]
 
 
 class ZeroShotClassificationTests(TaskTests):
@@ -122,6 +164,10 @@ class ZeroShotClassificationTests(TaskTests):
             self.call(text, ["travel", "cooking"], hypothesis_template="This text is about {}."),
             self.call(text, ["phone"]),
         ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [self.call(text, ["urgent", "not urgent", "travel"]) for text in REALISTIC_TEXTS]
 
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
@@ -165,6 +211,14 @@ class FillMaskTests(TaskTests):
             text_call(f"The goal of life is {mask_token}.", top_k=1),
             text_call(f"Paris is the {mask_token} of France.", top_k=3),
             text_call(f"{mask_token} is where Zoë lives. 東京!", top_k=2),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self, mask_token) -> list[Call]:
+        return [
+            text_call(f"The goal of life is {mask_token}."),
+            text_call(f"Paris is the {mask_token} of France."),
+            text_call(f"My name is {mask_token} and I live in London."),
         ]
 
     @pytest.fixture
@@ -212,16 +266,48 @@ class FillMaskTests(TaskTests):
 
 
 class GeneratedTextTests(TaskTests):
-    """Generated text: a list holding one answer whose text is a string."""
+    """Generated text: a list holding one answer whose text is a string; with greedy decoding, a length
+    limit is honoured (a shorter limit answers the beginning of a longer one's text, and an answer
+    of many words is never an answer of one token)."""
+
+    short: ClassVar[dict[str, Any]] = {}
+    text_field: ClassVar[str]
+    prompt: ClassVar[str]
+    limits: ClassVar[dict[str, tuple[int, int, int]]] = {}
+    """Each length limit, by its name, with three values asking for 1, 4 and 32 new tokens."""
+
+    def limited(self, name: str, value: int) -> Call:
+        """A greedy request for ``prompt`` with the length limit ``name`` set to ``value``."""
+        raise NotImplementedError
 
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
         return edge_texts(lambda text: text_call(text, **self.short))
 
-    short: dict[str, Any] = {}
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [text_call(text, **self.short) for text in REALISTIC_TEXTS]
 
     def check_answer(self, call: Call, answer: Any) -> None:
         expect(len(answer) == 1, f"the answer must be a list of one, got {len(answer)}")
+
+    def test_length_limits_are_honoured(self, served):
+        for name, values in self.limits.items():
+            texts = [self.generated(served, self.limited(name, value)) for value in values]
+            for (shorter, short_text), (longer, long_text) in zip(zip(values, texts), zip(values[1:], texts[1:])):
+                expect(
+                    is_a_beginning_of(short_text, long_text),
+                    f"{served.task.name}: greedy generation with {name}={shorter} must answer the beginning of what "
+                    f"{name}={longer} answers, got {short_text!r} and {long_text!r}",
+                )
+            expect(
+                not (texts[0] == texts[-1] and longer_than_one_token(texts[-1])),
+                f"{served.task.name}: {name} is ignored: {name}={values[0]} (one token) and {name}={values[-1]} "
+                f"both answered {texts[-1]!r}",
+            )
+
+    def generated(self, served, call: Call) -> str:
+        return getattr(self.decode(served.task, call, self.answer(served, call))[0], self.text_field)
 
 
 PARAGRAPH = (
@@ -231,9 +317,22 @@ PARAGRAPH = (
 SHORT_GENERATION = {"generate_parameters": {"max_new_tokens": 8}}
 
 
-class SummarizationTests(GeneratedTextTests):
-    task_name = "summarization"
+SEQUENCE_TO_SEQUENCE_LIMITS = {"max_new_tokens": (1, 4, 32), "max_length": (2, 5, 33)}
+"""max_length counts the decoder's start token."""
+
+
+class SequenceToSequenceTests(GeneratedTextTests):
     short = SHORT_GENERATION
+    limits = SEQUENCE_TO_SEQUENCE_LIMITS
+
+    def limited(self, name: str, value: int) -> Call:
+        return text_call(self.prompt, generate_parameters={"do_sample": False, "num_beams": 1, name: value})
+
+
+class SummarizationTests(SequenceToSequenceTests):
+    task_name = "summarization"
+    text_field = "summary_text"
+    prompt = PARAGRAPH
 
     @pytest.fixture
     def examples(self) -> list[Call]:
@@ -245,9 +344,10 @@ class SummarizationTests(GeneratedTextTests):
         ]
 
 
-class TranslationTests(GeneratedTextTests):
+class TranslationTests(SequenceToSequenceTests):
     task_name = "translation"
-    short = SHORT_GENERATION
+    text_field = "translation_text"
+    prompt = "My name is Wolfgang and I live in Berlin. I like good food and long walks by the river."
 
     @pytest.fixture
     def examples(self) -> list[Call]:
@@ -263,6 +363,12 @@ class TextGenerationTests(GeneratedTextTests):
 
     task_name = "text-generation"
     short = {"max_new_tokens": 4}
+    text_field = "generated_text"
+    prompt = "Once upon a time"
+    limits = {"max_new_tokens": (1, 4, 32)}
+
+    def limited(self, name: str, value: int) -> Call:
+        return text_call(self.prompt, do_sample=False, return_full_text=False, **{name: value})
 
     @pytest.fixture
     def examples(self) -> list[Call]:

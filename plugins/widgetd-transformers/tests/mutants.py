@@ -1,0 +1,124 @@
+"""The transformers backend with one defect planted in each: mistakes a plugin author could make, each
+of which a client would notice. The conformance kit must find every one of them
+(test_kit_finds_planted_defects.py); a defect it misses means the kit needs a new rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import msgspec
+import numpy as np
+
+from widgetd import hookimpl
+from widgetd.tasks._common import ClassificationOutput
+from widgetd.tasks.automatic_speech_recognition import AutomaticSpeechRecognitionOutput
+from widgetd.tasks.token_classification import TokenClassificationEntity
+from widgetd_transformers.backend import BACKEND
+from widgetd_transformers.question_answering import MASKED
+
+replace = msgspec.structs.replace
+
+
+class Mutant:
+    """The real backend, but ``requests`` changes what the model is asked, ``answers`` what it answers,
+    and ``planted`` changes the loaded pipeline itself."""
+
+    def requests(self, requests: Sequence[Any]) -> list[Any]:
+        return list(requests)
+
+    def answers(self, requests: Sequence[Any], answers: list[Any]) -> list[Any]:
+        return answers
+
+    def planted(self, pipeline: Any) -> Any:
+        return pipeline
+
+    @hookimpl
+    def register_backends(self, register) -> None:
+        register(dataclasses.replace(BACKEND, load=self.load))
+
+    def load(self, snapshot) -> Any:
+        return MutatedPipeline(self, self.planted(BACKEND.load(snapshot)))
+
+
+class MutatedPipeline:
+    def __init__(self, mutant: Mutant, pipeline: Any) -> None:
+        self.mutant, self.pipeline, self.tasks = mutant, pipeline, pipeline.tasks
+
+    def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
+        return self.mutant.answers(requests, self.pipeline(task, self.mutant.requests(requests)))
+
+
+def _without_generate_parameter(request: Any, name: str) -> Any:
+    generation = request.parameters.generate_parameters
+    if generation is None:
+        return request
+    return replace(request, parameters=replace(request.parameters, generate_parameters=replace(generation, **{name: None})))
+
+
+class SummaryIgnoresMaxNewTokens(Mutant):
+    def requests(self, requests):
+        return [_without_generate_parameter(request, "max_new_tokens") for request in requests]
+
+
+class SummaryIgnoresMaxLength(Mutant):
+    def requests(self, requests):
+        return [_without_generate_parameter(request, "max_length") for request in requests]
+
+
+class TextGenerationIgnoresMaxNewTokens(Mutant):
+    def requests(self, requests):
+        return [replace(request, parameters=replace(request.parameters, max_new_tokens=None)) for request in requests]
+
+
+class SilentSpeechRecognition(Mutant):
+    """Always an empty transcript (say, the wrong output decoded)."""
+
+    def answers(self, requests, answers):
+        return [AutomaticSpeechRecognitionOutput("", [] if answer.chunks is not None else None) for answer in answers]
+
+
+class LabelsNotFromTheModel(Mutant):
+    """Labels named by index instead of the model's id2label."""
+
+    def answers(self, requests, answers):
+        return [[ClassificationOutput(f"LABEL_{rank}", entry.score) for rank, entry in enumerate(labels)] for labels in answers]
+
+
+class OneAnswerPerBatch(Mutant):
+    """Requests with the same parameters run together, and all get the first one's answer."""
+
+    def answers(self, requests, answers):
+        first_with: dict[bytes, Any] = {}
+        for request, answer in zip(requests, answers):
+            first_with.setdefault(msgspec.json.encode(request.parameters), answer)
+        return [first_with[msgspec.json.encode(request.parameters)] for request in requests]
+
+
+class UnnormalizedQuestionAnsweringScores(Mutant):
+    """Span scores from exp(logit) without dividing by the sum: not probabilities."""
+
+    def planted(self, pipeline):
+        def unnormalized(allowed, start_logits, end_logits):
+            return np.exp(np.where(allowed, start_logits, MASKED)), np.exp(np.where(allowed, end_logits, MASKED))
+
+        pipeline.runner.token_probabilities = unnormalized
+        return pipeline
+
+
+class AddedQuestionAnsweringProbabilities(Mutant):
+    """A span scored p(start) + p(end) instead of p(start)·p(end): each score below 1, together far above."""
+
+    def planted(self, pipeline):
+        pipeline.runner.span_scores = np.add.outer
+        return pipeline
+
+
+class EntityEndsPastItsWord(Mutant):
+    """End offsets one too far (an inclusive end taken as exclusive); the word still sliced from the text."""
+
+    def answers(self, requests, answers):
+        return [
+            [TokenClassificationEntity(e.entity_group, e.score, request.inputs[e.start : e.end + 1], e.start, e.end + 1) for e in entities]
+            for request, entities in zip(requests, answers)
+        ]

@@ -1,0 +1,88 @@
+"""The conformance kit finds every defect planted in this real plugin (mutants.py), each with the rule
+that names it, on realistic inputs: its mutation score must be 100%. All mutants run in one pytest
+process (transformers is imported once), the kit deterministic as in CI."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+MUTANTS = [
+    # (mutant, the kit's test class, the kit test that must fail, what its report must say)
+    ("SummaryIgnoresMaxNewTokens", "SummarizationTests", "test_length_limits_are_honoured", "max_new_tokens is ignored"),
+    ("SummaryIgnoresMaxLength", "SummarizationTests", "test_length_limits_are_honoured", "max_length is ignored"),
+    ("TextGenerationIgnoresMaxNewTokens", "TextGenerationTests", "test_length_limits_are_honoured", "max_new_tokens is ignored"),
+    ("SilentSpeechRecognition", "AutomaticSpeechRecognitionTests", "test_speech_gets_a_transcript", "must get a transcript"),
+    ("LabelsNotFromTheModel", "ImageClassificationTests", "test_examples_are_answered", "is not one of the model's labels"),
+    ("OneAnswerPerBatch", "TextClassificationTests", "test_different_inputs_batched_together_get_their_own_answers", "batch-dependent"),
+    ("UnnormalizedQuestionAnsweringScores", "QuestionAnsweringTests", "test_examples_are_answered", "must lie in [0, 1]"),
+    ("AddedQuestionAnsweringProbabilities", "QuestionAnsweringTests", "test_scores_within_one_window_are_probabilities_of_different_answers", "more than 1"),
+    ("EntityEndsPastItsWord", "TokenClassificationTests", "test_examples_are_answered", "(the text's length)"),
+]
+
+MUTANT_TESTS = '''
+import pytest
+import mutants
+from widgetd.testing import conformance as kit
+from widgetd.testing.audio import encode, speech_like
+from widgetd_transformers.testing import build_model
+
+
+class Planted:
+    """The fixtures; first among a test class's bases, so that its speech_sample wins over the kit's default."""
+
+    mutant = None
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def widgetd_plugin(cls):
+        return getattr(mutants, cls.mutant)()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def widgetd_model(cls, tmp_path_factory):
+        return build_model(cls.task_name, tmp_path_factory.mktemp("model"))
+
+    @pytest.fixture
+    def speech_sample(self):
+        return encode(speech_like(), 16000, "WAV")
+'''
+
+
+def test_the_kit_finds_every_planted_defect(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    classes = "".join(
+        f"\n\nclass Test{mutant}(Planted, kit.{tests}):\n    mutant = {mutant!r}\n" for mutant, tests, _, _ in MUTANTS
+    )
+    pytester.makepyfile(test_mutants=MUTANT_TESTS + classes)
+    selected = " or ".join(f"(Test{mutant} and {test})" for mutant, _, test, _ in MUTANTS)
+    report = pytester.path / "report.xml"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", selected, f"--junitxml={report}", timeout=900)
+    failures = _failures(report)
+
+    survivors = [
+        f"{mutant}: {test} {'passed' if (mutant, test) not in failures else 'failed without saying ' + repr(message)}"
+        for mutant, _, test, message in MUTANTS
+        if message not in failures.get((mutant, test), "")
+    ]
+    killed = len(MUTANTS) - len(survivors)
+    print(f"\nmutation score of the conformance kit on widgetd-transformers: {killed}/{len(MUTANTS)} ({killed / len(MUTANTS):.0%})")
+    assert not survivors, "the kit missed planted defects:\n" + "\n".join(survivors) + "\n" + result.stdout.str()[-3000:]
+    assert result.parseoutcomes().get("failed") == len(MUTANTS), result.stdout.str()[-3000:]
+
+
+def _failures(report: Path) -> dict[tuple[str, str], str]:
+    """(mutant, kit test) -> the failure's report, for each failed test in a JUnit XML report."""
+    if not report.exists():
+        pytest.fail("the kit's run against the mutants wrote no report")
+    found = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        failure = case.find("failure")
+        if failure is not None:
+            mutant = case.get("classname", "").rsplit(".", 1)[-1].removeprefix("Test")
+            found[(mutant, case.get("name", ""))] = (failure.get("message") or "") + (failure.text or "")
+    return found
