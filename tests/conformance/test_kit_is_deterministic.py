@@ -71,6 +71,8 @@ def test_every_run_sends_the_same_requests_unless_exploring(kit_run):
 
     explored, sent_explored = kit_run("--widgetd-explore", "--widgetd-examples", "12")
     explored.stdout.fnmatch_lines(["*widgetd conformance kit: exploring with seed *"])
+    quiet, _ = kit_run("-q", "--widgetd-explore", "--widgetd-seed", "5", "--widgetd-examples", "3")
+    quiet.stdout.fnmatch_lines(["*exploring with seed 5*"])
     assert sent_explored != sent_first and len(sent_explored.splitlines()) >= 12
 
 

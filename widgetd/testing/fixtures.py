@@ -30,6 +30,13 @@ def pytest_report_header(config) -> str:
     return config.stash[EXPLORATION].describe()
 
 
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """An explored run's seed also at the end, where -q runs and CI logs show it."""
+    exploration = config.stash[EXPLORATION]
+    if exploration.explore:
+        terminalreporter.write_line(exploration.describe())
+
+
 @pytest.fixture(scope="session")
 def widgetd_exploration(pytestconfig):
     """How the kit draws generated requests this run (see widgetd.testing.exploration)."""

@@ -155,12 +155,16 @@ class FillMask:
         return answers
 
     def _check_targets(self, targets: Sequence[str]) -> None:
+        """Each target must be one token of the vocabulary: the pipeline would silently answer the first
+        token of a longer one, a word the client did not ask for."""
         tokenizer = self.pipe.tokenizer
         for target in targets:
             ids = tokenizer(target, add_special_tokens=False)["input_ids"]
-            if not ids or ids[0] == tokenizer.unk_token_id:
+            if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
+                read_as = tokenizer.convert_ids_to_tokens(ids)
                 raise InvalidInput(
-                    f"parameters.targets: {target!r} is not in this model's vocabulary", field="parameters.targets"
+                    f"parameters.targets: {target!r} is not one token of this model's vocabulary (it reads as {read_as})",
+                    field="parameters.targets",
                 )
 
 

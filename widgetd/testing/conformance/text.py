@@ -229,6 +229,9 @@ class FillMaskTests(TaskTests):
             text_call(f"{mask_token} {mask_token}"),
             text_call("word " * 4_000 + mask_token),
             text_call(f"The goal of life is {mask_token}.", top_k=10_000),
+            # Found exploring: targets that are not one token must not be answered as another token.
+            text_call(mask_token, targets=["?0"]),
+            text_call(f"The goal of life is {mask_token}.", targets=["two words", "xyzzyplugh"]),
         ]
 
     @pytest.fixture
