@@ -236,17 +236,47 @@ def test_loading_model_answers_503_with_retry_after(tmp_path):
         server.stop()
 
 
-def test_failed_load_is_reported_by_health_and_requests(tmp_path):
+def wait_loaded(server: LiveServer) -> None:
+    deadline = time.monotonic() + 10
+    while any(model.state == "loading" for model in server.state.models) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_model_that_failed_to_load_answers_503_with_the_reason_and_no_path(tmp_path):
     model = make_toy_model(tmp_path / "broken-toy")
     server = LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin(fail_load=True)}).start()
     try:
-        deadline = time.monotonic() + 10
-        while server.state.models[0].state == "loading" and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_loaded(server)
         health = httpx.get(f"{server.url}/health")
-        assert health.status_code == 503
-        assert "toy weights missing" in health.json()["error"]
-        assert_json_error(httpx.post(server.url, json=QA), 500, "failed to load", "toy weights missing")
+        assert health.status_code == 503 and health.headers["retry-after"] == "60"
+        assert "toy weights missing in …/broken-toy" in health.json()["error"]
+        response = httpx.post(server.url, json=QA)
+        assert_json_error(response, 503, "failed to load", "toy weights missing in …/broken-toy")
+        assert response.headers["retry-after"] == "60"
+        for text in (health.text, response.text, httpx.get(f"{server.url}/info").text):
+            assert str(tmp_path) not in text
+    finally:
+        server.stop()
+
+
+def test_health_is_degraded_while_some_models_serve_and_key_holders_read_the_details(tmp_path):
+    good, broken = make_toy_model(tmp_path / "good-toy"), make_toy_model(tmp_path / "broken-toy")
+    settings = ServerSettings(api_key="sesame")
+    plugin = ToyPlugin(fail_load=("broken-toy",))
+    server = LiveServer.for_models([str(good), str(broken)], plugins={"toy": plugin}, settings=settings).start()
+    try:
+        wait_loaded(server)
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 200
+        assert health.json()["status"] == "degraded" and health.json()["models"] == ["good-toy"]
+        assert health.json()["problems"]["broken-toy"].startswith("failed: OSError: toy weights missing in …/broken-toy")
+        assert httpx.get(f"{server.url}/models/broken-toy/health").status_code == 503
+        assert httpx.get(f"{server.url}/models/good-toy/health").json()["status"] == "ok"
+        key = {"authorization": "Bearer sesame"}
+        trusted = httpx.get(f"{server.url}/health", headers=key).json()
+        assert str(broken) in trusted["problems"]["broken-toy"]
+        answered = httpx.post(f"{server.url}/models/good-toy", json=QA, headers=key)
+        assert answered.status_code == 200
     finally:
         server.stop()
 

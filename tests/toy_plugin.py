@@ -205,12 +205,13 @@ def make_toy_model(
 
 
 class ToyPlugin:
-    """The toy backend; ``load_gate`` (when set) holds loading until the test opens it."""
+    """The toy backend; ``load_gate`` (when set) holds loading until the test opens it; ``fail_load``
+    fails every load (True) or those of the models named."""
 
     pipeline_class = ToyPipeline
     max_batch_size = 8
 
-    def __init__(self, *, load_gate: threading.Event | None = None, fail_load: bool = False) -> None:
+    def __init__(self, *, load_gate: threading.Event | None = None, fail_load: bool | tuple[str, ...] = False) -> None:
         self.load_gate = load_gate
         self.fail_load = fail_load
         self.pipelines: list[ToyPipeline] = []
@@ -218,8 +219,8 @@ class ToyPlugin:
     def load(self, snapshot: ModelSnapshot) -> ToyPipeline:
         if self.load_gate is not None:
             self.load_gate.wait(timeout=30)
-        if self.fail_load:
-            raise OSError(f"toy weights missing in {snapshot.path.name}")
+        if self.fail_load is True or snapshot.model_id in (self.fail_load or ()):
+            raise OSError(f"toy weights missing in {snapshot.path}")
         pipeline = self.pipeline_class(TOY_TASKS)
         self.pipelines.append(pipeline)
         return pipeline

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from widgetd import cancellation
 from widgetd.backends import Pipeline
 
 
@@ -100,9 +101,8 @@ class Batcher:
             if self.on_batch:
                 self.on_batch(len(batch))
             task = batch[0].task
-            requests = [pending.request for pending in batch]
             started = time.perf_counter()
-            outcomes = await loop.run_in_executor(self._executor, self._run, task, requests)
+            outcomes = await loop.run_in_executor(self._executor, self._run, task, batch)
             self._last_batch = (len(batch), time.perf_counter() - started)
             for pending, outcome in zip(batch, outcomes):
                 if pending.answer.done():
@@ -148,13 +148,18 @@ class Batcher:
             self._queue.put_nowait(pending)
         return batch
 
-    def _run(self, task: str, requests: Sequence[Any]) -> list[Any]:
+    def _run(self, task: str, batch: Sequence[_Pending]) -> list[Any]:
+        """Answers (or errors) for ``batch``, run on the model's thread; the backend can see, through
+        ``widgetd.cancellation``, which of its requests were given up meanwhile."""
+        requests = [pending.request for pending in batch]
         try:
-            answers = self._answers(task, requests)
+            with cancellation.running({id(pending.request): pending.answer.done for pending in batch}):
+                answers = self._answers(task, requests)
         except BaseException as error:
-            if len(requests) == 1:
-                return [error]
-            return [self._run(task, [request])[0] for request in requests]
+            if len(batch) == 1 or isinstance(error, cancellation.Abandoned):
+                return [error] * len(batch)
+            # One at a time, so that one bad request fails alone; no more work for those given up.
+            return [self._run(task, [pending])[0] if not pending.answer.done() else error for pending in batch]
         return [self._checked(task, answer) for answer in answers]
 
     def _checked(self, task: str, answer: Any) -> Any:

@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
 from widgetd.errors import WidgetdError
+from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -26,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return arguments.run(arguments) or 0
     except WidgetdError as error:
-        print(f"widgetd: error: {error}", file=sys.stderr)
+        # A Hub that echoes the request's headers must not get the token onto the terminal.
+        print(f"widgetd: error: {masked(str(error), known_secrets(getattr(arguments, 'api_key', None)))}", file=sys.stderr)
         return 1
 
 
@@ -68,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queue", type=int, default=1024, help="requests waiting per model before 503 (default 1024)")
     serve.add_argument(
         "--request-timeout", type=float, default=300.0, help="seconds before a request gets a 504 (default 300)"
+    )
+    serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds a request's headers may take to arrive (default 10)")
+    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request's body may take to arrive (default 60)")
+    serve.add_argument("--keep-alive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
+    serve.add_argument("--max-connections", type=int, default=1000, help="open connections at most; more get 503 (default 1000)")
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds running requests get to finish; the rest are answered 503 (default 30)",
     )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
@@ -128,12 +141,13 @@ def _spec(arguments: argparse.Namespace) -> int:
 
 
 def _serve(arguments: argparse.Namespace) -> int:
-    import uvicorn
-
-    from widgetd.app import ServerSettings, ServerState, create_app
+    from widgetd.app import create_app
     from widgetd.models import ModelRequest, plan_models
+    from widgetd.serving import GracefulServer, uvicorn_config
+    from widgetd.state import ServerSettings, ServerState
 
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    mask_secrets_in_logs(known_secrets(arguments.api_key))
     for chatty in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # Model threads hold the GIL between kernels; a short switch interval keeps the event loop
@@ -145,18 +159,36 @@ def _serve(arguments: argparse.Namespace) -> int:
         ModelRequest(model_id, task=arguments.task, library=arguments.library, device=arguments.device)
         for model_id in model_ids
     ]
+    settings = ServerSettings(
+        api_key=arguments.api_key,
+        max_body_size=arguments.max_body_size,
+        max_batch_size=arguments.max_batch_size,
+        max_batch_wait=arguments.max_batch_wait_ms / 1000,
+        max_queue=arguments.max_queue,
+        request_timeout=arguments.request_timeout,
+        header_timeout=arguments.header_timeout,
+        body_timeout=arguments.body_timeout,
+        keep_alive_timeout=arguments.keep_alive_timeout,
+        max_connections=arguments.max_connections,
+        shutdown_timeout=arguments.shutdown_timeout,
+    )
     state = ServerState(
         models=plan_models(requests, registry),
         registry=registry,
         plugins=describe_plugins(manager, registry),
-        settings=ServerSettings(
-            api_key=arguments.api_key,
-            max_body_size=arguments.max_body_size,
-            max_batch_size=arguments.max_batch_size,
-            max_batch_wait=arguments.max_batch_wait_ms / 1000,
-            max_queue=arguments.max_queue,
-            request_timeout=arguments.request_timeout,
-        ),
+        settings=settings,
     )
-    uvicorn.run(create_app(state), host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    config = uvicorn_config(create_app(state), settings, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    server = GracefulServer(config, on_stop=lambda: state.shutdown.begin(settings.shutdown_timeout))
+    server.run()
+    _exit_even_if_a_model_is_busy()
     return 0
+
+
+def _exit_even_if_a_model_is_busy() -> None:
+    """A model thread still inside a batch that cannot stop would hold the process at exit: leave without it."""
+    busy = [thread.name for thread in threading.enumerate() if thread.name.startswith("model-") and thread.is_alive()]
+    if busy:
+        logging.getLogger("widgetd").warning("exiting while %s still run", ", ".join(busy))
+        logging.shutdown()
+        os._exit(0)

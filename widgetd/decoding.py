@@ -80,6 +80,10 @@ def _parse_json(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise InvalidInput(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidInput("the body's JSON nests deeper than this server reads") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"the body's JSON holds a string that is not UTF-8 (byte {error.start})") from None
 
 
 def _text_payload(body: bytes) -> Any:
@@ -89,8 +93,8 @@ def _text_payload(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidInput("the body is neither JSON nor UTF-8 text") from None
     try:
-        payload = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        payload = _parse_json(body)
+    except InvalidInput:
         return {"inputs": text}
     return _json_text_payload(payload, text)
 

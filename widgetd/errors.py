@@ -42,6 +42,24 @@ class Unauthorized(ClientError):
     status = 401
 
 
+class RequestTimedOut(ClientError):
+    """No answer within the server's request timeout."""
+
+    status = 504
+
+
+class ServiceUnavailable(WidgetdError):
+    """A transient state (a model loading, a full queue): the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClientGone(WidgetdError):
+    """The client disconnected before its answer was ready; its work was dropped."""
+
+
 class InvalidAnswer(WidgetdError):
     """A backend answered something its task's contract does not allow: a bug in the backend (a 500)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -35,6 +36,9 @@ class ServedModel:
     device_request: str | None = None
     state: str = "loading"
     problem: str | None = None
+    """Why it failed to load, in full: for the log and for clients holding the API key."""
+    public_problem: str | None = None
+    """The same for every other client: no absolute paths, no text relayed from the Hub."""
     device: str | None = None
     tasks: tuple[str, ...] = ()
     batcher: Batcher | None = field(default=None, repr=False)
@@ -44,7 +48,10 @@ class ServedModel:
     def ready(self) -> bool:
         return self.state == "ready"
 
-    def describe(self) -> dict:
+    def problem_for(self, trusted: bool) -> str | None:
+        return self.problem if trusted else self.public_problem
+
+    def describe(self, trusted: bool = False) -> dict:
         return {
             "model_id": self.model_id,
             "task": self.task,
@@ -54,7 +61,7 @@ class ServedModel:
             "device": self.device,
             "revision": self.source.commit,
             "state": self.state,
-            "problem": self.problem,
+            "problem": self.problem_for(trusted),
         }
 
 
@@ -97,7 +104,8 @@ def load_model(
         )
     except Exception as error:
         model.state, model.problem = "failed", f"{type(error).__name__}: {error}"
-        log.error("model %s failed to load: %s", model.model_id, model.problem)
+        model.public_problem = told_to_clients(error)
+        log.exception("model %s failed to load: %s", model.model_id, model.problem)
         return
     model.tasks = tuple(getattr(pipeline, "tasks", None) or model.backend.tasks)
     if model.task not in model.tasks:
@@ -106,3 +114,16 @@ def load_model(
     model.load_seconds = time.perf_counter() - started
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)
+
+
+_DIRECTORIES = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+")
+UPSTREAM_MODULES = ("huggingface_hub", "httpx", "httpcore", "requests", "urllib3")
+
+
+def told_to_clients(error: Exception) -> str:
+    """A load failure as a client without the API key may read it: what failed, not where on this
+    machine (absolute paths keep their last part), and nothing a remote server answered."""
+    module = type(error).__module__ or ""
+    if module.split(".")[0] in UPSTREAM_MODULES or isinstance(error, ModelResolutionError):
+        return f"{type(error).__name__}: fetching the model failed; the server's log says why"
+    return f"{type(error).__name__}: {_DIRECTORIES.sub('…/', str(error))}"

@@ -34,12 +34,16 @@ class ServeProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"widgetd serve exited with {self._process.returncode}:\n{self.stop()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=2).json().get("status") == "ok":
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"widgetd serve not ready after {timeout}s:\n{self.stop()}")
+
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator stops a server; ``wait_exit`` then waits for it to end."""
+        self._process.terminate()
 
     def wait_exit(self, timeout: float = 120) -> int:
         self._process.wait(timeout=timeout)

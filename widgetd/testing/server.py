@@ -17,6 +17,7 @@ import uvicorn
 from widgetd.app import ServerSettings, ServerState, create_app
 from widgetd.models import ModelRequest, plan_models
 from widgetd.plugins import add_plugin, collect, create_plugin_manager, describe_plugins
+from widgetd.serving import uvicorn_config
 
 
 def free_port() -> int:
@@ -32,9 +33,7 @@ class LiveServer:
         self.state = state
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(state), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
+        config = uvicorn_config(create_app(state), state.settings, host="127.0.0.1", port=self.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="widgetd-test-server", daemon=True)
 
@@ -75,7 +74,7 @@ class LiveServer:
     def wait_ready(self, timeout: float = 120) -> LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if httpx.get(f"{self.url}/health").status_code == 200:
+            if httpx.get(f"{self.url}/health").json().get("status") == "ok":
                 return self
             if any(model.state == "failed" for model in self.state.models):
                 problems = [m.problem for m in self.state.models if m.problem]

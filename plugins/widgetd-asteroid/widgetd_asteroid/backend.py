@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from widgetd import Backend, ModelSnapshot
+from widgetd.cancellation import abandoned
 from widgetd.errors import PayloadTooLarge
 from widgetd.media import Audio, decode_audio
 from widgetd.tasks.audio_to_audio import AudioToAudioInput, SeparatedSource
@@ -46,8 +47,9 @@ class SeparationPipeline:
         self.sample_rate = int(model.sample_rate)
         self.min_frames = _shortest_input(model)
 
-    def __call__(self, task: str, requests: Sequence[AudioToAudioInput]) -> list[list[SeparatedSource]]:
-        return [self.separate(request.inputs) for request in requests]
+    def __call__(self, task: str, requests: Sequence[AudioToAudioInput]) -> list[list[SeparatedSource] | None]:
+        # A request given up (timeout, client gone) is skipped: nobody reads its answer.
+        return [None if abandoned(request) else self.separate(request.inputs) for request in requests]
 
     def separate(self, data: bytes) -> list[SeparatedSource]:
         import torch

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from widgetd import InvalidInput
+from widgetd.cancellation import in_chunks
 from widgetd.tasks.feature_extraction import FeatureExtractionInput
 from widgetd.tasks.sentence_similarity import SentenceSimilarityInput
 
@@ -123,10 +124,15 @@ class SentenceTransformersPipeline:
             tokenizer.truncation_side = before
 
     def _encode(self, texts: list[str], *, normalize: bool, prompt: str | None = None) -> np.ndarray:
-        vectors = self.model.encode(
-            texts, prompt=prompt, batch_size=ENCODE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
+        chunks = []
+        # A chunk at a time, bounded by its characters: a batch whose requests were all given up
+        # (timed out, client gone) stops before the next chunk.
+        for texts_chunk in in_chunks(texts, most=ENCODE_BATCH_SIZE, weight=len):
+            vectors = self.model.encode(
+                texts_chunk, prompt=prompt, batch_size=ENCODE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+            )
+            chunks.append(np.asarray(vectors, dtype=np.float32))
+        vectors = np.concatenate(chunks)
         if normalize:
             # In float32: normalising float16 (CUDA) embeddings in float16 leaves norms 1e-3 off.
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

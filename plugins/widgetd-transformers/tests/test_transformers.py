@@ -411,3 +411,38 @@ def test_inputs_longer_than_the_model_get_an_answer_or_a_4xx(server, model, body
 def test_zero_shot_of_an_empty_text_is_a_400(server):
     response = post(server, "tiny-nli", json={"inputs": " ", "parameters": {"candidate_labels": ["a"]}})
     assert response.status_code == 400 and "empty" in response.json()["error"]
+
+
+def test_generation_nobody_waits_for_stops_within_a_step(model_dirs, tmp_path):
+    import resource
+    import shutil
+    import time
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import widgetd_transformers
+    from widgetd.app import ServerSettings
+    from widgetd.testing.server import LiveServer
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    # A GPT-2 large enough that 16 generations of 500 tokens take seconds.
+    folder = tmp_path / "slow-gpt2"
+    shutil.copytree(model_dirs["tiny-gpt2"], folder)
+    config = GPT2Config.from_pretrained(str(folder))
+    config.update({"n_embd": 256, "n_layer": 6, "n_head": 4})
+    GPT2LMHeadModel(config).save_pretrained(str(folder))
+    settings = ServerSettings(request_timeout=0.5, max_batch_wait=0.05)
+    with LiveServer.for_models([str(folder)], plugins={"transformers": widgetd_transformers}, settings=settings) as live:
+        bodies = [{"inputs": f"the cat {n}", "parameters": {"max_new_tokens": 500}} for n in range(16)]
+        busy_before = cpu_seconds()
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda body: httpx.post(f"{live.url}/models/slow-gpt2", json=body, timeout=60).status_code, bodies))
+        assert statuses == [504] * 16
+        assert cpu_seconds() - busy_before > 0.3, "the model was not busy: the test proves nothing"
+        time.sleep(0.5)
+        before = cpu_seconds()
+        time.sleep(1.0)
+        assert cpu_seconds() - before < 0.5  # of two cores; generating for nobody uses about 1

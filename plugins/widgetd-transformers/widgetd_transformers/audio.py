@@ -14,7 +14,7 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionOutput,
 )
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import grouped, hf_pipeline
+from widgetd_transformers.loading import CHUNK, grouped, hf_pipeline, in_chunks
 
 
 class SpeechRecognition:
@@ -39,8 +39,7 @@ class SpeechRecognition:
             if generation and not self.is_ctc:
                 kwargs["generate_kwargs"] = generate_kwargs(generation, "parameters.generation_parameters")
             audio = [self._samples(requests[index].inputs) for index in indexes]
-            batches = [audio] if self.pads_safely else [[clip] for clip in audio]
-            results = [result for batch in batches for result in self.pipe(batch, batch_size=len(batch), **kwargs)]
+            results = in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), audio, size=CHUNK if self.pads_safely else 1)
             for index, result in zip(indexes, results):
                 answers[index] = _transcript(result, timestamps)
         return answers

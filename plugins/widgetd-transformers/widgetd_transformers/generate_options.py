@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from widgetd import InvalidInput
+from widgetd.cancellation import stop_if_abandoned
 
 NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": ("contrastive search", 0), "num_beam_groups": ("group beam search", 1)}
 """Generation options that transformers >= 5 only runs with code downloaded from the Hub, each with
@@ -36,17 +37,28 @@ def generation_settings(parameters: Any, field: str) -> tuple:
 
 
 def generate_kwargs(settings: tuple | dict, field: str) -> dict[str, Any]:
-    """``generate()`` keyword arguments for ``settings``, watched by a ``ScoreGuard`` when an option can
-    break the scores; ``field`` names the options in errors (e.g. ``parameters.generation_parameters``)."""
+    """``generate()`` keyword arguments for ``settings``: generation stops when nobody waits for it, and a
+    ``ScoreGuard`` watches the scores when an option can break them; ``field`` names the options in
+    errors (e.g. ``parameters.generation_parameters``)."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
     kwargs = dict(settings)
+    kwargs["stopping_criteria"] = StoppingCriteriaList([StopWhenAbandoned()])
     temperature = kwargs.get("temperature") if kwargs.get("do_sample") else None
     changers = [name for name in SCORE_CHANGERS if kwargs.get(name) is not None]
-    if temperature is None and not changers:
-        return kwargs
-    from transformers import LogitsProcessorList
-
-    kwargs["logits_processor"] = LogitsProcessorList([ScoreGuard(field, changers, temperature)])
+    if temperature is not None or changers:
+        kwargs["logits_processor"] = LogitsProcessorList([ScoreGuard(field, changers, temperature)])
     return kwargs
+
+
+class StopWhenAbandoned:
+    """A stopping criterion: generation ends within one step once every request of its batch was given up."""
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        stop_if_abandoned()
+        import torch
+
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 class ScoreGuard:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from widgetd import InvalidInput, ModelSnapshot
+from widgetd import cancellation
 
 
 def dtype_for(device: str) -> Any:
@@ -78,3 +79,15 @@ def seeded(seed: int | None, device: Any) -> Iterator[None]:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+CHUNK = 32
+"""Texts, images, clips or QA windows run at a time at most; texts and windows also by their length
+(``widgetd.cancellation.in_chunks``): between two chunks, work nobody waits for stops."""
+
+
+def in_chunks(
+    run: Callable[[list], Sequence[Any]], items: Sequence[Any], size: int = CHUNK, weight: Callable[[Any], int] | None = None
+) -> list[Any]:
+    """``run`` over ``items`` a chunk at a time; ``Abandoned`` once every request of the batch was given up."""
+    return [result for chunk in cancellation.in_chunks(items, most=size, weight=weight) for result in run(chunk)]

@@ -18,7 +18,7 @@ import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer, QuestionAnsweringInput
-from widgetd_transformers.loading import tokenizer_and_model
+from widgetd_transformers.loading import in_chunks, tokenizer_and_model
 
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
@@ -100,21 +100,28 @@ class QuestionAnswering:
         return question[: offsets[max_tokens - 1][1]]
 
     def _logits(self, windows: Sequence[Any]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
-        """(start, end) logits of each window, padding removed, grouped by request."""
+        """(start, end) logits of each window, padding removed, grouped by request; the windows of every
+        request run together, a chunk at a time."""
         import torch
 
         names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in windows[0]]
-        flat = {name: [row for request_windows in windows for row in request_windows[name]] for name in names}
-        batch = self.tokenizer.pad(flat, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
-            output = self.model(**batch)
-        starts = output.start_logits.float().cpu().numpy()
-        ends = output.end_logits.float().cpu().numpy()
-        lengths = [len(row) for row in flat["input_ids"]]
-        trimmed = iter(
-            (start[:length], end[:length]) if self.pad_on_right else (start[-length:], end[-length:])
-            for start, end, length in zip(starts, ends, lengths)
-        )
+        rows = [
+            {name: request_windows[name][row] for name in names}
+            for request_windows in windows
+            for row in range(len(request_windows["input_ids"]))
+        ]
+
+        def run(chunk: list[dict]) -> list[tuple[np.ndarray, np.ndarray]]:
+            batch = self.tokenizer.pad({name: [row[name] for row in chunk] for name in names}, return_tensors="pt").to(self.device)
+            with torch.inference_mode():
+                output = self.model(**batch)
+            starts, ends = output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
+            return [
+                (start[:length], end[:length]) if self.pad_on_right else (start[-length:], end[-length:])
+                for start, end, length in zip(starts, ends, (len(row["input_ids"]) for row in chunk))
+            ]
+
+        trimmed = iter(in_chunks(run, rows, weight=lambda row: 4 * len(row["input_ids"])))  # ~4 characters a token
         return [[next(trimmed) for _ in request_windows["input_ids"]] for request_windows in windows]
 
     # -- decoding --------------------------------------------------------------------------------

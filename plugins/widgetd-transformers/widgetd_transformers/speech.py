@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
+from widgetd.cancellation import stop_if_abandoned
 from widgetd.media import Audio
 from widgetd.tasks.text_to_speech import TextToSpeechInput
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
@@ -34,6 +35,7 @@ class TextToSpeech:
             kwargs = {"generate_kwargs": generate_kwargs(settings, "parameters.generation_parameters")} if settings else {}
             # One text at a time: padded batches change the speech of the shorter texts.
             for index in indexes:
+                stop_if_abandoned()
                 self._refuse_unspeakable(requests[index].inputs)
                 result = self._speak(requests[index].inputs, kwargs)
                 samples = np.asarray(result["audio"], dtype=np.float32).squeeze()

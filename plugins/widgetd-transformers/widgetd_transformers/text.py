@@ -8,7 +8,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.token_classification import TokenClassificationEntity
-from widgetd_transformers.loading import grouped, hf_pipeline, token_limit, tokenizer_and_model
+from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks, token_limit, tokenizer_and_model
 
 
 def _texts(requests: Sequence[Any], indexes: list[int]) -> list[str]:
@@ -35,7 +35,8 @@ class TokenClassification:
                     raise InvalidInput("parameters.stride needs an aggregation_strategy other than none", field="parameters.stride")
                 kwargs["stride"] = stride
             texts = _texts(requests, indexes)
-            for index, text, found in zip(indexes, texts, self.pipe(texts, batch_size=len(texts), **kwargs)):
+            found_in = in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), texts, weight=len)
+            for index, text, found in zip(indexes, texts, found_in):
                 answers[index] = [_entity(text, entity) for entity in found if entity.get("start") is not None]
         return answers
 
@@ -72,7 +73,7 @@ class TextClassification:
             if function is not None:
                 kwargs["function_to_apply"] = function
             texts = _texts(requests, indexes)
-            for index, labels in zip(indexes, self.pipe(texts, batch_size=len(texts), **kwargs)):
+            for index, labels in zip(indexes, in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), texts, weight=len)):
                 answers[index] = _ranked(labels)
         return answers
 
@@ -101,10 +102,12 @@ class ZeroShotClassification:
             lambda r: (tuple(r.parameters.candidate_labels), r.parameters.hypothesis_template, r.parameters.multi_label),
         ).items():
             texts = _texts(requests, indexes)
-            results = self.pipe(
-                texts, candidate_labels=list(labels), hypothesis_template=template, multi_label=multi_label
-            )
-            for index, result in zip(indexes, results if isinstance(results, list) else [results]):
+
+            def classify(chunk: list[str]) -> list[dict]:
+                results = self.pipe(chunk, candidate_labels=list(labels), hypothesis_template=template, multi_label=multi_label)
+                return results if isinstance(results, list) else [results]
+
+            for index, result in zip(indexes, in_chunks(classify, texts, weight=lambda text: len(text) * len(labels))):
                 answers[index] = [
                     ClassificationOutput(label, float(score)) for label, score in zip(result["labels"], result["scores"])
                 ]
@@ -144,10 +147,12 @@ class FillMask:
             if targets:
                 kwargs["targets"] = list(targets)
             texts = _texts(requests, indexes)
-            results = self.pipe(texts, batch_size=len(texts), **kwargs)
-            if len(texts) == 1:
-                results = [results]
-            for index, candidates in zip(indexes, results):
+
+            def fill(chunk: list[str]) -> list[list[dict]]:
+                results = self.pipe(chunk, batch_size=len(chunk), **kwargs)
+                return [results] if len(chunk) == 1 else results  # one text: the pipeline answers it unlisted
+
+            for index, candidates in zip(indexes, in_chunks(fill, texts, weight=len)):
                 answers[index] = [
                     FillMaskCandidate(c["sequence"], float(c["score"]), int(c["token"]), c["token_str"])
                     for c in candidates
@@ -189,7 +194,7 @@ class FeatureExtraction:
             requests, lambda r: (bool(r.normalize), r.truncate, r.truncation_direction)
         ).items():
             texts = [t for i in indexes for t in ([requests[i].inputs] if isinstance(requests[i].inputs, str) else requests[i].inputs)]
-            embedded = iter(self._embed(texts, normalize, truncate, direction))
+            embedded = iter(in_chunks(lambda chunk: self._embed(chunk, normalize, truncate, direction), texts, weight=len))
             for index in indexes:
                 inputs = requests[index].inputs
                 answers[index] = next(embedded) if isinstance(inputs, str) else [next(embedded) for _ in inputs]

@@ -8,7 +8,7 @@ from widgetd import ModelSnapshot
 from widgetd.media import decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
-from widgetd_transformers.loading import grouped, hf_pipeline
+from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks
 
 
 class ImageClassification:
@@ -31,6 +31,6 @@ class ImageClassification:
             if function is not None:
                 kwargs["function_to_apply"] = function
             images = [decode_image(requests[index].inputs) for index in indexes]
-            for index, labels in zip(indexes, self.pipe(images, batch_size=len(images), **kwargs)):
+            for index, labels in zip(indexes, in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), images)):
                 answers[index] = [ClassificationOutput(e["label"], float(e["score"])) for e in labels]
         return answers

@@ -1,0 +1,73 @@
+"""Every error as the JSON contract: ``{"error", "field"?}``, ``X-Error-Message``, the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable
+
+log = logging.getLogger("widgetd")
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response:
+    body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
+    headers = {"X-Error-Message": _header_safe(message)}
+    if status == 404 and "model" in message:
+        headers["X-Error-Code"] = "RepoNotFound"
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def _header_safe(message: str) -> str:
+    """HTTP header values allow no control characters and no surrounding whitespace."""
+    printable = "".join(c if " " <= c <= "~" else " " for c in message[:500])
+    return " ".join(printable.split())
+
+
+def _client_error(request: Request, error: ClientError) -> Response:
+    return error_response(error.status, error.message, field=error.field)
+
+
+def _http_error(request: Request, error: HTTPException) -> Response:
+    message = error.detail or "request failed"
+    if error.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        message = f"the request body is larger than this server's limit of {limit} bytes"
+    response = error_response(error.status_code, message)
+    response.headers.update(error.headers or {})
+    return response
+
+
+def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
+    response = error_response(503, str(error))
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _client_gone(request: Request, error: ClientGone) -> Response:
+    return error_response(499, "the client closed the connection")
+
+
+def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
+    response = error_response(500, error.message, field=error.field)
+    response.headers["X-Error-Code"] = "InvalidAnswer"
+    return response
+
+
+def _unexpected(request: Request, error: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, f"internal error: {type(error).__name__}: {error}")
+
+
+EXCEPTION_HANDLERS = {
+    ClientError: _client_error,
+    ServiceUnavailable: _unavailable,
+    ClientGone: _client_gone,
+    InvalidAnswer: _invalid_answer,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,99 @@
+"""What a server says about itself: health, info, metrics, the OpenAPI document and the widget page."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from litestar import Request, Response, get
+from litestar.params import FromPath
+from litestar.static_files import create_static_files_router
+
+from widgetd.errors import NotFound
+from widgetd.models import ServedModel
+from widgetd.routes import holds_key, require_key, state_of
+from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
+from widgetd.spec import openapi_document
+from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
+
+
+@get("/", sync_to_thread=False)
+def root(request: Request) -> Any:
+    if wants_html(request.headers.get("accept")):
+        return Response(widget_page(), media_type="text/html; charset=utf-8")
+    return {"ok": "ok", "models": state_of(request).model_ids()}
+
+
+@get("/widgets", sync_to_thread=False)
+def widgets(request: Request) -> dict[str, Any]:
+    require_key(request)
+    state = state_of(request)
+    return widget_catalog(state.models, state.registry)
+
+
+@get("/health", sync_to_thread=False)
+def health(request: Request) -> Response:
+    return health_of(state_of(request).models, holds_key(request))
+
+
+@get("/info", sync_to_thread=False)
+def info(request: Request) -> dict[str, Any]:
+    require_key(request)
+    return info_of(request, state_of(request).models)
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics(request: Request) -> Response:
+    require_key(request)
+    state = state_of(request)
+    return Response(state.metrics.render(state.models), media_type="text/plain; version=0.0.4")
+
+
+@get("/openapi.json", sync_to_thread=False)
+def openapi(request: Request) -> dict[str, Any]:
+    return openapi_document(state_of(request).registry.tasks.values())
+
+
+@get("/models/{model_path:path}", sync_to_thread=False)
+def model_resource(request: Request, model_path: FromPath[str]) -> Any:
+    model, rest = state_of(request).split_model_path(model_path)
+    if rest == "health":
+        return health_of([model], holds_key(request))
+    require_key(request)
+    if rest in ("", "info"):
+        return info_of(request, [model])
+    raise NotFound(f"no route /models/{model.model_id}/{rest}")
+
+
+def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
+    """200 "ok" when every model serves; 200 "degraded", naming the others, while some do; 503 when none does."""
+    serving = [m.model_id for m in models if m.ready]
+    problems = {
+        m.model_id: m.state + (f": {m.problem_for(trusted)}" if m.problem else "") for m in models if not m.ready
+    }
+    if not problems:
+        return Response({"status": "ok", "models": serving})
+    if serving:
+        return Response({"status": "degraded", "models": serving, "problems": problems})
+    loading = any(m.state == "loading" for m in models)
+    return Response(
+        {"status": "unavailable", "error": "; ".join(f"{name}: {problem}" for name, problem in problems.items()), "problems": problems},
+        status_code=503,
+        headers={"Retry-After": str(LOADING_RETRY_SECONDS if loading else FAILED_RETRY_SECONDS)},
+    )
+
+
+def info_of(request: Request, models: Sequence[ServedModel]) -> dict[str, Any]:
+    trusted = holds_key(request)
+    return {"models": [m.describe(trusted) for m in models], "plugins": state_of(request).plugins}
+
+
+ROUTES = [
+    root,
+    widgets,
+    health,
+    info,
+    metrics,
+    openapi,
+    model_resource,
+    create_static_files_router(path="/static", directories=[STATIC_FILES]),
+]

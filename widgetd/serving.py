@@ -1,0 +1,150 @@
+"""Running the HTTP server: uvicorn with widgetd's connection limits and timeouts, and a graceful stop.
+
+uvicorn closes idle keep-alive connections but waits forever for a request's headers or body, takes
+any number of connections, answers what it cannot parse in plain text, and re-raises SIGTERM after
+shutting down (exit status 143). ``GuardedHttp`` adds the missing limits and the JSON error contract;
+``GracefulServer`` drains on SIGTERM and lets the process exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from typing import Any, Callable, ClassVar, Iterator
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from widgetd.state import ServerSettings
+
+log = logging.getLogger("widgetd")
+
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 503: b"Service Unavailable"}
+
+
+def uvicorn_config(app: Any, settings: ServerSettings, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        http=guarded_http(settings),
+        timeout_keep_alive=settings.keep_alive_timeout,
+        # A backstop only: widgetd answers what is still running 503 at its own shutdown timeout.
+        timeout_graceful_shutdown=int(settings.shutdown_timeout) + 5,
+    )
+
+
+def guarded_http(settings: ServerSettings) -> type[GuardedHttp]:
+    return type("WidgetdHttp", (GuardedHttp,), {"limits": settings})
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a time limit on reading each request's headers and body, a cap
+    on open connections, and JSON errors for what it cannot parse."""
+
+    limits: ClassVar[ServerSettings]
+    _read_timer: asyncio.TimerHandle | None = None
+    _reading = False
+    """Whether a request has begun and not yet fully arrived."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            log.warning("refused a connection: %d are open, the most this server holds", len(self.connections) - 1)
+            self._answer_and_close(503, f"this server holds at most {self.limits.max_connections} connections; retry shortly", {"retry-after": "1"})
+            return
+        self._read_within(self.limits.header_timeout, "headers")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading = True
+        if self._read_timer is None:
+            self._read_within(self.limits.header_timeout, "headers")
+
+    def on_headers_complete(self) -> None:
+        self._stop_timer()
+        super().on_headers_complete()
+        if self._has_body():
+            self._read_within(self.limits.body_timeout, "body")
+
+    def on_message_complete(self) -> None:
+        self._reading = False
+        self._stop_timer()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        self._answer_and_close(400, f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})")
+
+    def _has_body(self) -> bool:
+        headers = dict(self.headers or [])
+        return headers.get(b"content-length", b"0") not in (b"0", b"") or b"transfer-encoding" in headers
+
+    def _read_within(self, seconds: float, part: str) -> None:
+        self._stop_timer()
+        self._read_timer = self.loop.call_later(seconds, self._too_slow, part, seconds)
+
+    def _stop_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _too_slow(self, part: str, seconds: float) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
+        if not self._reading or answering:
+            self.transport.close()  # an idle connection, or one already being answered: nothing to say
+            return
+        self._answer_and_close(408, f"the request's {part} did not arrive within {seconds:g} s")
+
+    def _answer_and_close(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = msgspec.json.encode({"error": message})
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
+        for name, value in {
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "x-error-message": message,
+            "connection": "close",
+            **(headers or {}),
+        }.items():
+            lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+        self.transport.write(b"".join(lines) + b"\r\n" + body)
+        self.transport.close()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server; SIGTERM or SIGINT first calls ``on_stop`` (widgetd stops taking requests and
+    answers what is left 503 at its shutdown timeout), and the process then exits normally (0)."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_stop = on_stop
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            log.info("stopping: no new requests; those running have %s s", self.config.timeout_graceful_shutdown - 5)
+            self.on_stop()
+        super().handle_exit(sig, frame)

@@ -1,0 +1,90 @@
+"""What a running server knows: its settings, its models, the registry, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from widgetd.answers import checked_answer
+from widgetd.backends import Pipeline
+from widgetd.batching import Batcher
+from widgetd.errors import NotFound
+from widgetd.metrics import Metrics
+from widgetd.models import ServedModel
+from widgetd.plugins import Registry
+
+
+@dataclass
+class ServerSettings:
+    api_key: str | None = None
+    max_body_size: int = 50 * 1024 * 1024
+    max_batch_size: int | None = None
+    """None: each backend's own."""
+    max_batch_wait: float = 0.0
+    """Seconds every batch waits for company; 0 adapts (see ``widgetd.batching.GATHER_SHARE``)."""
+    max_queue: int = 1024
+    request_timeout: float = 300.0
+    header_timeout: float = 10.0
+    """Seconds a request's headers may take to arrive; an idle new connection is closed after them."""
+    body_timeout: float = 60.0
+    """Seconds a request's body may take to arrive once its headers have."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open."""
+    max_connections: int = 1000
+    """Open connections at most; one more is answered 503 and closed."""
+    shutdown_timeout: float = 30.0
+    """Seconds running requests get to finish once the server is told to stop; the rest are answered 503."""
+
+
+class Shutdown:
+    """A server told to stop: it takes no new request, and after its timeout the running ones end 503."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.expired = asyncio.Event()
+
+    def begin(self, timeout: float) -> None:
+        self.stopping = True
+        asyncio.get_running_loop().call_later(timeout, self.expired.set)
+
+
+@dataclass
+class ServerState:
+    """What the routes read: the models, the registry and the plugins' descriptions."""
+
+    models: list[ServedModel]
+    registry: Registry
+    plugins: list[dict[str, Any]] = field(default_factory=list)
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    metrics: Metrics = field(default_factory=Metrics)
+    shutdown: Shutdown | None = None
+    """Made on the server's event loop when it starts."""
+
+    def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
+        return Batcher(
+            pipeline,
+            max_batch_size=self.settings.max_batch_size or model.backend.max_batch_size,
+            max_queue=self.settings.max_queue,
+            max_wait=self.settings.max_batch_wait,
+            name=model.model_id,
+            on_batch=lambda size: self.metrics.observe_batch(model.model_id, size),
+            check_answer=lambda task, answer: checked_answer(self.registry.task(task), model.backend.name, answer),
+        )
+
+    def model(self, model_id: str) -> ServedModel:
+        for model in self.models:
+            if model.model_id == model_id:
+                return model
+        raise NotFound(f"model {model_id!r} is not served here; served: {self.model_ids()}")
+
+    def model_ids(self) -> list[str]:
+        return [model.model_id for model in self.models]
+
+    def split_model_path(self, path: str) -> tuple[ServedModel, str]:
+        """``org/name/pipeline/task`` into the served model and the rest of the path."""
+        path = path.strip("/")
+        for model in sorted(self.models, key=lambda m: len(m.model_id), reverse=True):
+            if path == model.model_id or path.startswith(model.model_id + "/"):
+                return model, path[len(model.model_id) :].strip("/")
+        raise NotFound(f"model {path!r} is not served here; served: {self.model_ids()}")
