@@ -18,8 +18,9 @@ PLUGINS = (
 
 def install_everything(session: nox.Session) -> None:
     editable = [arg for plugin in PLUGINS for arg in ("-e", plugin)]
-    # playwright drives the system's chromium for the widget page tests (no browser download).
-    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright")
+    # playwright drives the system's chromium for the widget page tests (no browser download);
+    # schemathesis checks that servers do what their /openapi.json says.
+    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright", "schemathesis")
     # asteroid pulls a CUDA torchaudio that breaks `import asteroid` beside CPU torch; nothing needs it.
     session.run("pip", "uninstall", "--yes", "torchaudio")
 

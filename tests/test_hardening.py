@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -17,7 +18,10 @@ from hypothesis import strategies as st
 
 from tests.toy_plugin import TOY_TASKS, ToyPlugin, make_toy_model
 from widgetd.app import ServerSettings
+from widgetd.limits import Limits
 from widgetd.logs import mask_secrets_in_logs
+from widgetd.testing.audio import encode, tone
+from widgetd.testing.images import render_image
 from widgetd.testing.server import LiveServer
 
 
@@ -155,3 +159,46 @@ def test_secrets_never_reach_a_log_line(caplog):
             logger.exception("fetching failed with %r", {"token": "hf_s3cretT0ken"})
     text = caplog.text + "".join(record.exc_text or "" for record in caplog.records)
     assert "hf_s3cretT0ken" not in text and text.count("***") >= 3
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory):
+    limits = Limits(max_inputs=5, max_characters=50, max_audio_seconds=1.0, max_image_pixels=100 * 100, max_response_bytes=2_000)
+    model = make_toy_model(tmp_path_factory.mktemp("models") / "toy-qa")
+    with LiveServer.for_models([str(model)], plugins={"toy": ToyPlugin()}, settings=ServerSettings(limits=limits)) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("task", "body", "field", "says"),
+    [
+        ("feature-extraction", {"inputs": ["a"] * 6}, "inputs", "6 items, more than the 5"),
+        ("sentence-similarity", {"inputs": {"source_sentence": "a", "sentences": ["b"] * 5}}, "inputs", "6 texts, more than the 5"),
+        ("text-classification", {"inputs": "x" * 51}, "inputs", "51 characters, more than the 50"),
+        ("question-answering", {"inputs": {"question": "q", "context": "c" * 60}}, "inputs.context", "60 characters"),
+        ("zero-shot-classification", {"inputs": "x", "parameters": {"candidate_labels": list("abcdef")}}, "parameters.candidate_labels", "6 items"),
+        ("automatic-speech-recognition", {"inputs": base64.b64encode(encode(tone(1.5, 8000), 8000, "WAV")).decode()}, "inputs", "lasts 1.5 s"),
+        ("image-classification", {"inputs": base64.b64encode(render_image(101, 100)).decode()}, "inputs", "101x100 pixels"),
+    ],
+)
+def test_a_request_over_a_limit_is_413_naming_it_and_never_reaches_the_model(limited_server, task, body, field, says):
+    pipeline = limited_server.state.models[0].batcher.pipeline
+    seen = len(pipeline.seen)
+    response = httpx.post(f"{limited_server.url}/models/toy-qa/pipeline/{task}", json=body)
+    assert response.status_code == 413, response.text
+    assert response.json()["field"] == field and says in response.json()["error"]
+    assert len(pipeline.seen) == seen
+
+
+def test_an_answer_over_the_response_limit_is_413(limited_server):
+    url = f"{limited_server.url}/models/toy-qa/pipeline/text-generation"
+    answer = httpx.post(url, json={"inputs": "once", "parameters": {"max_new_tokens": 5}})
+    assert answer.status_code == 200
+    response = httpx.post(url, json={"inputs": "once", "parameters": {"max_new_tokens": 400}})
+    assert response.status_code == 413 and "bytes, more than the 2000" in response.json()["error"]
+
+
+def test_the_limits_are_in_info(limited_server):
+    assert httpx.get(f"{limited_server.url}/info").json()["limits"] == {
+        "max_inputs": 5, "max_characters": 50, "max_audio_seconds": 1.0, "max_image_pixels": 10_000, "max_response_bytes": 2_000,
+    }

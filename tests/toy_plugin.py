@@ -120,7 +120,7 @@ CONTINUATION = "and so on and so forth until the end of the story, when everyone
 
 def continuation(request) -> TextGenerationOutput:
     wanted = request.parameters.max_new_tokens or 3
-    generated = " " + " ".join((CONTINUATION * 4)[:wanted])
+    generated = " " + " ".join((CONTINUATION * 40)[:wanted])
     return TextGenerationOutput(request.inputs + generated if request.parameters.return_full_text is not False else generated)
 
 

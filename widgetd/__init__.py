@@ -10,12 +10,14 @@ from widgetd.errors import (
     WidgetdError,
 )
 from widgetd.hookspecs import hookimpl
+from widgetd.limits import Limits
 from widgetd.tasks import Task
 
 __all__ = [
     "Backend",
     "ClientError",
     "InvalidInput",
+    "Limits",
     "ModelResolutionError",
     "ModelSnapshot",
     "Pipeline",

@@ -24,7 +24,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":
-                    load_model(model, state.batcher_for)
+                    load_model(model, state.batcher_for, limits=state.settings.limits)
 
         if load_in_background:
             threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()
@@ -37,7 +37,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
                 model.batcher.close()
 
     return Litestar(
-        route_handlers=[*inference.ROUTES, *status.ROUTES],
+        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
         on_shutdown=[stop_models],

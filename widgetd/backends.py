@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from widgetd.limits import Limits
+
 
 @dataclass(frozen=True)
 class ModelSnapshot:
@@ -18,6 +20,8 @@ class ModelSnapshot:
     device: str
     revision: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    """The server's limits on one request, for what only the backend can measure (e.g. an answer's size)."""
 
 
 class Pipeline(Protocol):

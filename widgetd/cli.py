@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from widgetd.errors import WidgetdError
+from widgetd.limits import Limits
 from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--request-timeout", type=float, default=300.0, help="seconds before a request gets a 504 (default 300)"
     )
+    serve.add_argument("--max-inputs", type=int, default=Limits.max_inputs, help=f"texts, sentences or list items in one request (default {Limits.max_inputs})")
+    serve.add_argument("--max-characters", type=int, default=Limits.max_characters, help=f"characters in one text (default {Limits.max_characters})")
+    serve.add_argument("--max-audio-seconds", type=float, default=Limits.max_audio_seconds, help=f"seconds of audio in one request (default {Limits.max_audio_seconds:g})")
+    serve.add_argument("--max-image-pixels", type=int, default=Limits.max_image_pixels, help=f"pixels of one image (default {Limits.max_image_pixels})")
+    serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds a request's headers may take to arrive (default 10)")
     serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request's body may take to arrive (default 60)")
     serve.add_argument("--keep-alive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
@@ -171,6 +177,13 @@ def _serve(arguments: argparse.Namespace) -> int:
         keep_alive_timeout=arguments.keep_alive_timeout,
         max_connections=arguments.max_connections,
         shutdown_timeout=arguments.shutdown_timeout,
+        limits=Limits(
+            max_inputs=arguments.max_inputs,
+            max_characters=arguments.max_characters,
+            max_audio_seconds=arguments.max_audio_seconds,
+            max_image_pixels=arguments.max_image_pixels,
+            max_response_bytes=arguments.max_response_size,
+        ),
     )
     state = ServerState(
         models=plan_models(requests, registry),

@@ -9,28 +9,32 @@ import msgspec
 
 from widgetd import media
 from widgetd.errors import InvalidInput
+from widgetd.limits import Limits, check_request
 from widgetd.tasks import Task
 
 IGNORED_KEYS = ("options",)
 """api-inference-community's ``options`` (wait_for_model, use_cache) mean nothing here."""
 
 _FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`$")
-_MEDIA_CHECKS = {"audio": media.check_audio, "image": media.check_image}
 
 
-def decode_request(task: Task, body: bytes, content_type: str | None) -> msgspec.Struct:
-    """The request Struct for ``body``; InvalidInput (400) or UnsupportedMedia (415) otherwise."""
+def decode_request(task: Task, body: bytes, content_type: str | None, limits: Limits = Limits()) -> msgspec.Struct:
+    """The request Struct for ``body``, within ``limits``; InvalidInput (400), PayloadTooLarge (413) or
+    UnsupportedMedia (415) otherwise."""
     if not body:
         raise InvalidInput(f"the request body is empty; {task.name} expects {_expected(task)}")
-    if task.raw_body in _MEDIA_CHECKS:
+    if task.raw_body in ("audio", "image"):
         payload = _media_payload(body, content_type)
     elif _declares_json(content_type):
         payload = _json_text_payload(_parse_json(body), body.decode("utf-8", "replace"))
     else:
         payload = _text_payload(body)
     request = convert_request(task, payload)
-    if task.raw_body in _MEDIA_CHECKS:
-        _MEDIA_CHECKS[task.raw_body](request.inputs)
+    check_request(request, limits)
+    if task.raw_body == "audio":
+        media.check_audio(request.inputs, limits.max_audio_seconds)
+    elif task.raw_body == "image":
+        media.check_image(request.inputs, limits.max_image_pixels)
     return request
 
 
@@ -38,10 +42,22 @@ def convert_request(task: Task, payload: Any) -> msgspec.Struct:
     if isinstance(payload, dict):
         payload = {key: value for key, value in payload.items() if key not in IGNORED_KEYS}
     try:
-        return msgspec.convert(payload, task.input)
+        return msgspec.convert(_whole_numbers_as_ints(payload), task.input)
     except msgspec.ValidationError as error:
         field = _field_of(str(error))
         raise InvalidInput(f"invalid {task.name} request: {error}", field=field) from None
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """``5.0`` where an integer is expected, as JSON Schema's ``integer`` allows and ``json.dumps`` of a
+    float writes it; an int is also a valid float, so every whole float can be one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(item) for item in value]
+    return value
 
 
 def _field_of(message: str) -> str | None:

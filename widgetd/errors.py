@@ -11,6 +11,8 @@ class ClientError(WidgetdError):
     """The request is at fault; answered with ``status`` and the message, never a 500."""
 
     status = 400
+    headers: dict[str, str] = {}
+    """Headers the answer needs (e.g. ``Allow`` with a 405)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -32,6 +34,14 @@ class UnsupportedMedia(ClientError):
 
 class NotFound(ClientError):
     status = 404
+
+
+class MethodNotAllowed(ClientError):
+    status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.headers = {"Allow": allow}
 
 
 class PayloadTooLarge(ClientError):

@@ -10,7 +10,7 @@ import msgspec
 import numpy as np
 import soundfile
 
-from widgetd.errors import UnsupportedMedia
+from widgetd.errors import PayloadTooLarge, UnsupportedMedia
 
 AUDIO_FORMATS: dict[str, str] = {
     "flac": "audio/flac",
@@ -90,8 +90,18 @@ def decode_audio(data: bytes) -> Audio:
     return Audio(np.ascontiguousarray(samples), int(rate))
 
 
-def check_audio(data: bytes) -> None:
-    """Reject bytes no audio decoder can read, before any model runs."""
+def check_audio(data: bytes, max_seconds: float = float("inf")) -> None:
+    """Reject bytes no audio decoder can read, or longer than ``max_seconds``, before any model runs."""
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except Exception:
+        info = None  # decode_audio says why it cannot be read
+    if info is not None and info.samplerate and info.frames / info.samplerate > max_seconds:
+        raise PayloadTooLarge(
+            f"inputs: the audio lasts {info.frames / info.samplerate:.1f} s, more than the {max_seconds:g} s "
+            "this server takes (--max-audio-seconds)",
+            field="inputs",
+        )
     decode_audio(data)
 
 
@@ -133,7 +143,20 @@ def decode_image(data: bytes):
     return image.convert("RGB")
 
 
-def check_image(data: bytes) -> None:
+def check_image(data: bytes, max_pixels: int | None = None) -> None:
+    """Reject bytes no image decoder can read, or of more than ``max_pixels``, before any model runs."""
+    from PIL import Image
+
+    try:
+        size = Image.open(io.BytesIO(data)).size  # the header only: nothing decoded yet
+    except Exception:
+        size = None  # decode_image says why it cannot be read
+    if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise PayloadTooLarge(
+            f"inputs: the image has {size[0]}x{size[1]} pixels, more than the {max_pixels} this server takes "
+            "(--max-image-pixels)",
+            field="inputs",
+        )
     decode_image(data)
 
 

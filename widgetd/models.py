@@ -12,6 +12,7 @@ from widgetd import devices, hub
 from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError
+from widgetd.limits import Limits
 from widgetd.plugins import Registry
 
 log = logging.getLogger("widgetd")
@@ -86,6 +87,7 @@ def load_model(
     batcher_for: Callable[[ServedModel, Pipeline], Batcher],
     *,
     inventory: Callable[[], Sequence[devices.Accelerator]] = devices.cuda_inventory,
+    limits: Limits = Limits(),
 ) -> None:
     """Download, place and load one model; a failure is kept on the model, not raised."""
     started = time.perf_counter()
@@ -100,6 +102,7 @@ def load_model(
                 device=model.device,
                 revision=model.source.commit,
                 card=dict(model.source.card),
+                limits=limits,
             )
         )
     except Exception as error:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import msgspec
 
 from widgetd.tasks import Task
 
+if TYPE_CHECKING:
+    from widgetd.models import ServedModel
+
 OPENAPI_FILE = "openapi.json"
+REF = "#/components/schemas/{name}"
 
 
 def task_schemas(task: Task) -> dict[str, dict[str, Any]]:
@@ -25,16 +29,37 @@ def _titled(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def openapi_document(tasks: Iterable[Task]) -> dict[str, Any]:
-    """One path per task, ``/models/{model_id}/pipeline/{task}``, plus the service routes."""
+    """The contract of every task: ``POST /models/{model_id}/pipeline/{task}`` each, and the service routes."""
     tasks = sorted(tasks, key=lambda task: task.name)
-    types = [t for task in tasks for t in (task.input, task.wire_output) if t is not bytes]
-    (_, components) = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    paths: dict[str, Any] = {
-        "/health": {"get": _service_operation("Every model is loaded (503 while loading or after a failure)")},
-        "/info": {"get": _service_operation("Served models and plugin versions")},
-    }
+    paths: dict[str, Any] = dict(SERVICE_PATHS)
+    model_id = [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     for task in tasks:
-        paths[f"/models/{{model_id}}/pipeline/{task.name}"] = {"post": _task_operation(task)}
+        paths[f"/models/{{model_id}}/pipeline/{task.name}"] = {"post": _task_operation([task], task.summary, model_id)}
+    return _document(paths, tasks)
+
+
+def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, Task]) -> dict[str, Any]:
+    """What one server answers: a path for each served model and each task it serves, its default
+    route (which answers the model's other tasks too, by the body's shape) and the service routes."""
+    paths: dict[str, Any] = dict(SERVICE_PATHS)
+    used: dict[str, Task] = {}
+    for position, model in enumerate(models):
+        served = [tasks[name] for name in (model.task, *(t for t in model.tasks if t != model.task)) if name in tasks]
+        used.update({task.name: task for task in served})
+        default = {"post": _task_operation(served, f"{model.model_id}: {model.task}, or another of its tasks that the body fits", [])}
+        if position == 0:
+            paths["/"] = {**SERVICE_PATHS["/"], **default}
+        paths[f"/models/{model.model_id}"] = {"get": _service_operation("The model, as /info describes it", ("200", "401")), **default}
+        paths[f"/models/{model.model_id}/health"] = {"get": _service_operation("The model is loaded", ("200", "503"))}
+        paths[f"/models/{model.model_id}/info"] = {"get": _service_operation("The model, its task, backend and device", ("200", "401"))}
+        for task in served:
+            paths[f"/models/{model.model_id}/pipeline/{task.name}"] = {"post": _task_operation([task], task.summary, [])}
+    return _document(paths, used.values())
+
+
+def _document(paths: dict[str, Any], tasks: Iterable[Task]) -> dict[str, Any]:
+    types = [t for task in tasks for t in (task.input, task.wire_output) if t is not bytes]
+    (_, components) = msgspec.json.schema_components(types, ref_template=REF)
     return {
         "openapi": "3.1.0",
         "info": {"title": "widgetd", "version": _version()},
@@ -49,40 +74,87 @@ def _version() -> str:
     return importlib.metadata.version("widgetd")
 
 
-def _service_operation(summary: str) -> dict[str, Any]:
-    return {"summary": summary, "responses": {"200": {"description": "OK"}}}
+HTTP_STATUSES = {
+    "200": "OK",
+    "400": "Invalid request: JSON {\"error\": message, \"field\": path}",
+    "401": "The API key is missing or wrong",
+    "404": "No such model or task",
+    "413": "The body, a text, a list, the audio, the image or the answer is over this server's limits",
+    "415": "Audio or an image no decoder reads",
+    "503": "The model is loading, failed to load or is overloaded, or the server is stopping (Retry-After)",
+    "504": "No answer within the request timeout",
+}
+
+
+def _service_operation(summary: str, statuses: Sequence[str] = ("200",)) -> dict[str, Any]:
+    return {"summary": summary, "responses": {status: {"description": HTTP_STATUSES[status]} for status in statuses}}
+
+
+SERVICE_PATHS = {
+    "/": {"get": _service_operation("The served models as JSON, or the widget page for a browser")},
+    "/health": {"get": _service_operation("ok when every model serves, degraded while some do; 503 when none does", ("200", "503"))},
+    "/info": {"get": _service_operation("Served models, plugin versions and the server's limits", ("200", "401"))},
+    "/metrics": {"get": _service_operation("Prometheus metrics", ("200", "401"))},
+}
+
 
 
 def _ref(type_: Any) -> dict[str, Any]:
-    (schema,), _ = msgspec.json.schema_components([type_], ref_template="#/components/schemas/{name}")
+    (schema,), _ = msgspec.json.schema_components([type_], ref_template=REF)
     return schema
 
 
-def _task_operation(task: Task) -> dict[str, Any]:
-    request_content: dict[str, Any] = {"application/json": {"schema": _ref(task.input)}}
-    if task.raw_body in ("audio", "image"):
-        request_content[f"{task.raw_body}/*"] = {"schema": {"type": "string", "format": "binary"}}
-    else:
-        request_content["text/plain"] = {"schema": {"type": "string"}}
-    if task.response_media == "audio":
-        response_content = {"audio/*": {"schema": {"type": "string", "format": "binary"}}}
-    else:
-        response_content = {"application/json": {"schema": _ref(task.wire_output)}}
-    error = {"description": "JSON {\"error\": message}"}
+def _task_operation(tasks: Sequence[Task], summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """One route answering ``tasks`` (the first when a body fits several)."""
+    request_content: dict[str, Any] = {}
+    for task in tasks:
+        for content_type, schema in request_bodies(task).items():
+            request_content.setdefault(content_type, []).append(schema)
+    answers = [_ref(task.wire_output) for task in tasks if task.response_media == "json"]
+    response_content: dict[str, Any] = {"application/json": {"schema": _any_of(answers)}} if answers else {}
+    if any(task.response_media == "audio" for task in tasks):
+        response_content["audio/*"] = {"schema": {"type": "string", "format": "binary"}}
     return {
-        "summary": task.summary,
-        "operationId": task.name.replace("-", "_"),
-        "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": request_content},
+        "summary": summary,
+        "operationId": "_".join(task.name.replace("-", "_") for task in tasks[:1]) + ("_and_more" if len(tasks) > 1 else ""),
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {kind: {"schema": _any_of(schemas)} for kind, schemas in request_content.items()},
+        },
         "responses": {
             "200": {"description": "The answer", "content": response_content},
-            "400": error,
-            "404": error,
-            "413": error,
-            "415": error,
-            "503": error,
+            **{status: {"description": HTTP_STATUSES[status]} for status in ("400", "401", "404", "413", "415", "503", "504")},
         },
     }
+
+
+def request_bodies(task: Task) -> dict[str, dict[str, Any]]:
+    """What a request body may be, by content type: the task's request, and the bare forms
+    api-inference-community also read (its ``inputs`` alone; for text, any JSON scalar read as text;
+    raw text or raw audio and image bytes)."""
+    (request,), components = msgspec.json.schema_components([task.input], ref_template=REF)
+    struct = components[request["$ref"].rsplit("/", 1)[1]]
+    inputs = struct["properties"]["inputs"]
+    bare_is_whole = set(struct.get("required", [])) <= {"inputs"}
+    if task.raw_body in ("audio", "image"):
+        return {
+            "application/json": request,
+            f"{task.raw_body}/*": {"type": "string", "format": "binary", "minLength": 1},
+        }
+    if not bare_is_whole:
+        return {"application/json": request}
+    takes_text = inputs.get("type") == "string" or {"type": "string"} in inputs.get("anyOf", [])
+    bare = [inputs, {"type": ["number", "boolean", "null"]}] if takes_text else [inputs]
+    bodies = {"application/json": {"anyOf": [request, *bare]}}
+    if takes_text:
+        bodies["text/plain"] = {"type": "string", "minLength": 1}
+    return bodies
+
+
+def _any_of(schemas: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    unique = [schema for position, schema in enumerate(schemas) if schema not in schemas[:position]]
+    return unique[0] if len(unique) == 1 else {"anyOf": unique}
 
 
 def render_spec(tasks: Iterable[Task]) -> dict[str, str]:

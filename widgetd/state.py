@@ -10,6 +10,7 @@ from widgetd.answers import checked_answer
 from widgetd.backends import Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import NotFound
+from widgetd.limits import Limits
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel
 from widgetd.plugins import Registry
@@ -35,6 +36,8 @@ class ServerSettings:
     """Open connections at most; one more is answered 503 and closed."""
     shutdown_timeout: float = 30.0
     """Seconds running requests get to finish once the server is told to stop; the rest are answered 503."""
+    limits: Limits = field(default_factory=Limits)
+    """How much work one request may ask for."""
 
 
 class Shutdown:

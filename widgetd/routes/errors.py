@@ -29,7 +29,9 @@ def _header_safe(message: str) -> str:
 
 
 def _client_error(request: Request, error: ClientError) -> Response:
-    return error_response(error.status, error.message, field=error.field)
+    response = error_response(error.status, error.message, field=error.field)
+    response.headers.update(error.headers)
+    return response
 
 
 def _http_error(request: Request, error: HTTPException) -> Response:

@@ -16,7 +16,16 @@ from litestar.params import FromPath
 from widgetd import media
 from widgetd.batching import QueueFull
 from widgetd.decoding import decode_request, input_characters
-from widgetd.errors import ClientError, ClientGone, InvalidAnswer, NotFound, RequestTimedOut, ServiceUnavailable
+from widgetd.errors import (
+    ClientError,
+    ClientGone,
+    InvalidAnswer,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimedOut,
+    ServiceUnavailable,
+)
 from widgetd.models import ServedModel
 from widgetd.routes import holds_key, require_key, state_of
 from widgetd.state import ServerState
@@ -41,6 +50,8 @@ async def predict_default(request: Request) -> Response:
 async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
     model, rest = state_of(request).split_model_path(model_path)
     task_name = None
+    if rest in ("health", "info"):
+        raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers GET requests", allow="GET")
     if rest:
         prefix, _, task_name = rest.partition("/")
         if prefix != "pipeline" or not task_name:
@@ -118,12 +129,18 @@ async def _answer(
     if task.raw_body == "text":
         headers["x-compute-characters"] = str(input_characters(decoded))
     if task.response_media == "audio":
-        return Response(
-            await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format),
-            media_type=media.AUDIO_FORMATS[reply.audio_format],
-            headers=headers,
+        content = await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format)
+        media_type = media.AUDIO_FORMATS[reply.audio_format]
+    else:
+        content, media_type = msgspec.json.encode(wire), "application/json"
+    limit = state.settings.limits.max_response_bytes
+    if len(content) > limit:
+        raise PayloadTooLarge(
+            f"the answer is {len(content)} bytes, more than the {limit} this server sends (--max-response-size); "
+            "ask for less at a time",
+            field="inputs",
         )
-    return Response(msgspec.json.encode(wire), media_type="application/json", headers=headers)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 async def decode_for_first_task(
@@ -135,7 +152,7 @@ async def decode_for_first_task(
     for name in task_names:
         task = state.registry.task(name)
         try:
-            return task, await off_loop_for_media(task, decode_request, task, body, content_type)
+            return task, await off_loop_for_media(task, decode_request, task, body, content_type, state.settings.limits)
         except ClientError as error:
             # If nothing fits, the client hears why it does not fit the default task.
             first_error = first_error or error

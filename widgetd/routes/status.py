@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from litestar import Request, Response, get
+from litestar import HttpMethod, Request, Response, get, route
 from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 
-from widgetd.errors import NotFound
+from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.routes import holds_key, require_key, state_of
 from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
-from widgetd.spec import openapi_document
+from widgetd.spec import served_openapi_document
 from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
+
+
+@route("/", http_method=[HttpMethod.OPTIONS], sync_to_thread=False)
+def root_options(request: Request) -> Response:
+    return _allow("GET, POST")
+
+
+@route("/models/{model_path:path}", http_method=[HttpMethod.OPTIONS], sync_to_thread=False)
+def model_options(request: Request, model_path: FromPath[str]) -> Response:
+    """The methods of each path under /models exactly: one route serves them all, so litestar cannot say."""
+    model, rest = state_of(request).split_model_path(model_path)
+    return _allow("POST" if rest.startswith("pipeline/") else "GET" if rest in ("health", "info") else "GET, POST")
+
+
+def _allow(methods: str) -> Response:
+    return Response(None, status_code=204, headers={"Allow": f"{methods}, OPTIONS"})
 
 
 @get("/", sync_to_thread=False)
@@ -50,7 +66,8 @@ def metrics(request: Request) -> Response:
 
 @get("/openapi.json", sync_to_thread=False)
 def openapi(request: Request) -> dict[str, Any]:
-    return openapi_document(state_of(request).registry.tasks.values())
+    state = state_of(request)
+    return served_openapi_document(state.models, state.registry.tasks)
 
 
 @get("/models/{model_path:path}", sync_to_thread=False)
@@ -61,6 +78,8 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
     require_key(request)
     if rest in ("", "info"):
         return info_of(request, [model])
+    if rest.startswith("pipeline/"):
+        raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers POST requests", allow="POST")
     raise NotFound(f"no route /models/{model.model_id}/{rest}")
 
 
@@ -84,8 +103,13 @@ def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
 
 def info_of(request: Request, models: Sequence[ServedModel]) -> dict[str, Any]:
     trusted = holds_key(request)
-    return {"models": [m.describe(trusted) for m in models], "plugins": state_of(request).plugins}
+    state = state_of(request)
+    return {"models": [m.describe(trusted) for m in models], "plugins": state.plugins, "limits": state.settings.limits.describe()}
 
+
+OPTIONS_ROUTES = [root_options, model_options]
+"""Registered before every other route: litestar would otherwise make its own, listing only the
+methods of the first handler registered for a path."""
 
 ROUTES = [
     root,

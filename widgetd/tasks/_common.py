@@ -12,6 +12,8 @@ PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]
 NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
+MediaBytes = Annotated[bytes, msgspec.Meta(min_length=1)]
+"""Audio or image bytes: never empty (base64 in JSON)."""
 
 ClassificationOutputTransform = Literal["sigmoid", "softmax", "none"]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import msgspec
 
 from widgetd.media import AUDIO_FORMATS, Audio, encode_audio
+from widgetd.tasks._common import MediaBytes
 from widgetd.tasks._task import Answer, ReplyOptions, Strict, Task
 
 
@@ -16,7 +17,7 @@ class AudioToAudioParameters(Strict):
 
 
 class AudioToAudioInput(Strict):
-    inputs: bytes
+    inputs: MediaBytes
     parameters: AudioToAudioParameters = msgspec.field(default_factory=AudioToAudioParameters)
 
 

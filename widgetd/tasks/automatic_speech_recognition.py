@@ -7,6 +7,7 @@ from typing import Optional
 import msgspec
 
 from widgetd.tasks._common import GenerationParameters
+from widgetd.tasks._common import MediaBytes
 from widgetd.tasks._task import Strict, Task
 
 
@@ -16,7 +17,7 @@ class AutomaticSpeechRecognitionParameters(Strict):
 
 
 class AutomaticSpeechRecognitionInput(Strict):
-    inputs: bytes
+    inputs: MediaBytes
     """wav, flac, ogg or mp3 bytes at any rate, mono or stereo; base64 in JSON."""
     parameters: AutomaticSpeechRecognitionParameters = msgspec.field(
         default_factory=AutomaticSpeechRecognitionParameters

@@ -7,6 +7,7 @@ from typing import Optional
 import msgspec
 
 from widgetd.tasks._common import ClassificationOutput, ClassificationOutputTransform, PositiveInt
+from widgetd.tasks._common import MediaBytes
 from widgetd.tasks._task import Strict, Task
 
 
@@ -16,7 +17,7 @@ class ImageClassificationParameters(Strict):
 
 
 class ImageClassificationInput(Strict):
-    inputs: bytes
+    inputs: MediaBytes
     """JPEG, PNG or WebP bytes; base64 in JSON."""
     parameters: ImageClassificationParameters = msgspec.field(default_factory=ImageClassificationParameters)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import httpx
@@ -40,6 +41,16 @@ class ServeProcess:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"widgetd serve not ready after {timeout}s:\n{self.stop()}")
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def resident_bytes(self) -> int:
+        """The process's resident memory (Linux), for tests of how much it keeps."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        kilobytes = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kilobytes) * 1024
 
     def terminate(self) -> None:
         """SIGTERM, as an orchestrator stops a server; ``wait_exit`` then waits for it to end."""

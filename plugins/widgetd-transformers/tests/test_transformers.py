@@ -446,3 +446,31 @@ def test_generation_nobody_waits_for_stops_within_a_step(model_dirs, tmp_path):
         before = cpu_seconds()
         time.sleep(1.0)
         assert cpu_seconds() - before < 0.5  # of two cores; generating for nobody uses about 1
+
+
+def test_token_vectors_that_would_make_too_large_an_answer_are_refused_before_any_work(model_dirs):
+    import widgetd_transformers
+    from widgetd.app import ServerSettings
+    from widgetd.limits import Limits
+    from widgetd.testing.server import LiveServer
+
+    settings = ServerSettings(limits=Limits(max_response_bytes=10_000))
+    with LiveServer.for_models([str(model_dirs["tiny-embedder"])], plugins={"transformers": widgetd_transformers}, settings=settings) as live:
+        url = f"{live.url}/models/tiny-embedder"
+        assert httpx.post(url, json={"inputs": "the cat"}).status_code == 200
+        response = httpx.post(url, json={"inputs": ["the cat sat on the mat and the dog was great"] * 10})
+        assert response.status_code == 413 and "a vector per token" in response.json()["error"]
+
+
+def test_every_route_does_what_the_openapi_document_says(server):
+    """schemathesis, every check, on each of the twelve models' routes."""
+    import os
+
+    from widgetd.testing.openapi import check_openapi, schemathesis_command
+
+    if schemathesis_command() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs schemathesis (noxfile.py); it is missing")
+        pytest.skip("needs the schemathesis CLI (pip install schemathesis)")
+    result = check_openapi(server.url, max_examples=5)
+    assert result.returncode == 0, result.stdout[-6000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from widgetd import InvalidInput, ModelSnapshot
+from widgetd.errors import PayloadTooLarge
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.token_classification import TokenClassificationEntity
@@ -177,13 +178,17 @@ class FeatureExtraction:
     """One vector per token (the model's last hidden states), as the transformers pipeline and the Hub
     API answered for transformers models: ``[tokens][hidden]`` for a text, a list of those for a list."""
 
-    def __init__(self, tokenizer: Any, model: Any, device: str) -> None:
+    BYTES_A_NUMBER = 20
+    """A float as JSON writes it, with its comma."""
+
+    def __init__(self, tokenizer: Any, model: Any, device: str, max_answer_bytes: int = 64 * 1024 * 1024) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
         self.limit = token_limit(tokenizer, model)
+        self.max_answer_bytes = max_answer_bytes
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> FeatureExtraction:
-        return cls(*tokenizer_and_model(snapshot, "AutoModel"), snapshot.device)
+        return cls(*tokenizer_and_model(snapshot, "AutoModel"), snapshot.device, snapshot.limits.max_response_bytes)
 
     def __call__(self, requests: Sequence[Any]) -> list[Any]:
         for request in requests:
@@ -194,11 +199,26 @@ class FeatureExtraction:
             requests, lambda r: (bool(r.normalize), r.truncate, r.truncation_direction)
         ).items():
             texts = [t for i in indexes for t in ([requests[i].inputs] if isinstance(requests[i].inputs, str) else requests[i].inputs)]
+            self._refuse_answers_too_large(requests, indexes)
             embedded = iter(in_chunks(lambda chunk: self._embed(chunk, normalize, truncate, direction), texts, weight=len))
             for index in indexes:
                 inputs = requests[index].inputs
                 answers[index] = next(embedded) if isinstance(inputs, str) else [next(embedded) for _ in inputs]
         return answers
+
+    def _refuse_answers_too_large(self, requests: Sequence[Any], indexes: list[int]) -> None:
+        """A vector per token is large: refuse, before any work, a request whose answer this server would not send."""
+        for index in indexes:
+            inputs = requests[index].inputs
+            texts = [inputs] if isinstance(inputs, str) else inputs
+            tokens = sum(min(len(ids), self.limit) for ids in self.tokenizer(texts)["input_ids"])
+            size = tokens * self.model.config.hidden_size * self.BYTES_A_NUMBER
+            if size > self.max_answer_bytes:
+                raise PayloadTooLarge(
+                    f"inputs: {tokens} tokens make an answer of about {size} bytes (a vector per token), more than the "
+                    f"{self.max_answer_bytes} this server sends; send fewer or shorter texts",
+                    field="inputs",
+                )
 
     def _embed(self, texts: list[str], normalize: bool, truncate: bool, direction: str) -> list[list[list[float]]]:
         import torch

@@ -1,0 +1,50 @@
+"""The server does what its /openapi.json says, checked by schemathesis (every check) on all 14 tasks."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from widgetd.testing.openapi import check_openapi, schemathesis_command
+
+
+@pytest.fixture(scope="module")
+def openapi(toy_server) -> dict:
+    return httpx.get(f"{toy_server.url}/openapi.json").json()
+
+
+def test_the_document_names_each_served_route(openapi, toy_server):
+    paths = openapi["paths"]
+    assert {"/", "/health", "/info", "/metrics", "/models/toy-qa", "/models/toy-qa/health"} <= set(paths)
+    assert {f"/models/toy-qa/pipeline/{task}" for task in toy_server.state.models[0].tasks} <= set(paths)
+    assert "/models/{model_id}/pipeline/fill-mask" not in paths
+
+
+def test_a_bare_text_is_documented_only_where_it_is_a_whole_request(openapi):
+    content = lambda task: openapi["paths"][f"/models/toy-qa/pipeline/{task}"]["post"]["requestBody"]["content"]
+    assert content("text-classification")["text/plain"]["schema"] == {"type": "string", "minLength": 1}
+    assert "text/plain" not in content("question-answering") and "text/plain" not in content("zero-shot-classification")
+    assert set(content("automatic-speech-recognition")) == {"application/json", "audio/*"}
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [("GET", "/models/toy-qa/pipeline/fill-mask", "POST"), ("POST", "/models/toy-qa/health", "GET")])
+def test_a_method_a_route_does_not_answer_is_405_with_allow(toy_server, method, path, allow):
+    response = httpx.request(method, f"{toy_server.url}{path}")
+    assert response.status_code == 405 and response.headers["allow"] == allow and response.json()["error"]
+
+
+@pytest.mark.parametrize(("path", "allow"), [("/", "GET, POST, OPTIONS"), ("/models/toy-qa", "GET, POST, OPTIONS"), ("/models/toy-qa/pipeline/fill-mask", "POST, OPTIONS"), ("/models/toy-qa/info", "GET, OPTIONS")])
+def test_options_lists_exactly_the_methods_of_the_path(toy_server, path, allow):
+    response = httpx.options(f"{toy_server.url}{path}")
+    assert response.status_code == 204 and response.headers["allow"] == allow
+
+
+def test_schemathesis_finds_no_disagreement(toy_server):
+    if schemathesis_command() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs schemathesis (noxfile.py); it is missing")
+        pytest.skip("needs the schemathesis CLI (pip install schemathesis)")
+    result = check_openapi(toy_server.url, max_examples=20)
+    assert result.returncode == 0, result.stdout[-6000:]
