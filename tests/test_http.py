@@ -214,7 +214,7 @@ def test_root_answers_json(toy_server):
 
 def test_openapi_document_lists_task_routes(toy_server):
     document = httpx.get(f"{toy_server.url}/openapi.json").json()
-    assert "/models/{model_id}/pipeline/question-answering" in document["paths"]
+    assert "/models/toy-qa/pipeline/question-answering" in document["paths"]
 
 
 def test_loading_model_answers_503_with_retry_after(tmp_path):

@@ -154,3 +154,36 @@ def test_offline_without_a_cached_copy_says_so(env):
     process = ServeProcess(["--model-id", "org/never-downloaded"], {**env, "HF_HUB_OFFLINE": "1"})
     assert process.wait_exit() == 1
     assert "not in the Hugging Face cache" in process.output
+
+
+def test_a_hub_that_echoes_the_token_gets_it_into_no_output(env, tmp_path):
+    """A hostile or broken endpoint answering with the request's headers: the token is masked wherever
+    widgetd writes (its error, its log)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def _echo(self) -> None:
+            body = json.dumps({"error": f"refused: {dict(self.headers)}"}).encode()
+            self.send_response(500)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = _echo
+
+        def log_message(self, *args) -> None:
+            pass
+
+    echo = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        hostile = {**env, "HF_ENDPOINT": f"http://127.0.0.1:{echo.server_port}", "HF_TOKEN": "hf_EchoedT0ken"}
+        server = ServeProcess(["--model-id", "org/anything", "--log-level", "debug"], hostile)
+        assert server.wait_exit() == 1
+    finally:
+        echo.shutdown()
+    assert "hf_EchoedT0ken" not in server.output
+    assert "'authorization': 'Bearer ***'" in server.output, server.output

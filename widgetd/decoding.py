@@ -42,7 +42,11 @@ def convert_request(task: Task, payload: Any) -> msgspec.Struct:
     if isinstance(payload, dict):
         payload = {key: value for key, value in payload.items() if key not in IGNORED_KEYS}
     try:
-        return msgspec.convert(_whole_numbers_as_ints(payload), task.input)
+        payload = _whole_numbers_as_ints(payload)
+    except RecursionError:
+        raise InvalidInput("the body's JSON nests deeper than this server reads") from None
+    try:
+        return msgspec.convert(payload, task.input)
     except msgspec.ValidationError as error:
         field = _field_of(str(error))
         raise InvalidInput(f"invalid {task.name} request: {error}", field=field) from None

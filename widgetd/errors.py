@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class WidgetdError(Exception):
     """Base of every error widgetd raises on purpose."""
@@ -93,3 +95,17 @@ class PluginError(WidgetdError):
 
 class ModelResolutionError(WidgetdError):
     """A model cannot be found, fetched or matched to an installed backend."""
+
+
+_DIRECTORIES = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+")
+UPSTREAM_MODULES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
+"""Where errors carrying a remote server's answer come from."""
+
+
+def told_to_clients(error: Exception) -> str:
+    """An error as a client without the API key may read it: what failed, not where on this machine
+    (absolute paths keep only their last part), and nothing a remote server answered."""
+    module = type(error).__module__ or ""
+    if module.split(".")[0] in UPSTREAM_MODULES or isinstance(error, ModelResolutionError):
+        return f"{type(error).__name__}: fetching the model failed; the server's log says why"
+    return f"{type(error).__name__}: {_DIRECTORIES.sub('…/', str(error))}"

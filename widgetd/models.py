@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -11,7 +10,7 @@ from typing import Callable, Sequence
 from widgetd import devices, hub
 from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.batching import Batcher
-from widgetd.errors import ModelResolutionError
+from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.limits import Limits
 from widgetd.plugins import Registry
 
@@ -118,15 +117,3 @@ def load_model(
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)
 
-
-_DIRECTORIES = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+")
-UPSTREAM_MODULES = ("huggingface_hub", "httpx", "httpcore", "requests", "urllib3")
-
-
-def told_to_clients(error: Exception) -> str:
-    """A load failure as a client without the API key may read it: what failed, not where on this
-    machine (absolute paths keep their last part), and nothing a remote server answered."""
-    module = type(error).__module__ or ""
-    if module.split(".")[0] in UPSTREAM_MODULES or isinstance(error, ModelResolutionError):
-        return f"{type(error).__name__}: fetching the model failed; the server's log says why"
-    return f"{type(error).__name__}: {_DIRECTORIES.sub('…/', str(error))}"

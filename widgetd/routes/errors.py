@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable
+from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable, told_to_clients
 
 log = logging.getLogger("widgetd")
 
@@ -62,7 +62,7 @@ def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
 
 def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, f"internal error: {type(error).__name__}: {error}")
+    return error_response(500, f"internal error: {told_to_clients(error)}")
 
 
 EXCEPTION_HANDLERS = {
