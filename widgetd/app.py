@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from widgetd.models import load_model
 from widgetd.routes import STATE_KEY, inference, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
-from widgetd.state import ServerSettings, ServerState, Shutdown
+from widgetd.state import ServerSettings, ServerState
 
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
@@ -19,8 +19,6 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
     """The litestar app; models load in a background thread so health answers while they do."""
 
     def start_loading() -> None:
-        state.shutdown = Shutdown()
-
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":

@@ -61,8 +61,7 @@ class ServerState:
     plugins: list[dict[str, Any]] = field(default_factory=list)
     settings: ServerSettings = field(default_factory=ServerSettings)
     metrics: Metrics = field(default_factory=Metrics)
-    shutdown: Shutdown | None = None
-    """Made on the server's event loop when it starts."""
+    shutdown: Shutdown = field(default_factory=Shutdown)
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         return Batcher(
