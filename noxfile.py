@@ -1,4 +1,5 @@
-"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/), ``explore`` and ``benchmark`` (not in CI)."""
+"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/); ``explore``, ``openapi`` and
+``benchmark`` (deeper or slower, not in CI)."""
 
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def explore(session: nox.Session) -> None:
     Run on a schedule; `nox -s explore -- --widgetd-seed N` replays a run. What it finds becomes a fixed example."""
     install_everything(session)
     session.run("pytest", *CONFORMANCE_SUITES, "--widgetd-explore", *session.posargs)
+
+
+@nox.session
+def openapi(session: nox.Session) -> None:
+    """schemathesis, every check, against servers of the toy and the transformers plugins, with ten
+    times the requests CI sends (WIDGETD_OPENAPI_EXAMPLES)."""
+    install_everything(session)
+    checks = ("tests/test_openapi.py", "plugins/widgetd-transformers/tests/test_transformers.py")
+    session.run("pytest", *checks, "-k", "schemathesis or openapi", *session.posargs, env={"WIDGETD_OPENAPI_EXAMPLES": "100"})
 
 
 @nox.session

@@ -39,12 +39,13 @@ def check_openapi(url: str, *, max_examples: int = 10, timeout: float = 900) -> 
 
 
 def assert_openapi_holds(url: str, *, max_examples: int = 10) -> None:
-    """A pytest check: schemathesis finds no disagreement. Without the CLI it skips, and fails in CI."""
+    """A pytest check: schemathesis finds no disagreement (``WIDGETD_OPENAPI_EXAMPLES`` overrides how many
+    requests per operation). Without the CLI it skips, and fails in CI."""
     import pytest
 
     if schemathesis_command() is None:
         if os.environ.get("CI"):
             pytest.fail("schemathesis is not installed, and CI must run it (pip install schemathesis)")
         pytest.skip("needs the schemathesis CLI (pip install schemathesis)")
-    result = check_openapi(url, max_examples=max_examples)
+    result = check_openapi(url, max_examples=int(os.environ.get("WIDGETD_OPENAPI_EXAMPLES", max_examples)))
     assert result.returncode == 0, result.stdout[-6000:]

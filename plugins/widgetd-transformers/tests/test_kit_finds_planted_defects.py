@@ -53,7 +53,7 @@ class Planted:
 '''
 
 
-def test_the_kit_finds_every_planted_defect(pytester, monkeypatch):
+def test_the_kit_finds_every_planted_defect(pytester, monkeypatch, capsys, record_property):
     monkeypatch.setenv("PYTHONPATH", str(HERE))
     classes = "".join(
         f"\n\nclass Test{mutant}(Planted, kit.{tests}):\n    mutant = {mutant!r}\n" for mutant, tests, _, _ in MUTANTS
@@ -70,7 +70,9 @@ def test_the_kit_finds_every_planted_defect(pytester, monkeypatch):
         if message not in failures.get((mutant, test), "")
     ]
     killed = len(MUTANTS) - len(survivors)
-    print(f"\nmutation score of the conformance kit on widgetd-transformers: {killed}/{len(MUTANTS)} ({killed / len(MUTANTS):.0%})")
+    record_property("mutation_score", killed / len(MUTANTS))
+    with capsys.disabled():
+        print(f"\nmutation score of the conformance kit on widgetd-transformers: {killed}/{len(MUTANTS)} ({killed / len(MUTANTS):.0%})")
     assert not survivors, "the kit missed planted defects:\n" + "\n".join(survivors) + "\n" + result.stdout.str()[-3000:]
     assert result.parseoutcomes().get("failed") == len(MUTANTS), result.stdout.str()[-3000:]
 
