@@ -41,3 +41,14 @@ def test_options_lists_exactly_the_methods_of_the_path(toy_server, path, allow):
 
 def test_schemathesis_finds_no_disagreement(toy_server):
     assert_openapi_holds(toy_server.url, max_examples=20)
+
+
+def test_operation_ids_are_unique_with_several_models_serving_the_same_tasks(tmp_path):
+    from tests.toy_plugin import ToyPlugin, make_toy_model
+    from widgetd.testing.server import LiveServer
+
+    models = [str(make_toy_model(tmp_path / name)) for name in ("toy-a", "toy-b")]
+    with LiveServer.for_models(models, plugins={"toy": ToyPlugin()}) as server:
+        document = httpx.get(f"{server.url}/openapi.json").json()
+    ids = [operation["operationId"] for path in document["paths"].values() for operation in path.values() if "operationId" in operation]
+    assert len(ids) == len(set(ids)) > 28

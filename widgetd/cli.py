@@ -200,7 +200,10 @@ def _serve(arguments: argparse.Namespace) -> int:
 
 def _exit_even_if_a_model_is_busy() -> None:
     """A model thread still inside a batch that cannot stop would hold the process at exit: leave without it."""
-    busy = [thread.name for thread in threading.enumerate() if thread.name.startswith("model-") and thread.is_alive()]
+    models = [thread for thread in threading.enumerate() if thread.name.startswith("model-")]
+    for thread in models:
+        thread.join(timeout=0.5)  # an idle one ends at once
+    busy = [thread.name for thread in models if thread.is_alive()]
     if busy:
         logging.getLogger("widgetd").warning("exiting while %s still run", ", ".join(busy))
         logging.shutdown()

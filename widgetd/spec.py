@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -34,7 +35,8 @@ def openapi_document(tasks: Iterable[Task]) -> dict[str, Any]:
     paths: dict[str, Any] = dict(SERVICE_PATHS)
     model_id = [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     for task in tasks:
-        paths[f"/models/{{model_id}}/pipeline/{task.name}"] = {"post": _task_operation([task], task.summary, model_id)}
+        path = f"/models/{{model_id}}/pipeline/{task.name}"
+        paths[path] = {"post": _task_operation(path, [task], task.summary, model_id)}
     return _document(paths, tasks)
 
 
@@ -46,14 +48,16 @@ def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, T
     for position, model in enumerate(models):
         served = [tasks[name] for name in (model.task, *(t for t in model.tasks if t != model.task)) if name in tasks]
         used.update({task.name: task for task in served})
-        default = {"post": _task_operation(served, f"{model.model_id}: {model.task}, or another of its tasks that the body fits", [])}
+        summary = f"{model.model_id}: {model.task}, or another of its tasks that the body fits"
         if position == 0:
-            paths["/"] = {**SERVICE_PATHS["/"], **default}
-        paths[f"/models/{model.model_id}"] = {"get": _service_operation("The model, as /info describes it", ("200", "401")), **default}
+            paths["/"] = {**SERVICE_PATHS["/"], "post": _task_operation("/", served, summary, [])}
+        path = f"/models/{model.model_id}"
+        paths[path] = {"get": _service_operation("The model, as /info describes it", ("200", "401")), "post": _task_operation(path, served, summary, [])}
         paths[f"/models/{model.model_id}/health"] = {"get": _service_operation("The model is loaded", ("200", "503"))}
         paths[f"/models/{model.model_id}/info"] = {"get": _service_operation("The model, its task, backend and device", ("200", "401"))}
         for task in served:
-            paths[f"/models/{model.model_id}/pipeline/{task.name}"] = {"post": _task_operation([task], task.summary, [])}
+            path = f"/models/{model.model_id}/pipeline/{task.name}"
+            paths[path] = {"post": _task_operation(path, [task], task.summary, [])}
     return _document(paths, used.values())
 
 
@@ -104,8 +108,8 @@ def _ref(type_: Any) -> dict[str, Any]:
     return schema
 
 
-def _task_operation(tasks: Sequence[Task], summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    """One route answering ``tasks`` (the first when a body fits several)."""
+def _task_operation(path: str, tasks: Sequence[Task], summary: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    """``POST path``, answering ``tasks`` (the first when a body fits several)."""
     request_content: dict[str, Any] = {}
     for task in tasks:
         for content_type, schema in request_bodies(task).items():
@@ -116,7 +120,7 @@ def _task_operation(tasks: Sequence[Task], summary: str, parameters: list[dict[s
         response_content["audio/*"] = {"schema": {"type": "string", "format": "binary"}}
     return {
         "summary": summary,
-        "operationId": "_".join(task.name.replace("-", "_") for task in tasks[:1]) + ("_and_more" if len(tasks) > 1 else ""),
+        "operationId": "post" + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_"),  # unique: one per path
         "parameters": parameters,
         "requestBody": {
             "required": True,
