@@ -52,3 +52,8 @@ def test_operation_ids_are_unique_with_several_models_serving_the_same_tasks(tmp
         document = httpx.get(f"{server.url}/openapi.json").json()
     ids = [operation["operationId"] for path in document["paths"].values() for operation in path.values() if "operationId" in operation]
     assert len(ids) == len(set(ids)) > 28
+
+
+def test_options_of_a_path_that_is_no_route_is_404(toy_server):
+    response = httpx.options(f"{toy_server.url}/models/toy-qa/nowhere")
+    assert response.status_code == 404 and response.json()["error"]

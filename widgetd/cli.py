@@ -13,6 +13,7 @@ from typing import Sequence
 
 from widgetd.errors import WidgetdError
 from widgetd.limits import Limits
+from widgetd.state import ServerSettings
 from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 
@@ -78,15 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-audio-seconds", type=float, default=Limits.max_audio_seconds, help=f"seconds of audio in one request (default {Limits.max_audio_seconds:g})")
     serve.add_argument("--max-image-pixels", type=int, default=Limits.max_image_pixels, help=f"pixels of one image (default {Limits.max_image_pixels})")
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
-    serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds a request's headers may take to arrive (default 10)")
-    serve.add_argument("--body-timeout", type=float, default=60.0, help="seconds a request's body may take to arrive (default 60)")
-    serve.add_argument("--keep-alive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
-    serve.add_argument("--max-connections", type=int, default=1000, help="open connections at most; more get 503 (default 1000)")
+    defaults = ServerSettings()
+    serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout, help=f"seconds a request's headers may take to arrive (default {defaults.header_timeout:g})")
+    serve.add_argument("--body-timeout", type=float, default=defaults.body_timeout, help=f"seconds a request's body may take to arrive (default {defaults.body_timeout:g})")
+    serve.add_argument("--keep-alive-timeout", type=float, default=defaults.keep_alive_timeout, help=f"seconds an idle keep-alive connection stays open (default {defaults.keep_alive_timeout:g})")
+    serve.add_argument("--max-connections", type=int, default=defaults.max_connections, help=f"open connections at most; more get 503 (default {defaults.max_connections})")
     serve.add_argument(
         "--shutdown-timeout",
         type=float,
-        default=30.0,
-        help="on SIGTERM, seconds running requests get to finish; the rest are answered 503 (default 30)",
+        default=defaults.shutdown_timeout,
+        help=f"on SIGTERM, seconds running requests get to finish; the rest are answered 503 (default {defaults.shutdown_timeout:g})",
     )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
@@ -150,7 +152,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.app import create_app
     from widgetd.models import ModelRequest, plan_models
     from widgetd.serving import GracefulServer, uvicorn_config
-    from widgetd.state import ServerSettings, ServerState
+    from widgetd.state import ServerState
 
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     mask_secrets_in_logs(known_secrets(arguments.api_key))

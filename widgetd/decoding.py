@@ -9,7 +9,7 @@ import msgspec
 
 from widgetd import media
 from widgetd.errors import InvalidInput
-from widgetd.limits import Limits, check_request
+from widgetd.limits import Limits, check_request, texts_and_lists
 from widgetd.tasks import Task
 
 IGNORED_KEYS = ("options",)
@@ -130,14 +130,4 @@ def _json_text_payload(payload: Any, text: str) -> Any:
 
 def input_characters(request: msgspec.Struct) -> int:
     """How many characters of text ``inputs`` holds (api-inference-community's x-compute-characters)."""
-
-    def count(value: Any) -> int:
-        if isinstance(value, str):
-            return len(value)
-        if isinstance(value, (list, tuple)):
-            return sum(count(item) for item in value)
-        if isinstance(value, msgspec.Struct):
-            return sum(count(getattr(value, name)) for name in value.__struct_fields__)
-        return 0
-
-    return count(getattr(request, "inputs", None))
+    return sum(len(part) for path, part in texts_and_lists(request) if path.startswith("inputs") and isinstance(part, str))

@@ -5,7 +5,7 @@ what only they can measure, such as the size of an answer of one vector per toke
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
 
@@ -29,7 +29,21 @@ class Limits:
 
 def check_request(request: msgspec.Struct, limits: Limits) -> None:
     """Every text and list of a decoded request within ``limits``; PayloadTooLarge naming the first field over."""
-    texts = _check(request, limits, "")
+    texts = 0
+    for path, part in texts_and_lists(request):
+        if isinstance(part, str):
+            if len(part) > limits.max_characters:
+                raise PayloadTooLarge(
+                    f"{path}: {len(part)} characters, more than the {limits.max_characters} this server takes in one "
+                    "text (--max-characters)",
+                    field=path,
+                )
+            texts += path.startswith("inputs")
+        elif len(part) > limits.max_inputs:
+            raise PayloadTooLarge(
+                f"{path}: {len(part)} items, more than the {limits.max_inputs} this server takes in one list (--max-inputs)",
+                field=path,
+            )
     if texts > limits.max_inputs:
         raise PayloadTooLarge(
             f"inputs: {texts} texts, more than the {limits.max_inputs} this server takes in one request (--max-inputs)",
@@ -37,23 +51,15 @@ def check_request(request: msgspec.Struct, limits: Limits) -> None:
         )
 
 
-def _check(value: Any, limits: Limits, path: str) -> int:
-    """The texts in ``inputs`` under ``value``, each checked, and every list checked, on the way."""
+def texts_and_lists(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every text and every list of a decoded request, each with its path (``inputs.sentences[2]``), a list
+    before its items."""
     if isinstance(value, str):
-        if len(value) > limits.max_characters:
-            raise PayloadTooLarge(
-                f"{path}: {len(value)} characters, more than the {limits.max_characters} this server takes in one "
-                "text (--max-characters)",
-                field=path,
-            )
-        return 1 if path.startswith("inputs") else 0
-    if isinstance(value, (list, tuple)):
-        if len(value) > limits.max_inputs:
-            raise PayloadTooLarge(
-                f"{path}: {len(value)} items, more than the {limits.max_inputs} this server takes in one list (--max-inputs)",
-                field=path,
-            )
-        return sum(_check(item, limits, f"{path}[{index}]") for index, item in enumerate(value))
-    if isinstance(value, msgspec.Struct):
-        return sum(_check(getattr(value, name), limits, f"{path}.{name}".lstrip(".")) for name in value.__struct_fields__)
-    return 0
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        yield path, value
+        for index, item in enumerate(value):
+            yield from texts_and_lists(item, f"{path}[{index}]")
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            yield from texts_and_lists(getattr(value, name), f"{path}.{name}".lstrip("."))

@@ -109,9 +109,9 @@ def load_model(
         model.public_problem = told_to_clients(error)
         log.exception("model %s failed to load: %s", model.model_id, model.problem)
         return
-    model.tasks = tuple(getattr(pipeline, "tasks", None) or model.backend.tasks)
-    if model.task not in model.tasks:
-        model.tasks = (model.task, *model.tasks)
+    served = getattr(pipeline, "tasks", None) or model.backend.tasks
+    # The default task first: the order in which a model's default route tries a body's shape.
+    model.tasks = (model.task, *(task for task in served if task != model.task))
     model.batcher = batcher_for(model, pipeline)
     model.load_seconds = time.perf_counter() - started
     model.state = "ready"

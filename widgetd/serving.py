@@ -145,6 +145,5 @@ class GracefulServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit:
-            log.info("stopping: no new requests; those running have %s s", self.config.timeout_graceful_shutdown - 5)
             self.on_stop()
         super().handle_exit(sig, frame)

@@ -46,7 +46,7 @@ def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, T
     paths: dict[str, Any] = dict(SERVICE_PATHS)
     used: dict[str, Task] = {}
     for position, model in enumerate(models):
-        served = [tasks[name] for name in (model.task, *(t for t in model.tasks if t != model.task)) if name in tasks]
+        served = [tasks[name] for name in model.tasks if name in tasks]
         used.update({task.name: task for task in served})
         summary = f"{model.model_id}: {model.task}, or another of its tasks that the body fits"
         if position == 0:
@@ -100,7 +100,6 @@ SERVICE_PATHS = {
     "/info": {"get": _service_operation("Served models, plugin versions and the server's limits", ("200", "401"))},
     "/metrics": {"get": _service_operation("Prometheus metrics", ("200", "401"))},
 }
-
 
 
 def _ref(type_: Any) -> dict[str, Any]:

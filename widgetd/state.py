@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from widgetd.limits import Limits
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel
 from widgetd.plugins import Registry
+
+log = logging.getLogger("widgetd")
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Shutdown:
         self.expired = asyncio.Event()
 
     def begin(self, timeout: float) -> None:
+        log.info("stopping: no new requests; those running have %g s", timeout)
         self.stopping = True
         asyncio.get_running_loop().call_later(timeout, self.expired.set)
 

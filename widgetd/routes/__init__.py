@@ -17,6 +17,15 @@ def state_of(request: Request) -> ServerState:
     return request.app.state[STATE_KEY]
 
 
+def methods_of(rest: str) -> str | None:
+    """The methods a path under ``/models/{model_id}`` answers, by what follows the model id; None: no such route."""
+    if rest.startswith("pipeline/") and rest != "pipeline/":
+        return "POST"
+    if rest in ("health", "info"):
+        return "GET"
+    return "GET, POST" if rest == "" else None
+
+
 def require_key(request: Request) -> None:
     """The API key, when the server has one: ``Authorization: Bearer <key>``, compared in constant time."""
     if state_of(request).settings.api_key and not holds_key(request):

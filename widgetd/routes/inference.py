@@ -27,7 +27,7 @@ from widgetd.errors import (
     ServiceUnavailable,
 )
 from widgetd.models import ServedModel
-from widgetd.routes import holds_key, require_key, state_of
+from widgetd.routes import holds_key, methods_of, require_key, state_of
 from widgetd.state import ServerState
 from widgetd.tasks import ReplyOptions, Task
 
@@ -49,14 +49,12 @@ async def predict_default(request: Request) -> Response:
 @post("/models/{model_path:path}", status_code=200)
 async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
     model, rest = state_of(request).split_model_path(model_path)
-    task_name = None
-    if rest in ("health", "info"):
-        raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers GET requests", allow="GET")
-    if rest:
-        prefix, _, task_name = rest.partition("/")
-        if prefix != "pipeline" or not task_name:
-            raise NotFound(f"no route /models/{model.model_id}/{rest}; use /models/{model.model_id}/pipeline/<task>")
-    return await answer(request, model, task_name)
+    allowed = methods_of(rest)
+    if allowed is None:
+        raise NotFound(f"no route /models/{model.model_id}/{rest}; use /models/{model.model_id}/pipeline/<task>")
+    if "POST" not in allowed:
+        raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers {allowed} requests", allow=allowed)
+    return await answer(request, model, rest.removeprefix("pipeline/") or None)
 
 
 async def answer(request: Request, model: ServedModel, task_name: str | None) -> Response:
@@ -108,8 +106,7 @@ async def _answer(
         raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
     body = await request.body()
     content_type = request.headers.get("content-type")
-    candidates = [task_name] if task_name else [model.task, *(t for t in model.tasks if t != model.task)]
-    task, decoded = await decode_for_first_task(state, candidates, body, content_type)
+    task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type)
     measured["task"] = task.name
     started = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ from litestar.static_files import create_static_files_router
 
 from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
-from widgetd.routes import holds_key, require_key, state_of
+from widgetd.routes import holds_key, methods_of, require_key, state_of
 from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
 from widgetd.spec import served_openapi_document
 from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
@@ -25,7 +25,10 @@ def root_options(request: Request) -> Response:
 def model_options(request: Request, model_path: FromPath[str]) -> Response:
     """The methods of each path under /models exactly: one route serves them all, so litestar cannot say."""
     model, rest = state_of(request).split_model_path(model_path)
-    return _allow("POST" if rest.startswith("pipeline/") else "GET" if rest in ("health", "info") else "GET, POST")
+    methods = methods_of(rest)
+    if methods is None:
+        raise NotFound(f"no route /models/{model.model_id}/{rest}")
+    return _allow(methods)
 
 
 def _allow(methods: str) -> Response:
@@ -78,9 +81,10 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
     require_key(request)
     if rest in ("", "info"):
         return info_of(request, [model])
-    if rest.startswith("pipeline/"):
-        raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers POST requests", allow="POST")
-    raise NotFound(f"no route /models/{model.model_id}/{rest}")
+    allowed = methods_of(rest)
+    if allowed is None:
+        raise NotFound(f"no route /models/{model.model_id}/{rest}")
+    raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers {allowed} requests", allow=allowed)
 
 
 def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
