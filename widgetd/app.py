@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from widgetd.models import load_model
-from widgetd.routes import STATE_KEY, inference, status
+from widgetd.routes import STATE_KEY, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.state import ServerSettings, ServerState
 
@@ -22,7 +22,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":
-                    load_model(model, state.batcher_for, limits=state.settings.limits)
+                    load_model(model, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits)
 
         if load_in_background:
             threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()
@@ -31,11 +31,13 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
 
     def stop_models() -> None:
         for model in state.models:
+            if model.generator:
+                model.generator.close()
             if model.batcher:
                 model.batcher.close()
 
     return Litestar(
-        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *status.ROUTES],
+        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *openai.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
         on_shutdown=[stop_models],

@@ -28,10 +28,19 @@ class Pipeline(Protocol):
     """A loaded model. Answers a batch of one task's requests, one answer each, in order.
 
     It may raise ``widgetd.InvalidInput`` for a request the model cannot answer;
-    ``tasks`` (optional) narrows the backend's tasks to those this model serves.
+    ``tasks`` (optional) narrows the backend's tasks to those this model serves; ``engine`` (optional,
+    a ``widgetd.generating.Engine``) generates text token by token: the server then streams and
+    batches text-generation and chat through it (continuous batching) and never asks ``__call__``
+    for text-generation; ``placement`` (optional) says where the parts of a split model run.
     """
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...
+
+
+class Countable(Protocol):
+    """A pipeline that can say how many tokens texts are (optional; the OpenAI routes report usage with it)."""
+
+    def count_tokens(self, texts: Sequence[str]) -> int: ...
 
 
 def every_file(repo_files: Sequence[str]) -> list[str]:

@@ -75,6 +75,11 @@ class Batcher:
         self._company_arrived = asyncio.Event()
 
     @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The model's one thread: whatever else runs the model (a generation loop) runs there too."""
+        return self._executor
+
+    @property
     def depth(self) -> int:
         return self._queue.qsize() if self._queue else 0
 

@@ -41,15 +41,31 @@ def decode_request(task: Task, body: bytes, content_type: str | None, limits: Li
 def convert_request(task: Task, payload: Any) -> msgspec.Struct:
     if isinstance(payload, dict):
         payload = {key: value for key, value in payload.items() if key not in IGNORED_KEYS}
+    return _converted(payload, task.input, task.name)
+
+
+def decode_json(body: bytes, request_type: type[msgspec.Struct], name: str, limits: Limits = Limits()) -> msgspec.Struct:
+    """A JSON object body as ``request_type`` (a route's own contract, e.g. OpenAI's), within ``limits``."""
+    if not body:
+        raise InvalidInput(f"the request body is empty; {name} expects a JSON object")
+    payload = _parse_json(body)
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"the body must be a JSON object ({name} request)")
+    request = _converted(payload, request_type, name)
+    check_request(request, limits)
+    return request
+
+
+def _converted(payload: Any, request_type: type[msgspec.Struct], name: str) -> msgspec.Struct:
     try:
         payload = _whole_numbers_as_ints(payload)
     except RecursionError:
         raise InvalidInput("the body's JSON nests deeper than this server reads") from None
     try:
-        return msgspec.convert(payload, task.input)
+        return msgspec.convert(payload, request_type)
     except msgspec.ValidationError as error:
         field = _field_of(str(error))
-        raise InvalidInput(f"invalid {task.name} request: {error}", field=field) from None
+        raise InvalidInput(f"invalid {name} request: {error}", field=field) from None
 
 
 def _whole_numbers_as_ints(value: Any) -> Any:

@@ -45,6 +45,9 @@ class Metrics:
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batch_sizes = Histogram(BATCH_BUCKETS)
         self.invalid_answers: dict[tuple[str, str], int] = defaultdict(int)
+        self.generated_tokens: dict[str, int] = defaultdict(int)
+        self.generating: dict[str, int] = defaultdict(int)
+        self.first_token = Histogram(LATENCY_BUCKETS)
 
     def observe_request(self, model: str, task: str, status: int, seconds: float) -> None:
         self.requests[(model, task, str(status))] += 1
@@ -52,6 +55,14 @@ class Metrics:
 
     def observe_invalid_answer(self, model: str, task: str) -> None:
         self.invalid_answers[(model, task)] += 1
+
+    def observe_generation(self, model: str, tokens: int, active: int) -> None:
+        """One step of a model's continuous batching: the tokens it made, the sequences still generating."""
+        self.generated_tokens[model] += tokens
+        self.generating[model] = active
+
+    def observe_first_token(self, model: str, seconds: float) -> None:
+        self.first_token.observe((model,), seconds)
 
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_sizes.observe((model,), size)
@@ -76,10 +87,25 @@ class Metrics:
             "# HELP widgetd_batch_size Requests run together in one pipeline call.",
             "# TYPE widgetd_batch_size histogram",
             *self.batch_sizes.lines("widgetd_batch_size", ("model",)),
+            "# HELP widgetd_generated_tokens_total Tokens generated, streamed or not.",
+            "# TYPE widgetd_generated_tokens_total counter",
+            *(
+                f"widgetd_generated_tokens_total{_labels(('model',), (model,))} {count}"
+                for model, count in sorted(self.generated_tokens.items())
+            ),
+            "# HELP widgetd_generating_sequences Sequences being generated together (continuous batching).",
+            "# TYPE widgetd_generating_sequences gauge",
+            *(
+                f"widgetd_generating_sequences{_labels(('model',), (model,))} {count}"
+                for model, count in sorted(self.generating.items())
+            ),
+            "# HELP widgetd_time_to_first_token_seconds Time from a generation's start to its first token.",
+            "# TYPE widgetd_time_to_first_token_seconds histogram",
+            *self.first_token.lines("widgetd_time_to_first_token_seconds", ("model",)),
             "# HELP widgetd_queue_depth Requests waiting for their model.",
             "# TYPE widgetd_queue_depth gauge",
             *(
-                f"widgetd_queue_depth{_labels(('model',), (m.model_id,))} {m.batcher.depth if m.batcher else 0}"
+                f"widgetd_queue_depth{_labels(('model',), (m.model_id,))} {m.queue_depth}"
                 for m in models
             ),
             "# HELP widgetd_model_load_seconds Time to download and load each model.",

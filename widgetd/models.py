@@ -11,6 +11,7 @@ from widgetd import devices, hub
 from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
+from widgetd.generating import Engine, GenerationLoop
 from widgetd.limits import Limits
 from widgetd.plugins import Registry
 
@@ -42,11 +43,26 @@ class ServedModel:
     device: str | None = None
     tasks: tuple[str, ...] = ()
     batcher: Batcher | None = field(default=None, repr=False)
+    generator: GenerationLoop | None = field(default=None, repr=False)
+    """Continuous batching for text-generation and chat, when the backend's pipeline has an engine."""
     load_seconds: float | None = None
+    planned_at: float = field(default_factory=time.time)
+    placement: dict[str, str] | None = None
+    """Where each part of a model split across devices runs (its ``device_map``)."""
 
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+    @property
+    def chat(self) -> bool:
+        """Whether the model answers chat messages (it generates, and has a chat template)."""
+        return self.generator is not None and bool(getattr(self.generator.engine, "chat", False))
+
+    @property
+    def queue_depth(self) -> int:
+        waiting = len(self.generator.waiting) if self.generator else 0
+        return (self.batcher.depth if self.batcher else 0) + waiting
 
     def problem_for(self, trusted: bool) -> str | None:
         return self.problem if trusted else self.public_problem
@@ -62,7 +78,12 @@ class ServedModel:
             "revision": self.source.commit,
             "state": self.state,
             "problem": self.problem_for(trusted),
+            **({"placement": self.placement} if self.placement else {}),
+            **({"generation": self._generation()} if self.generator else {}),
         }
+
+    def _generation(self) -> dict:
+        return {"continuous_batching": self.generator.max_active > 1, "max_active": self.generator.max_active, "chat": self.chat}
 
 
 def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[ServedModel]:
@@ -85,6 +106,7 @@ def load_model(
     model: ServedModel,
     batcher_for: Callable[[ServedModel, Pipeline], Batcher],
     *,
+    generation_for: Callable[[ServedModel, Engine, Batcher], GenerationLoop] | None = None,
     inventory: Callable[[], Sequence[devices.Accelerator]] = devices.cuda_inventory,
     limits: Limits = Limits(),
 ) -> None:
@@ -113,6 +135,12 @@ def load_model(
     # The default task first: the order in which a model's default route tries a body's shape.
     model.tasks = (model.task, *(task for task in served if task != model.task))
     model.batcher = batcher_for(model, pipeline)
+    engine = getattr(pipeline, "engine", None)
+    if engine is not None and generation_for is not None:
+        model.generator = generation_for(model, engine, model.batcher)
+        if not getattr(engine, "chat", False):
+            log.warning("model %s has no chat template: its chat completions route answers 400", model.model_id)
+    model.placement = getattr(pipeline, "placement", None)
     model.load_seconds = time.perf_counter() - started
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import msgspec
 
-from widgetd.tasks import Task
+from widgetd.tasks import ROUTE_CONTRACTS, RouteContract, Task
 
 if TYPE_CHECKING:
     from widgetd.models import ServedModel
@@ -37,7 +37,11 @@ def openapi_document(tasks: Iterable[Task]) -> dict[str, Any]:
     for task in tasks:
         path = f"/models/{{model_id}}/pipeline/{task.name}"
         paths[path] = {"post": _task_operation(path, [task], task.summary, model_id)}
-    return _document(paths, tasks)
+    for route in ROUTE_CONTRACTS:
+        paths[route.path] = {route.method: _route_operation(route.path, route, [])}
+        path = f"/models/{{model_id}}{route.path}"
+        paths[path] = {route.method: _route_operation(path, route, model_id)}
+    return _document(paths, tasks, ROUTE_CONTRACTS)
 
 
 def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, Task]) -> dict[str, Any]:
@@ -58,11 +62,54 @@ def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, T
         for task in served:
             path = f"/models/{model.model_id}/pipeline/{task.name}"
             paths[path] = {"post": _task_operation(path, [task], task.summary, [])}
-    return _document(paths, used.values())
+    routes = [route for route in ROUTE_CONTRACTS if any(_serves(model, route) for model in models)]
+    for route in routes:
+        paths[route.path] = {route.method: _route_operation(route.path, route, [])}
+        for model in models:
+            if _serves(model, route):
+                path = f"/models/{model.model_id}{route.path}"
+                paths[path] = {route.method: _route_operation(path, route, [])}
+    return _document(paths, used.values(), routes)
 
 
-def _document(paths: dict[str, Any], tasks: Iterable[Task]) -> dict[str, Any]:
+def _serves(model: ServedModel, route: RouteContract) -> bool:
+    """Whether ``model`` answers OpenAI's ``route``: chat for the models that chat, embeddings for those
+    that embed; every model is in the model list."""
+    if route.name == "chat-completion":
+        return model.chat
+    if route.name == "embeddings":
+        return "feature-extraction" in model.tasks
+    return True
+
+
+def _route_operation(path: str, route: RouteContract, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    response: dict[str, Any] = {"application/json": {"schema": _ref(route.output)}}
+    if route.stream_output is not None:
+        response["text/event-stream"] = _event_stream(route.stream_output)
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": route.method + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_"),
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "The answer", "content": response},
+            **{status: {"description": HTTP_STATUSES[status]} for status in ("400", "401", "404", "413", "503", "504")},
+        },
+    }
+    if route.input is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(route.input)}}}
+    return operation
+
+
+def _event_stream(event: Any) -> dict[str, Any]:
+    """Server-sent events, as each event is read (its ``data`` field): one ``event`` as JSON each, the
+    last ``[DONE]``."""
+    data = {"type": "string", "description": f"{event.__name__} as JSON; [DONE] in the last event"}
+    return {"schema": {"type": "object", "required": ["data"], "properties": {"data": data}}}
+
+
+def _document(paths: dict[str, Any], tasks: Iterable[Task], routes: Iterable[RouteContract] = ()) -> dict[str, Any]:
     types = [t for task in tasks for t in (task.input, task.wire_output) if t is not bytes]
+    types += [t for route in routes for t in (route.input, route.output, route.stream_output) if t is not None]
     (_, components) = msgspec.json.schema_components(types, ref_template=REF)
     return {
         "openapi": "3.1.0",
@@ -117,6 +164,9 @@ def _task_operation(path: str, tasks: Sequence[Task], summary: str, parameters: 
     response_content: dict[str, Any] = {"application/json": {"schema": _any_of(answers)}} if answers else {}
     if any(task.response_media == "audio" for task in tasks):
         response_content["audio/*"] = {"schema": {"type": "string", "format": "binary"}}
+    for task in tasks:
+        if task.stream_output is not None:
+            response_content["text/event-stream"] = _event_stream(task.stream_output)
     return {
         "summary": summary,
         "operationId": "post" + re.sub(r"[^A-Za-z0-9]+", "_", path).rstrip("_"),  # unique: one per path
@@ -167,6 +217,9 @@ def render_spec(tasks: Iterable[Task]) -> dict[str, str]:
     for task in tasks:
         for name, schema in task_schemas(task).items():
             files[f"{task.name}/{name}"] = _dump(schema)
+    for route in ROUTE_CONTRACTS:
+        for name, schema in route.schemas().items():
+            files[f"{route.name}/{name}"] = _dump(_titled(schema, f"{route.name} {name.removesuffix('.json').replace('_', ' ')} ({route.path})"))
     files[OPENAPI_FILE] = _dump(openapi_document(tasks))
     return files
 

@@ -11,6 +11,7 @@ from widgetd.answers import checked_answer
 from widgetd.backends import Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import NotFound
+from widgetd.generating import Engine, GenerationLoop
 from widgetd.limits import Limits
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel
@@ -76,6 +77,16 @@ class ServerState:
             name=model.model_id,
             on_batch=lambda size: self.metrics.observe_batch(model.model_id, size),
             check_answer=lambda task, answer: checked_answer(self.registry.task(task), model.backend.name, answer),
+        )
+
+    def generation_for(self, model: ServedModel, engine: Engine, batcher: Batcher) -> GenerationLoop:
+        return GenerationLoop(
+            engine,
+            batcher.executor,
+            max_active=self.settings.max_batch_size,
+            max_queue=self.settings.max_queue,
+            on_iteration=lambda size: self.metrics.observe_batch(model.model_id, size),
+            on_tokens=lambda tokens, active: self.metrics.observe_generation(model.model_id, tokens, active),
         )
 
     def model(self, model_id: str) -> ServedModel:

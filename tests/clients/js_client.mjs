@@ -18,6 +18,12 @@ const results = {
   transcript: await at("tiny-asr").automaticSpeechRecognition({ inputs: new Blob([await readFile(audioFile)]) }),
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
 };
+const messages = [{ role: "user", content: "Where does Sarah live?" }];
+results.chat = await at("tiny-chat").chatCompletion({ model: "tiny-chat", messages, max_tokens: 8, temperature: 0 });
+results.chatStream = [];
+for await (const chunk of at("tiny-chat").chatCompletionStream({ model: "tiny-chat", messages, max_tokens: 8, temperature: 0 })) {
+  results.chatStream.push(chunk);
+}
 try {
   await at("tiny-mlm").fillMask({ inputs: "no mask here" });
   results.error = null;

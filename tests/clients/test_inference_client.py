@@ -101,6 +101,37 @@ def test_text_generation(server):
     assert isinstance(text, str) and text
 
 
+def test_text_generation_streams_tokens_and_details(server):
+    tgi = client(server, "tiny-chat")
+    whole = tgi.text_generation("the cat sat", max_new_tokens=6, details=True)
+    assert whole.details.finish_reason == "length" and whole.details.generated_tokens == len(whole.details.tokens) == 6
+    pieces = list(tgi.text_generation("the cat sat", max_new_tokens=6, stream=True))
+    assert "the cat sat" + "".join(pieces) == whole.generated_text  # return_full_text: the pipeline's default, true
+    events = list(tgi.text_generation("the cat sat", max_new_tokens=6, stream=True, details=True))
+    assert [event.token.id for event in events] == [token.id for token in whole.details.tokens]
+    assert events[-1].generated_text == whole.generated_text and events[-1].details.finish_reason == "length"
+    assert all(event.details is None for event in events[:-1])
+
+
+def test_chat_completion_streamed_and_not(server):
+    messages = [{"role": "user", "content": "Where does Sarah live?"}]
+    for chat in (client(server, "tiny-chat"), InferenceClient(base_url=server.url)):
+        answer = chat.chat_completion(messages, model="tiny-chat", max_tokens=8, temperature=0)
+        assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens == 8
+        chunks = list(chat.chat_completion(messages, model="tiny-chat", max_tokens=8, temperature=0, stream=True))
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == answer.choices[0].message.content
+        assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_chat_completion_refusals_are_bad_requests(server):
+    with pytest.raises(BadRequestError, match="tools"):
+        client(server, "tiny-chat").chat_completion(
+            [{"role": "user", "content": "hi"}], tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        )
+    with pytest.raises(BadRequestError, match="chat template"):
+        client(server, "tiny-gpt2").chat_completion([{"role": "user", "content": "hi"}])
+
+
 def test_text_to_speech(server):
     audio = client(server, "tiny-tts").text_to_speech("hello there")
     assert audio[:4] == b"fLaC"

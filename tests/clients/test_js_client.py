@@ -47,4 +47,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert len(results["similarity"]) == 2 and abs(results["similarity"][0] - 1) < 1e-4
     assert isinstance(results["transcript"]["text"], str)
     assert len(results["labels"]) == 5
+    chat = results["chat"]["choices"][0]
+    streamed = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in results["chatStream"] if chunk["choices"])
+    assert chat["finish_reason"] == "length" and streamed == chat["message"]["content"]
     assert results["error"]["isProviderError"] and "[MASK]" in results["error"]["message"]

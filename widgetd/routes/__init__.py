@@ -21,8 +21,10 @@ def methods_of(rest: str) -> str | None:
     """The methods a path under ``/models/{model_id}`` answers, by what follows the model id; None: no such route."""
     if rest.startswith("pipeline/") and rest != "pipeline/":
         return "POST"
-    if rest in ("health", "info"):
+    if rest in ("health", "info", "v1/models"):
         return "GET"
+    if rest in ("v1/chat/completions", "v1/embeddings"):
+        return "POST"
     return "GET, POST" if rest == "" else None
 
 

@@ -14,12 +14,27 @@ from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavai
 log = logging.getLogger("widgetd")
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response:
-    body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
+def error_response(status: int, message: str, *, openai: bool = False, **extra: Any) -> Response:
+    """``{"error": message, "field"?}``; on OpenAI's routes, OpenAI's shape (which its SDKs show):
+    ``{"error": {"message", "type", "param", "code"}}``, the field as ``param``."""
+    if openai:
+        body: dict[str, Any] = {"error": openai_error(status, message, extra.get("field"))}
+    else:
+        body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
     headers = {"X-Error-Message": _header_safe(message)}
     if status == 404 and "model" in message:
         headers["X-Error-Code"] = "RepoNotFound"
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def openai_error(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    kind = "invalid_request_error" if 400 <= status < 500 else "server_error"
+    return {"message": message, "type": kind, "param": field, "code": str(status)}
+
+
+def is_openai_route(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/v1/") or (path.startswith("/models/") and "/v1/" in path)
 
 
 def _header_safe(message: str) -> str:
@@ -29,7 +44,7 @@ def _header_safe(message: str) -> str:
 
 
 def _client_error(request: Request, error: ClientError) -> Response:
-    response = error_response(error.status, error.message, field=error.field)
+    response = error_response(error.status, error.message, field=error.field, openai=is_openai_route(request))
     response.headers.update(error.headers)
     return response
 
@@ -39,30 +54,30 @@ def _http_error(request: Request, error: HTTPException) -> Response:
     if error.status_code == 413:
         limit = request.route_handler.resolve_request_max_body_size()
         message = f"the request body is larger than this server's limit of {limit} bytes"
-    response = error_response(error.status_code, message)
+    response = error_response(error.status_code, message, openai=is_openai_route(request))
     response.headers.update(error.headers or {})
     return response
 
 
 def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
-    response = error_response(503, str(error))
+    response = error_response(503, str(error), openai=is_openai_route(request))
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
 def _client_gone(request: Request, error: ClientGone) -> Response:
-    return error_response(499, "the client closed the connection")
+    return error_response(499, "the client closed the connection", openai=is_openai_route(request))
 
 
 def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
-    response = error_response(500, error.message, field=error.field)
+    response = error_response(500, error.message, field=error.field, openai=is_openai_route(request))
     response.headers["X-Error-Code"] = "InvalidAnswer"
     return response
 
 
 def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, f"internal error: {told_to_clients(error)}")
+    return error_response(500, f"internal error: {told_to_clients(error)}", openai=is_openai_route(request))
 
 
 EXCEPTION_HANDLERS = {

@@ -23,11 +23,11 @@ from widgetd.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    RequestTimedOut,
     ServiceUnavailable,
 )
 from widgetd.models import ServedModel
-from widgetd.routes import holds_key, methods_of, require_key, state_of
+from widgetd.routes import generation, openai, holds_key, methods_of, require_key, state_of
+from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
 from widgetd.tasks import ReplyOptions, Task
 
@@ -49,6 +49,8 @@ async def predict_default(request: Request) -> Response:
 @post("/models/{model_path:path}", status_code=200)
 async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
     model, rest = state_of(request).split_model_path(model_path)
+    if rest in openai.MODEL_ROUTES:
+        return await openai.MODEL_ROUTES[rest](request, model)
     allowed = methods_of(rest)
     if allowed is None:
         raise NotFound(f"no route /models/{model.model_id}/{rest}; use /models/{model.model_id}/pipeline/<task>")
@@ -58,12 +60,22 @@ async def predict_model(request: Request, model_path: FromPath[str]) -> Response
 
 
 async def answer(request: Request, model: ServedModel, task_name: str | None) -> Response:
-    """The answer to one request, measured in /metrics whatever its outcome."""
+    state = state_of(request)
+    return await measured(
+        request, model, _task_label(state, model, task_name), lambda measured: _answer(request, state, model, task_name, measured)
+    )
+
+
+async def measured(
+    request: Request, model: ServedModel, label: str, respond: Callable[[dict[str, str]], Awaitable[Response]]
+) -> Response:
+    """``respond``'s answer, measured in /metrics under the task ``label`` (which it may refine)
+    whatever the outcome."""
     state = state_of(request)
     started, status = time.perf_counter(), 500
-    measured = {"task": _task_label(state, model, task_name)}
+    measured = {"task": label}
     try:
-        response = await _answer(request, state, model, task_name, measured)
+        response = await respond(measured)
         status = response.status_code or 200
         return response
     except ClientError as error:
@@ -91,9 +103,8 @@ def _task_label(state: ServerState, model: ServedModel, task_name: str | None) -
     return task_name if task_name in state.registry.tasks else "unknown"
 
 
-async def _answer(
-    request: Request, state: ServerState, model: ServedModel, task_name: str | None, measured: dict[str, str]
-) -> Response:
+def check_serving(request: Request, state: ServerState, model: ServedModel) -> None:
+    """The key, and a model ready for requests on a server that takes them."""
     require_key(request)
     if state.shutdown.stopping:
         raise ServiceUnavailable("this server is shutting down; send the request again (to another replica)", 1)
@@ -102,27 +113,32 @@ async def _answer(
     if model.state == "failed":
         problem = model.problem_for(holds_key(request))
         raise ServiceUnavailable(f"model {model.model_id} failed to load: {problem}", FAILED_RETRY_SECONDS)
+
+
+def reply_headers(request: Request, model: ServedModel, elapsed: float | None = None) -> dict[str, str]:
+    headers = {"x-compute-type": model.device or "cpu", "x-request-id": request.headers.get("x-request-id") or uuid.uuid4().hex}
+    if elapsed is not None:
+        headers["x-compute-time"] = f"{elapsed:.3f}"
+    return headers
+
+
+async def _answer(
+    request: Request, state: ServerState, model: ServedModel, task_name: str | None, measured: dict[str, str]
+) -> Response:
+    check_serving(request, state, model)
     if task_name is not None and task_name not in model.tasks:
         raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
     body = await request.body()
     content_type = request.headers.get("content-type")
     task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type)
     measured["task"] = task.name
-    started = time.perf_counter()
-    try:
-        result = await while_connected(
-            request, model.batcher.submit(task.name, decoded), state.settings.request_timeout, state.shutdown.expired
-        )
-    except QueueFull as error:
-        raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
-    elapsed = time.perf_counter() - started
+    if task.name == "text-generation" and model.generator is not None:
+        return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
+    generation.refuse_stream(decoded)
+    result, elapsed = await submitted(request, state, model, task.name, decoded)
     reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")))
     wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
-    headers = {
-        "x-compute-time": f"{elapsed:.3f}",
-        "x-compute-type": model.device or "cpu",
-        "x-request-id": request.headers.get("x-request-id") or uuid.uuid4().hex,
-    }
+    headers = reply_headers(request, model, elapsed)
     if task.raw_body == "text":
         headers["x-compute-characters"] = str(input_characters(decoded))
     if task.response_media == "audio":
@@ -138,6 +154,18 @@ async def _answer(
             field="inputs",
         )
     return Response(content, media_type=media_type, headers=headers)
+
+
+async def submitted(request: Request, state: ServerState, model: ServedModel, task_name: str, decoded: Any) -> tuple[Any, float]:
+    """The model's checked answer to ``decoded`` and the seconds it took, batched with other requests."""
+    started = time.perf_counter()
+    try:
+        result = await while_connected(
+            request, model.batcher.submit(task_name, decoded), state.settings.request_timeout, state.shutdown.expired
+        )
+    except QueueFull as error:
+        raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
+    return result, time.perf_counter() - started
 
 
 async def decode_for_first_task(
@@ -161,32 +189,6 @@ async def off_loop_for_media(task: Task, function: Callable[..., Any], *args: An
     if task.raw_body == "text" and task.response_media == "json":
         return function(*args)
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
-
-
-async def while_connected(request: Request, work: Awaitable[Any], timeout: float, shutdown: asyncio.Event) -> Any:
-    """``work``'s result, unless the client leaves first, time runs out or the server's shutdown
-    timeout passes; then the work is dropped (its batch told to stop, see ``widgetd.cancellation``)."""
-    work_task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request))
-    stopped = asyncio.ensure_future(shutdown.wait())
-    try:
-        done, _ = await asyncio.wait({work_task, gone, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        stopped.cancel()
-    if work_task in done:
-        return work_task.result()
-    work_task.cancel()
-    if gone in done:
-        raise ClientGone()
-    if stopped in done:
-        raise ServiceUnavailable("this server shut down before the answer was ready; send the request again", 1)
-    raise RequestTimedOut(f"no answer within {timeout:g} s; the model is busy or the input too large")
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 ROUTES = [predict_default, predict_model]

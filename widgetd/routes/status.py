@@ -12,6 +12,7 @@ from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.routes import holds_key, methods_of, require_key, state_of
 from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
+from widgetd.routes.openai import model_list
 from widgetd.spec import served_openapi_document
 from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
 
@@ -81,6 +82,8 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
     require_key(request)
     if rest in ("", "info"):
         return info_of(request, [model])
+    if rest == "v1/models":
+        return model_list([model])
     allowed = methods_of(rest)
     if allowed is None:
         raise NotFound(f"no route /models/{model.model_id}/{rest}")

@@ -1,9 +1,11 @@
 """The built-in task contracts, one module per task."""
 
-from widgetd.tasks._task import Answer, ReplyOptions, Strict, Task
+from widgetd.tasks._task import Answer, ReplyOptions, RouteContract, Strict, Task
 from widgetd.tasks import (
     audio_to_audio,
     automatic_speech_recognition,
+    chat_completion,
+    embeddings,
     feature_extraction,
     fill_mask,
     image_classification,
@@ -38,4 +40,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
     )
 )
 
-__all__ = ["BUILTIN_TASKS", "Answer", "ReplyOptions", "Strict", "Task"]
+ROUTE_CONTRACTS: tuple[RouteContract, ...] = (chat_completion.ROUTE, embeddings.ROUTE, embeddings.MODELS_ROUTE)
+"""OpenAI's routes, served beside the tasks' for generation and embeddings models."""
+
+__all__ = ["BUILTIN_TASKS", "ROUTE_CONTRACTS", "Answer", "ReplyOptions", "RouteContract", "Strict", "Task"]

@@ -43,6 +43,9 @@ class Task:
     response_media: ResponseMedia = "json"
     wire_output: Any = None
     to_wire: Callable[[Any, Any, ReplyOptions], Any] = _same
+    stream_output: Any = None
+    """What each server-sent event holds when a request asks to stream (``stream: true``) and the
+    model generates token by token; None: the task never streams."""
 
     def __post_init__(self) -> None:
         if self.wire_output is None:
@@ -55,6 +58,24 @@ class Task:
         if self.response_media == "audio":
             return {"type": "string", "format": "binary", "contentMediaType": "audio/*"}
         return msgspec.json.schema(self.wire_output)
+
+
+@dataclass(frozen=True)
+class RouteContract:
+    """A route with a contract of its own beside the tasks' (OpenAI's API): its path, request and answer."""
+
+    name: str
+    path: str
+    summary: str
+    input: type[msgspec.Struct] | None
+    output: Any
+    stream_output: Any = None
+    """What each server-sent event holds when the request asks to stream."""
+    method: Literal["get", "post"] = "post"
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        parts = {"input.json": self.input, "output.json": self.output, "stream_output.json": self.stream_output}
+        return {name: msgspec.json.schema(type_) for name, type_ in parts.items() if type_ is not None}
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -43,6 +43,11 @@ class SentenceTransformersPipeline:
             return self.embeddings(requests)
         raise ValueError(f"unsupported task {task!r}")
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """The tokens ``texts`` are read as (special tokens included, at most the model's limit each)."""
+        limit = self.model.max_seq_length or 10**9
+        return sum(min(len(ids), limit) for ids in self.model.tokenizer(list(texts), add_special_tokens=True)["input_ids"])
+
     def similarities(self, requests: Sequence[SentenceSimilarityInput]) -> list[list[float]]:
         texts = list(
             dict.fromkeys(

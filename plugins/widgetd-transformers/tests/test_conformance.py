@@ -37,3 +37,17 @@ class TestAutomaticSpeechRecognition(kit.AutomaticSpeechRecognitionTests, Transf
         return encode(speech_like(), 16000, "WAV")
 class TestTextToSpeech(kit.TextToSpeechTests, TransformersFixtures): ...
 class TestImageClassification(kit.ImageClassificationTests, TransformersFixtures): ...
+
+
+class TestChat(kit.ChatTests, TransformersFixtures):
+    @pytest.fixture(scope="class")
+    def prompt_tokens(self, widgetd_model):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(widgetd_model))
+        return lambda messages: len(tokenizer.apply_chat_template(_texts(messages), add_generation_prompt=True, return_dict=True)["input_ids"])
+
+
+def _texts(messages):
+    """Messages with text parts joined as the server joins them (one line each)."""
+    return [{**m, "content": m["content"] if isinstance(m["content"], str) else "\n".join(p["text"] for p in m["content"])} for m in messages]

@@ -32,9 +32,16 @@ class TransformersPipeline:
     def __init__(self, task: str, runner: Callable[[Sequence[Any]], list[Any]]) -> None:
         self.tasks = (task,)
         self.runner = runner
+        self.engine = getattr(runner, "engine", None)
+        """Causal language models generate with continuous batching (``widgetd.generating``)."""
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return self.runner(requests)
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """The tokens ``texts`` are read as, special tokens included (for usage reports)."""
+        tokenizer = self.runner.tokenizer
+        return sum(len(ids) for ids in tokenizer(list(texts), truncation=True)["input_ids"])
 
 
 def load(snapshot: ModelSnapshot) -> TransformersPipeline:

@@ -7,7 +7,7 @@ request's fault, so generation stops with a 400 naming the option, for every gen
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -47,7 +47,7 @@ def generate_kwargs(settings: tuple | dict, field: str) -> dict[str, Any]:
     temperature = kwargs.get("temperature") if kwargs.get("do_sample") else None
     changers = [name for name in SCORE_CHANGERS if kwargs.get(name) is not None]
     if temperature is not None or changers:
-        kwargs["logits_processor"] = LogitsProcessorList([ScoreGuard(field, changers, temperature)])
+        kwargs["logits_processor"] = LogitsProcessorList([ScoreGuard(lambda name: f"{field}.{name}", changers, temperature)])
     return kwargs
 
 
@@ -66,25 +66,25 @@ class ScoreGuard:
     sampling will divide them by, are no longer finite. transformers runs it after its own processors
     (penalties) and before its sampling warpers (temperature), hence the temperature is checked here."""
 
-    def __init__(self, field: str, changers: list[str], temperature: float | None) -> None:
-        self.field, self.changers, self.temperature = field, changers, temperature
+    def __init__(self, name_of: Callable[[str], str], changers: list[str], temperature: float | None) -> None:
+        self.name_of, self.changers, self.temperature = name_of, changers, temperature
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         if bool((torch.isnan(scores) | torch.isposinf(scores)).any()):
-            names = " or ".join(f"{self.field}.{name}" for name in self.changers) or f"{self.field}.temperature"
+            names = " or ".join(self.name_of(name) for name in self.changers) or self.name_of("temperature")
             raise InvalidInput(
                 f"{names}: with this value the next token's probabilities are not finite numbers; "
                 "use a value nearer 1",
-                field=f"{self.field}.{(self.changers or ['temperature'])[0]}",
+                field=self.name_of((self.changers or ["temperature"])[0]),
             )
         if self.temperature is not None:
             finite = torch.isfinite(scores)
             if bool(torch.isinf(torch.where(finite, scores, 0.0) / self.temperature).any()):
                 raise InvalidInput(
-                    f"{self.field}.temperature {self.temperature:g}: dividing the scores by it overflows; "
+                    f"{self.name_of('temperature')} {self.temperature:g}: dividing the scores by it overflows; "
                     "use a larger temperature (or do_sample=false for the most likely tokens)",
-                    field=f"{self.field}.temperature",
+                    field=self.name_of("temperature"),
                 )
         return scores

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.tasks.summarization import SummarizationOutput
 from widgetd.tasks.text_generation import TextGenerationInput, TextGenerationOutput
 from widgetd.tasks.translation import TranslationOutput
+from widgetd.tgi import generate_text
+from widgetd_transformers.continuous import CausalEngine, load_engine
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import grouped, hf_pipeline, seeded, token_limit, tokenizer_and_model
+from widgetd_transformers.loading import grouped, token_limit, tokenizer_and_model
 
 
 class SequenceToSequence:
@@ -94,93 +95,16 @@ Summarization = SequenceToSequence.loader(SummarizationOutput)
 Translation = SequenceToSequence.loader(TranslationOutput)
 
 
-@dataclass
-class _Batch:
-    indexes: list[int]
-    room: int
-
-
-PIPELINE_NEW_TOKENS = 256
-"""New tokens when neither the request nor the model's generation config says: the transformers
-text-generation pipeline's default (its documented ``max_new_tokens``)."""
-
-
 class TextGeneration:
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        config = pipe.model.config
-        self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
-        lengths = pipe.model.generation_config.to_diff_dict()
-        self.model_lengths = {name: lengths[name] for name in ("max_new_tokens", "max_length") if lengths.get(name)}
+    """text-generation on the continuous batching engine: the server streams and batches through
+    ``engine`` (see ``widgetd.generating``); a batch handed to the pipeline itself runs to its end here."""
+
+    def __init__(self, engine: CausalEngine) -> None:
+        self.engine = engine
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> TextGeneration:
-        return cls(hf_pipeline("text-generation", snapshot))
+        return cls(load_engine(snapshot))
 
     def __call__(self, requests: Sequence[TextGenerationInput]) -> list[TextGenerationOutput]:
-        answers: list[Any] = [None] * len(requests)
-        for request in requests:
-            if request.stream:
-                raise InvalidInput("stream: streaming is not served; send stream=false", field="stream")
-        for settings, indexes in grouped(requests, lambda r: generation_settings(r.parameters, "parameters")).items():
-            options = dict(settings)
-            stops = options.pop("stop", None)
-            seed = options.pop("seed", None)
-            keep = options.pop("truncate", None)
-            full_text = options.pop("return_full_text", True)  # the pipeline's default
-            wanted = options.pop("max_new_tokens", None)
-            options = generate_kwargs(options, "parameters")
-            prompts = {index: self._last_tokens(requests[index].inputs, keep) for index in indexes}
-            for batch in self._batches(prompts, wanted, seeded=seed is not None):
-                texts = [prompts[index] for index in batch.indexes]
-                for index, text in zip(batch.indexes, self._generate(texts, seed, max_new_tokens=batch.room, **options)):
-                    generated = _until_stop(text, stops)
-                    # The prompt as sent, not as truncated: the full text of TGI and of the pipeline.
-                    answers[index] = TextGenerationOutput(requests[index].inputs + generated if full_text else generated)
-        return answers
-
-    def _batches(self, prompts: dict[int, str], wanted: int | None, seeded: bool) -> list[_Batch]:
-        """Prompts that can run together without changing each other's answers: the same room for new
-        tokens (each prompt's own), and a seeded sample alone, drawing only from its own seed."""
-        by_room: dict[int, list[int]] = {}
-        for index, prompt in prompts.items():
-            by_room.setdefault(self._room(prompt, wanted), []).append(index)
-        if seeded:
-            return [_Batch([index], room) for room, indexes in by_room.items() for index in indexes]
-        return [_Batch(indexes, room) for room, indexes in by_room.items()]
-
-    def _generate(self, texts: list[str], seed: int | None, **options: Any) -> list[str]:
-        """The new text only; the caller puts the prompt before it."""
-        with seeded(seed, self.pipe.device):
-            results = self.pipe(texts, batch_size=len(texts), return_full_text=False, **options)
-        return [result[0]["generated_text"] for result in results]
-
-    def _room(self, prompt: str, wanted: int | None) -> int:
-        """New tokens to ask for: the request's, else the model's generation config's, else the pipeline's
-        default, never past the model's context; a prompt that fills the context is a 400."""
-        length = len(self.pipe.tokenizer(prompt)["input_ids"])
-        if length >= self.context:
-            raise InvalidInput(
-                f"inputs: the prompt is {length} tokens, this model's context holds {self.context}; "
-                "shorten it or pass parameters.truncate",
-                field="inputs",
-            )
-        if wanted is None:
-            wanted = self.model_lengths.get("max_new_tokens")
-        if wanted is None and "max_length" in self.model_lengths:
-            wanted = max(1, self.model_lengths["max_length"] - length)
-        return min(wanted or PIPELINE_NEW_TOKENS, self.context - length)
-
-    def _last_tokens(self, prompt: str, keep: int | None) -> str:
-        """TGI's ``truncate``: only the prompt's last ``keep`` tokens are used."""
-        if keep is None:
-            return prompt
-        encoded = self.pipe.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
-        return prompt if len(offsets) <= keep else prompt[offsets[-keep][0] :]
-
-
-def _until_stop(generated: str, stops: Sequence[str] | None) -> str:
-    """Cut the generated text at the first stop sequence (kept, as TGI does)."""
-    cuts = [generated.find(stop) + len(stop) for stop in stops or () if stop and stop in generated]
-    return generated[: min(cuts)] if cuts else generated
+        return generate_text(self.engine, requests)

@@ -141,6 +141,46 @@ def save_gpt2(folder: Path, bpe: Path) -> Path:
     return folder
 
 
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def save_chat_llama(folder: Path, bpe: Path, chat_template: str | None = CHATML_TEMPLATE) -> Path:
+    """A two-layer Llama with a ChatML template (Qwen's and many others'), whose answers are words."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    bpe_tokenizer = ByteLevelBPETokenizer(str(bpe / "vocab.json"), str(bpe / "merges.txt"))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe_tokenizer, bos_token="<s>", eos_token="<|im_end|>", unk_token="<unk>", pad_token="<pad>",
+        additional_special_tokens=["<|im_start|>"], model_max_length=512,
+    )
+    tokenizer.add_special_tokens({"eos_token": "<|im_end|>", "additional_special_tokens": ["<|im_start|>"]})
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=4096, initializer_range=INIT_SCALE,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    folder.mkdir(parents=True)
+    model = LlamaForCausalLM(config)
+    # Random weights babble bytes; a model that says words lets streamed pieces, stops and lengths be seen.
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    with torch.no_grad():
+        for index, token in enumerate(tokens):
+            if not token.lstrip("Ġ")[1:].isalpha():
+                model.lm_head.weight[index] = 0.0
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, "text-generation")
+    return folder
+
+
 def save_vits(folder: Path) -> Path:
     import torch
     from transformers import VitsConfig, VitsModel, VitsTokenizer
@@ -184,6 +224,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),
+        "tiny-chat": ("chat-completion", lambda: save_chat_llama(root / "tiny-chat", bpe())),
         "tiny-tts": ("text-to-speech", lambda: save_vits(root / "tiny-tts")),
     }
 

@@ -25,6 +25,7 @@ free of state left by earlier requests.
 """
 
 from widgetd.testing.conformance.base import Served, TaskTests
+from widgetd.testing.conformance.chat import ChatTests
 from widgetd.testing.conformance.exchange import Call, Reply
 from widgetd.testing.conformance.media import (
     AudioToAudioTests,
@@ -73,6 +74,7 @@ __all__ = [
     "AudioToAudioTests",
     "AutomaticSpeechRecognitionTests",
     "Call",
+    "ChatTests",
     "ContractViolation",
     "FeatureExtractionTests",
     "FillMaskTests",

@@ -63,6 +63,17 @@ class Reply:
         return json.loads(self.content)
 
     @property
+    def streamed(self) -> bool:
+        return self.content_type.startswith("text/event-stream")
+
+    def events(self) -> list[Any]:
+        """A stream's server-sent events, each parsed, up to its closing ``[DONE]`` (kept as the string)."""
+        import json
+
+        datas = [line[len("data:") :].strip() for line in self.content.decode("utf-8").splitlines() if line.startswith("data:")]
+        return [data if data == "[DONE]" else json.loads(data) for data in datas]
+
+    @property
     def error(self) -> str:
         try:
             return str(self.json().get("error", ""))
@@ -93,6 +104,8 @@ def comparable(reply: Reply) -> Any:
     """The reply as plain data; audio (raw, or base64 ``blob`` fields) as decoded samples."""
     if reply.content_type.startswith("audio/"):
         return decode_audio_bytes(reply.content)[0]
+    if reply.streamed:
+        return reply.events()
     return _decode_blobs(reply.json())
 
 

@@ -8,7 +8,10 @@ import pytest
 from hypothesis import strategies as st
 
 from widgetd.testing.conformance.base import TaskTests, structs_requests
-from widgetd.testing.conformance.exchange import Call
+import msgspec
+
+from widgetd.tasks.text_generation import TextGenerationOutput, TextGenerationStreamOutput
+from widgetd.testing.conformance.exchange import Call, Reply
 from widgetd.testing.conformance.rules import (
     ContractViolation,
     at_most,
@@ -384,6 +387,28 @@ class TextGenerationTests(GeneratedTextTests):
             text_call(prompt, max_new_tokens=5, do_sample=True, seed=7, temperature=0.9, top_p=0.9),
             text_call("Zoë lives in 東京 and", max_new_tokens=3, repetition_penalty=1.2),
         ]
+
+    def decode(self, task, call: Call, reply: Reply) -> Any:
+        """A streamed answer (``stream: true``) as the answer it streams: TGI's events, one per token, the
+        last holding the whole text, whose tokens' texts make the generated text."""
+        if not reply.streamed:
+            return super().decode(task, call, reply)
+        events = reply.events()
+        expect(events and events[-1] == "[DONE]", f"a stream must end with 'data: [DONE]', got {events[-1:]}\n  request: {call.describe()}")
+        events = events[:-1]
+        errors = [event for event in events if isinstance(event, dict) and "error" in event]
+        expect(not errors, f"the stream failed: {errors}\n  request: {call.describe()}")
+        try:
+            parsed = msgspec.convert(events, list[TextGenerationStreamOutput])
+        except msgspec.ValidationError as error:
+            raise ContractViolation(f"a stream event does not match TGI's: {error}\n  request: {call.describe()}") from None
+        expect(parsed and parsed[-1].generated_text is not None and parsed[-1].details is not None, "the last event must hold the generated text and the details")
+        expect(all(event.generated_text is None for event in parsed[:-1]), "only the last event may hold the generated text")
+        text = parsed[-1].generated_text
+        tokens = "".join(event.token.text for event in parsed)
+        expect(text.endswith(tokens), f"the events' token texts {tokens!r} must make the generated text {text!r}")
+        expect(parsed[-1].details.generated_tokens == len(parsed), f"{len(parsed)} token events, but the details say {parsed[-1].details.generated_tokens}")
+        return [TextGenerationOutput(text)]
 
     def check_answer(self, call: Call, answer: Any) -> None:
         super().check_answer(call, answer)

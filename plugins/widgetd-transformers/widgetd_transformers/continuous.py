@@ -1,0 +1,341 @@
+"""Continuous batching for causal language models: the engine behind text-generation and chat.
+
+Every sequence being generated is one row of a single batch whose key/value cache is padded on the
+left. A new sequence reads its prompt alone (its first token is then exactly what it would be run
+alone) and joins the batch; each ``step`` decodes one token for every row at once; a finished or
+abandoned row leaves, and the padding nobody needs any more is cut. Models whose cache cannot be
+padded this way (sliding windows, state-space layers) generate one sequence at a time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any
+
+from widgetd import InvalidInput, ModelSnapshot
+from widgetd.generating import GenerationOptions, Prompt, Token
+from widgetd_transformers.generate_options import ScoreGuard
+
+MAX_ACTIVE = 32
+"""Sequences decoding together at most: past this, one more row costs a CPU more than it gains."""
+PIPELINE_NEW_TOKENS = 256
+"""New tokens when neither the request nor the model's generation config says: the transformers
+text-generation pipeline's default (its documented ``max_new_tokens``)."""
+DECODING_CONTEXT = 4
+"""Prompt tokens decoded before the first new one, so that its text starts as it would in the middle
+of the text (a leading space, a word's continuation)."""
+
+
+class Detokenizer:
+    """A sequence's new text, token by token, never ending inside a character (TGI's and vLLM's way:
+    decode a few tokens before the new ones and keep only what they add)."""
+
+    def __init__(self, tokenizer: Any, context: list[int]) -> None:
+        self.tokenizer = tokenizer
+        self.ids = list(context)
+        self.prefix = 0
+        self.read = len(self.ids)
+
+    def add(self, token_id: int, last: bool) -> str:
+        self.ids.append(token_id)
+        before = self._decode(self.ids[self.prefix : self.read])
+        after = self._decode(self.ids[self.prefix :])
+        if len(after) <= len(before) or (after.endswith("\ufffd") and not last):
+            return ""  # half a character, or a token with no text: wait for the next
+        self.prefix, self.read = self.read, len(self.ids)
+        return after[len(before) :]
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+class TokenChooser:
+    """How one sequence picks its next token: the model's generation config, overridden by the request,
+    applied as ``generate()`` would (penalties, then temperature, top-k, top-p, typical-p, then sampling)."""
+
+    def __init__(self, options: GenerationOptions, defaults: Any, device: Any) -> None:
+        import torch
+        from transformers import (
+            LogitsProcessorList, RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper,
+            TopPLogitsWarper, TypicalLogitsWarper,
+        )
+
+        def setting(name: str) -> Any:
+            value = getattr(options, name)
+            return value if value is not None else getattr(defaults, name, None)
+
+        self.sample = bool(setting("do_sample"))
+        penalties, warpers = LogitsProcessorList(), LogitsProcessorList()
+        changers = []
+        if setting("repetition_penalty") not in (None, 1.0):
+            penalties.append(RepetitionPenaltyLogitsProcessor(setting("repetition_penalty")))
+            changers.append("repetition_penalty")
+        if options.frequency_penalty or options.presence_penalty:
+            penalties.append(OccurrencePenalty(options.frequency_penalty or 0.0, options.presence_penalty or 0.0))
+            changers += [name for name in ("frequency_penalty", "presence_penalty") if getattr(options, name)]
+        temperature = setting("temperature") if self.sample else None
+        if self.sample:
+            if temperature not in (None, 1.0):
+                warpers.append(TemperatureLogitsWarper(temperature))
+            if setting("top_k"):
+                warpers.append(TopKLogitsWarper(setting("top_k")))
+            if setting("top_p") not in (None, 1.0):
+                warpers.append(TopPLogitsWarper(setting("top_p")))
+            if setting("typical_p") not in (None, 1.0):
+                warpers.append(TypicalLogitsWarper(setting("typical_p")))
+        # Checked where generate() checks: after the penalties, before the temperature divides.
+        self.guard = ScoreGuard(options.named, changers, temperature) if (changers or temperature is not None) else None
+        self.penalties, self.warpers = penalties, warpers
+        self.plain = not penalties and not self.sample
+        """Greedy on the model's own scores: the whole batch's rows are chosen at once."""
+        self.seed = (options.seed if options.seed is not None else random.getrandbits(63)) if self.sample else options.seed
+        self.generator = None
+        if self.sample:
+            self.generator = torch.Generator(device=device)
+            self.generator.manual_seed(self.seed)
+
+    def __call__(self, history: Any, scores: Any) -> tuple[int, float]:
+        """The next token and its log-probability, from one row's ``scores`` (1 x vocabulary)."""
+        import torch
+
+        scores = self.penalties(history, scores)
+        if self.guard is not None:
+            self.guard(history, scores)
+        scores = self.warpers(history, scores)
+        logprobs = torch.log_softmax(scores, dim=-1)
+        if self.sample:
+            chosen = int(torch.multinomial(logprobs.exp(), 1, generator=self.generator)[0, 0])
+        else:
+            chosen = int(scores.argmax(-1)[0])
+        return chosen, float(logprobs[0, chosen])
+
+
+class OccurrencePenalty:
+    """OpenAI's frequency and presence penalties, over the tokens generated so far."""
+
+    def __init__(self, frequency: float, presence: float) -> None:
+        self.frequency, self.presence = frequency, presence
+        self.generated_from: int | None = None
+
+    def __call__(self, history: Any, scores: Any) -> Any:
+        import torch
+
+        generated = history[:, self.generated_from :] if self.generated_from is not None else history[:, :0]
+        counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class Sequence:
+    """One request being generated: its tokens, how it picks the next, and how many it may add."""
+
+    def __init__(self, prompt_ids: list[int], room: int, chooser: TokenChooser, detokenizer: Detokenizer) -> None:
+        self.ids = list(prompt_ids)
+        self.prompt_tokens = len(prompt_ids)
+        self.room = room
+        self.chooser = chooser
+        self.detokenizer = detokenizer
+        self.seed = chooser.seed
+        for processor in chooser.penalties:
+            if isinstance(processor, OccurrencePenalty):
+                processor.generated_from = self.prompt_tokens
+
+    @property
+    def generated(self) -> int:
+        return len(self.ids) - self.prompt_tokens
+
+
+class CausalEngine:
+    """The ``widgetd.generating.Engine`` of a causal language model (any ``AutoModelForCausalLM``)."""
+
+    def __init__(self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE) -> None:
+        self.tokenizer, self.model, self.device = tokenizer, model, device
+        config = model.config
+        self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
+        self.defaults = model.generation_config
+        lengths = self.defaults.to_diff_dict()
+        self.model_lengths = {name: lengths[name] for name in ("max_new_tokens", "max_length") if lengths.get(name)}
+        self.end_ids = _end_token_ids(self.defaults, tokenizer)
+        self.special_ids = set(tokenizer.all_special_ids)
+        self.max_active = max_active if _paddable_cache(model) else 1
+        self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.rows: list[Sequence] = []
+        self.cache: Any = None
+        self.mask: Any = None
+        """[rows, cached positions]: 1 where a row has a token, 0 for its left padding."""
+
+    @property
+    def chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def admit(self, prompt: Prompt, options: GenerationOptions) -> Sequence:
+        field = "messages" if prompt.messages is not None else "inputs"
+        if prompt.messages is not None:
+            ids = self._chat_ids(prompt.messages)
+        else:
+            ids = self.tokenizer(prompt.text)["input_ids"]
+        if options.truncate is not None:
+            ids = ids[-options.truncate :]
+        if not ids:
+            if self.tokenizer.bos_token_id is None:
+                raise InvalidInput(f"{field}: the prompt is empty and this model has no start token to begin from", field=field)
+            ids = [self.tokenizer.bos_token_id]
+        if len(ids) >= self.context:
+            raise InvalidInput(
+                f"{field}: the prompt is {len(ids)} tokens, this model's context holds {self.context}; shorten it"
+                + (" or pass parameters.truncate" if field == "inputs" else ""),
+                field=field,
+            )
+        chooser = TokenChooser(options, self.defaults, self.device)
+        detokenizer = Detokenizer(self.tokenizer, ids[-DECODING_CONTEXT:])
+        return Sequence(ids, self._room(len(ids), options.max_new_tokens), chooser, detokenizer)
+
+    def _chat_ids(self, messages: Any) -> list[int]:
+        if not self.chat:
+            raise InvalidInput("messages: this model has no chat template; send its prompt to text-generation instead", field="messages")
+        try:
+            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        except Exception as error:  # the template's own checks (roles alternating, a system message first, ...)
+            raise InvalidInput(f"messages: the model's chat template refused them: {error}", field="messages") from None
+        # The template writes the start token itself where the model wants one.
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _room(self, length: int, wanted: int | None) -> int:
+        """New tokens at most: the request's, else the model's generation config's, else the pipeline's
+        default; never past the model's context."""
+        if wanted is None:
+            wanted = self.model_lengths.get("max_new_tokens")
+        if wanted is None and "max_length" in self.model_lengths:
+            wanted = max(1, self.model_lengths["max_length"] - length)
+        return min(wanted or PIPELINE_NEW_TOKENS, self.context - length)
+
+    def join(self, sequence: Sequence) -> Token:
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([sequence.ids], device=self.device), past_key_values=cache, use_cache=True, **extra)
+        outcome = self._choose([sequence], out.logits[:, -1, :].float())[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        if outcome.finish is None:
+            self._add_row(sequence, cache)
+        return outcome
+
+    def step(self) -> dict[Sequence, Token | Exception]:
+        import torch
+
+        if not self.rows:
+            return {}
+        rows = list(self.rows)
+        last = torch.tensor([[row.ids[-1]] for row in rows], device=self.device)
+        positions = self.mask.sum(dim=1, keepdim=True)
+        self.mask = torch.cat([self.mask, torch.ones_like(positions)], dim=1)
+        with torch.inference_mode():
+            out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions, past_key_values=self.cache, use_cache=True)
+        outcomes = self._choose(rows, out.logits[:, -1, :].float())
+        self._drop([row for row, outcome in zip(rows, outcomes) if isinstance(outcome, Exception) or outcome.finish])
+        return dict(zip(rows, outcomes))
+
+    def leave(self, sequence: Sequence) -> None:
+        self._drop([sequence])
+
+    def _choose(self, rows: list[Sequence], logits: Any) -> list[Token | Exception]:
+        import torch
+
+        greedy = logits.argmax(dim=-1).tolist()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        outcomes: list[Token | Exception] = []
+        for index, row in enumerate(rows):
+            try:
+                if row.chooser.plain:
+                    chosen, logprob = greedy[index], float(logprobs[index, greedy[index]])
+                else:
+                    history = torch.tensor([row.ids], device=logits.device)
+                    chosen, logprob = row.chooser(history, logits[index : index + 1])
+            except InvalidInput as error:
+                outcomes.append(error)
+                continue
+            outcomes.append(self._token(row, chosen, logprob))
+        return outcomes
+
+    def _token(self, row: Sequence, chosen: int, logprob: float) -> Token:
+        row.ids.append(chosen)
+        finish = "eos_token" if chosen in self.end_ids else "length" if row.generated >= row.room else None
+        # The end token itself has no text; it may complete what was held back of the last character.
+        text = row.detokenizer.add(chosen, last=finish is not None)
+        return Token(id=chosen, text=text, logprob=logprob, special=chosen in self.special_ids, finish=finish)
+
+    def _add_row(self, sequence: Sequence, cache: Any) -> None:
+        import torch
+
+        length = cache.layers[0].keys.shape[-2]
+        mask = torch.ones((1, length), dtype=torch.long, device=self.device)
+        if not self.rows:
+            self.rows, self.cache, self.mask = [sequence], cache, mask
+            return
+        width = max(length, self.mask.shape[1])
+        for batch_layer, layer in zip(self.cache.layers, cache.layers):
+            batch_layer.keys = torch.cat([_left_padded(batch_layer.keys, width, 2), _left_padded(layer.keys, width, 2)])
+            batch_layer.values = torch.cat([_left_padded(batch_layer.values, width, 2), _left_padded(layer.values, width, 2)])
+        self.mask = torch.cat([_left_padded(self.mask, width, 1), _left_padded(mask, width, 1)])
+        self.rows.append(sequence)
+
+    def _drop(self, leaving: list[Sequence]) -> None:
+        import torch
+
+        kept = [index for index, row in enumerate(self.rows) if row not in leaving]
+        if len(kept) == len(self.rows):
+            return
+        if not kept:
+            self.rows, self.cache, self.mask = [], None, None
+            return
+        index = torch.tensor(kept, device=self.device)
+        # The left columns that only the leaving rows used go too.
+        used = self.mask.index_select(0, index).any(dim=0)
+        start = int(used.nonzero()[0, 0])
+        for layer in self.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, start:]
+            layer.values = layer.values.index_select(0, index)[:, :, start:]
+        self.mask = self.mask.index_select(0, index)[:, start:]
+        self.rows = [self.rows[position] for position in kept]
+
+
+def _left_padded(tensor: Any, width: int, dim: int) -> Any:
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([torch.zeros(shape, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)
+
+
+def _end_token_ids(defaults: Any, tokenizer: Any) -> set[int]:
+    ids = defaults.eos_token_id
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def _paddable_cache(model: Any) -> bool:
+    """Whether every layer's cache is a plain growing key/value tensor, which rows can share padded."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:
+        return False
+    return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def load_engine(snapshot: ModelSnapshot) -> CausalEngine:
+    from widgetd_transformers.loading import tokenizer_and_model
+
+    tokenizer, model = tokenizer_and_model(snapshot, "AutoModelForCausalLM")
+    return CausalEngine(tokenizer, model, model.device)

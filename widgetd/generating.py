@@ -1,0 +1,389 @@
+"""Generating text a token at a time for many requests at once, streamed as it is made.
+
+A backend whose pipeline has an ``engine`` (see ``Engine``) gets continuous (iteration-level) batching:
+the sequences being generated decode together, one token each per step; a new request joins at the
+next step instead of waiting for a batch to finish, and a finished or abandoned one leaves at once.
+text-generation (streaming or not) and the chat completions route share one ``GenerationLoop`` per
+model, run on the model's thread between its other batches.
+
+A pipeline's own ``__call__`` can answer text-generation with the same engine through
+``generate_all``, so that a batch of requests without the loop gets the same answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Protocol, Sequence
+
+from widgetd import cancellation
+from widgetd.batching import QueueFull
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How to choose the tokens; None leaves the choice to the model (its generation config)."""
+
+    max_new_tokens: int | None = None
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    typical_p: float | None = None
+    repetition_penalty: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    seed: int | None = None
+    truncate: int | None = None
+    """Only the prompt's last ``truncate`` tokens are read (TGI's option)."""
+    field: str = "parameters"
+    """Where the request holds these options (``parameters`` for TGI, the body for OpenAI), for errors."""
+
+    def named(self, option: str) -> str:
+        return f"{self.field}.{option}" if self.field else option
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt as text, or as chat messages (``{"role", "content"}``) for the model's chat template."""
+
+    text: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    """One generated token, as an engine reports it."""
+
+    id: int
+    text: str
+    """The readable text this token completes: empty while a character is still incomplete, and for
+    special tokens (end of sequence)."""
+    logprob: float
+    special: bool = False
+    finish: str | None = None
+    """``eos_token`` or ``length`` when this token ends the sequence (the engine then drops it)."""
+
+
+class Engine(Protocol):
+    """A model that generates for many sequences at once, one token per ``step``."""
+
+    max_active: int
+    """How many sequences may decode together (1: one at a time)."""
+    chat: bool
+    """Whether ``admit`` takes chat messages (the model has a chat template)."""
+
+    def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
+        """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
+        ``widgetd.InvalidInput`` for a request the model cannot run (e.g. no chat template)."""
+
+    def join(self, sequence: Any) -> Token:
+        """Read the sequence's prompt and answer its first token; it takes part in the next steps."""
+
+    def step(self) -> dict[Any, Token | Exception]:
+        """One more token for every sequence that takes part, by sequence. A sequence whose token
+        finishes it, or which fails (e.g. its options broke the scores), leaves by itself."""
+
+    def leave(self, sequence: Any) -> None:
+        """Drop a sequence nobody reads any more (its client left, a stop sequence was met);
+        a sequence that already left is ignored."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one request asks to be generated, and how its text ends."""
+
+    prompt: Prompt
+    options: GenerationOptions
+    stops: tuple[str, ...] = ()
+    keep_stop: bool = True
+    """Whether the text keeps the stop sequence that ended it (TGI does; OpenAI's API does not)."""
+
+
+class StopSequences:
+    """The text generated so far, up to the first stop sequence; what may be shown of it at each step
+    (the beginning of a possible stop sequence is held back until it is known not to be one)."""
+
+    def __init__(self, stops: Sequence[str], keep_stop: bool) -> None:
+        self.stops = [stop for stop in stops if stop]
+        self.keep_stop = keep_stop
+        self.longest = max((len(stop) for stop in self.stops), default=0)
+        self.text = ""
+        self.shown = 0
+        self.stopped = False
+
+    def add(self, piece: str) -> str:
+        """The newly shown text once ``piece`` is added."""
+        search_from = max(0, len(self.text) - self.longest + 1)
+        self.text += piece
+        found = [(self.text.find(stop, search_from), stop) for stop in self.stops]
+        found = [(position, stop) for position, stop in found if position >= 0]
+        if found:
+            position, stop = min(found)
+            self.text = self.text[: position + len(stop) if self.keep_stop else position]
+            self.stopped = True
+            return self._show(len(self.text))
+        return self._show(len(self.text) - self._held_back())
+
+    def rest(self) -> str:
+        """Whatever was held back, once generation has ended without a stop sequence."""
+        return self._show(len(self.text))
+
+    def _held_back(self) -> int:
+        if self.keep_stop:
+            return 0  # the stop sequence is kept: its beginning may be shown
+        return max(
+            (size for stop in self.stops for size in range(1, len(stop)) if self.text.endswith(stop[:size])), default=0
+        )
+
+    def _show(self, end: int) -> str:
+        shown, self.shown = self.text[self.shown : end], max(self.shown, end)
+        return shown
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One token's worth of a stream: the token, the text now shown, and the finish reason if it ends."""
+
+    token: Token
+    text: str
+    finish: str | None = None
+
+
+@dataclass
+class Generation:
+    """One request's generation: its sequence in the engine and the text shown so far."""
+
+    job: Job
+    sequence: Any
+    started: float = field(default_factory=time.perf_counter)
+    tokens: list[Token] = field(default_factory=list)
+    finish: str | None = None
+    """``eos_token``, ``length`` or ``stop_sequence`` (TGI's words) once done."""
+    error: Exception | None = None
+    first_token_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        self.visible = StopSequences(self.job.stops, self.job.keep_stop)
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None or self.error is not None
+
+    @property
+    def text(self) -> str:
+        return self.visible.text
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.sequence.prompt_tokens
+
+    def receive(self, outcome: Token | Exception) -> Piece | None:
+        if isinstance(outcome, Exception):
+            self.error = outcome
+            return None
+        if self.first_token_seconds is None:
+            self.first_token_seconds = time.perf_counter() - self.started
+        self.tokens.append(outcome)
+        text = self.visible.add(outcome.text)
+        if self.visible.stopped:
+            self.finish = "stop_sequence"
+        elif outcome.finish:
+            self.finish = outcome.finish
+            text += self.visible.rest()
+        return Piece(outcome, text, self.finish)
+
+
+def iterate(engine: Engine, leaving: Sequence[Generation], joining: Sequence[Generation], stepping: Sequence[Generation]) -> list[tuple[Generation, Token | Exception]]:
+    """One iteration on the model's thread: drop ``leaving``, one step for ``stepping``, then read the
+    prompts of ``joining`` (their first tokens; they step from the next iteration); each generation's outcome."""
+    for generation in leaving:
+        engine.leave(generation.sequence)
+    outcomes: list[tuple[Generation, Token | Exception]] = []
+    if stepping:
+        try:
+            tokens = engine.step()
+        except Exception as error:
+            for generation in stepping:
+                engine.leave(generation.sequence)
+            tokens = {generation.sequence: error for generation in stepping}
+        outcomes.extend((generation, tokens[generation.sequence]) for generation in stepping if generation.sequence in tokens)
+    for generation in joining:
+        try:
+            outcomes.append((generation, engine.join(generation.sequence)))
+        except Exception as error:
+            outcomes.append((generation, error))
+    return outcomes
+
+
+def generate_all(engine: Engine, jobs: Sequence[Job]) -> list[Generation | Exception]:
+    """Every job generated to its end, on the calling thread (a pipeline's batch of requests); stops
+    when every request of the running batch was given up (``widgetd.cancellation``)."""
+    results: list[Generation | Exception] = []
+    for job in jobs:
+        try:
+            results.append(Generation(job, engine.admit(job.prompt, job.options)))
+        except Exception as error:
+            results.append(error)
+    waiting = [generation for generation in results if isinstance(generation, Generation)]
+    active: list[Generation] = []
+    try:
+        while waiting or active:
+            cancellation.stop_if_abandoned()
+            room = max(1, engine.max_active) - len(active)
+            joining, waiting = waiting[:room], waiting[room:]
+            for generation, outcome in iterate(engine, [], joining, active):
+                generation.receive(outcome)
+            leaving = [generation for generation in (*active, *joining) if generation.done]
+            active = [generation for generation in (*active, *joining) if not generation.done]
+            for generation in leaving:
+                engine.leave(generation.sequence)
+    finally:
+        for generation in active:
+            engine.leave(generation.sequence)
+    return [generation.error if isinstance(generation, Generation) and generation.error else generation for generation in results]
+
+
+class Stream:
+    """One request's pieces as they are made: ``async for piece in stream``. ``close()`` gives it up:
+    its sequence leaves the batch before the next step."""
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+        self.closed = False
+        self._pieces: asyncio.Queue[Piece | Exception | None] = asyncio.Queue()
+
+    def deliver(self, outcome: Token | Exception) -> None:
+        piece = self.generation.receive(outcome)
+        if self.generation.error is not None:
+            self._pieces.put_nowait(self.generation.error)
+            return
+        self._pieces.put_nowait(piece)
+        if self.generation.done:
+            self._pieces.put_nowait(None)
+
+    def fail(self, error: Exception) -> None:
+        self.generation.error = error
+        self._pieces.put_nowait(error)
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def has_pieces(self) -> bool:
+        """Whether ``next()`` answers without waiting."""
+        return not self._pieces.empty()
+
+    async def next(self) -> Piece | None:
+        """The next piece; None once the generation has ended."""
+        piece = await self._pieces.get()
+        if piece is None:
+            self._pieces.put_nowait(None)
+        if isinstance(piece, Exception):
+            raise piece
+        return piece
+
+    async def __aiter__(self) -> AsyncIterator[Piece]:
+        while True:
+            piece = await self._pieces.get()
+            if piece is None:
+                return
+            if isinstance(piece, Exception):
+                raise piece
+            yield piece
+
+
+class GenerationLoop:
+    """One model's continuous batching: the streams being generated step together on the model's
+    thread (``executor``, shared with its other batches); new streams join at the next step."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        *,
+        max_active: int | None = None,
+        max_queue: int = 1024,
+        on_iteration: Callable[[int], None] | None = None,
+        on_tokens: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.max_active = max(1, min(max_active or engine.max_active, engine.max_active))
+        self.max_queue = max_queue
+        self.on_iteration = on_iteration
+        """Told how many sequences run together, before each iteration."""
+        self.on_tokens = on_tokens
+        """Told (tokens made, sequences still generating) after each iteration."""
+        self.active: list[Stream] = []
+        self.waiting: list[Stream] = []
+        self.tokens_made = 0
+        self._wake: asyncio.Event | None = None
+        self._driver: asyncio.Task | None = None
+
+    async def start(self, job: Job) -> Stream:
+        """A stream for ``job``, once its prompt was read and checked (raises ``InvalidInput`` if it cannot run)."""
+        if len(self.waiting) >= self.max_queue:
+            raise QueueFull(f"{len(self.waiting)} generations are already waiting")
+        loop = asyncio.get_running_loop()
+        sequence = await loop.run_in_executor(self.executor, self.engine.admit, job.prompt, job.options)
+        stream = Stream(Generation(job, sequence))
+        self.waiting.append(stream)
+        if self._driver is None:
+            self._wake = asyncio.Event()
+            self._driver = loop.create_task(self._drive())
+        self._wake.set()
+        return stream
+
+    async def complete(self, job: Job) -> Generation:
+        """The whole generation for ``job``; the caller may cancel it (its sequence then leaves)."""
+        stream = await self.start(job)
+        try:
+            async for _ in stream:
+                pass
+        finally:
+            stream.close()
+        return stream.generation
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.active and not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            leaving = [stream for stream in self.active if stream.closed or stream.generation.done]
+            stepping = [stream for stream in self.active if stream not in leaving]
+            self.waiting = [stream for stream in self.waiting if not stream.closed]
+            room = self.max_active - len(stepping)
+            joining, self.waiting = self.waiting[:room], self.waiting[room:]
+            by_generation = {id(stream.generation): stream for stream in (*stepping, *joining)}
+            try:
+                outcomes = await loop.run_in_executor(
+                    self.executor,
+                    iterate,
+                    self.engine,
+                    [stream.generation for stream in leaving],
+                    [stream.generation for stream in joining],
+                    [stream.generation for stream in stepping],
+                )
+            except RuntimeError as error:  # the executor was shut down: the server is stopping
+                for stream in (*stepping, *joining, *self.waiting):
+                    stream.fail(error)
+                return
+            if self.on_iteration and (stepping or joining):
+                self.on_iteration(len(stepping) + len(joining))
+            made = 0
+            for generation, outcome in outcomes:
+                by_generation[id(generation)].deliver(outcome)
+                made += not isinstance(outcome, Exception)
+            self.tokens_made += made
+            self.active = [stream for stream in (*stepping, *joining) if not stream.generation.error]
+            if self.on_tokens:
+                self.on_tokens(made, sum(not stream.generation.done for stream in self.active))
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.cancel()

@@ -1,0 +1,143 @@
+"""Generated text on a model's continuous batching loop: text-generation (TGI's answer, or its stream
+of server-sent events) and what every stream shares: its deadline, its events, its end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterator, Callable
+
+import msgspec
+from litestar import Request, Response
+from litestar.response import Stream as StreamResponse
+
+from widgetd.batching import QueueFull
+from widgetd.errors import ClientError, InvalidInput, RequestTimedOut, ServiceUnavailable
+from widgetd.generating import Generation, Job, Piece, Stream
+from widgetd.models import ServedModel
+from widgetd.routes.errors import openai_error
+from widgetd.routes.waiting import while_connected
+from widgetd.state import ServerState
+from widgetd.tasks.text_generation import TextGenerationInput
+from widgetd.tgi import stream_event, text_generation_answer, text_generation_job
+
+log = logging.getLogger("widgetd")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""No proxy may hold the events back."""
+
+
+async def text_generation(request: Request, state: ServerState, model: ServedModel, decoded: TextGenerationInput, headers: dict[str, str]) -> Response:
+    job = text_generation_job(decoded)
+    if not decoded.stream:
+        generation = await generate(request, state, model, job)
+        body = msgspec.json.encode([text_generation_answer(decoded, generation)])
+        return Response(body, media_type="application/json", headers=headers)
+
+    stream, first = await start_stream(request, state, model, job)
+
+    def events(piece: Piece) -> list[Any]:
+        return [stream_event(decoded, stream.generation, piece, len(stream.generation.tokens))]
+
+    return sse_response(stream, first, state, events, headers)
+
+
+async def generate(request: Request, state: ServerState, model: ServedModel, job: Job) -> Generation:
+    """The whole generation, unless the client leaves, time runs out or the server stops (its sequence
+    then leaves the batch at the next step)."""
+    try:
+        work = model.generator.complete(job)
+        generation = await while_connected(request, work, state.settings.request_timeout, state.shutdown.expired)
+    except QueueFull as error:
+        raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
+    _observe_first_token(state, model, generation)
+    return generation
+
+
+async def start_stream(request: Request, state: ServerState, model: ServedModel, job: Job) -> tuple[Stream, Piece | None]:
+    """A started stream and its first piece: a request that fails before its first token (its prompt,
+    its options) is answered with a plain error status, not an event."""
+    try:
+        stream = await model.generator.start(job)
+    except QueueFull as error:
+        raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
+    try:
+        first = await while_connected(request, stream.next(), state.settings.request_timeout, state.shutdown.expired)
+    except BaseException:
+        stream.close()
+        raise
+    _observe_first_token(state, model, stream.generation)
+    return stream, first
+
+
+def _observe_first_token(state: ServerState, model: ServedModel, generation: Generation) -> None:
+    if generation.first_token_seconds is not None:
+        state.metrics.observe_first_token(model.model_id, generation.first_token_seconds)
+
+
+def sse_response(
+    stream: Stream,
+    first: Piece | None,
+    state: ServerState,
+    events: Callable[[Piece], list[Any]],
+    headers: dict[str, str],
+    closing: Callable[[], list[Any]] = list,
+    openai: bool = False,
+) -> StreamResponse:
+    """Server-sent events: ``events(piece)`` for each piece, ``closing()`` at the end, then ``[DONE]``.
+    A failure after the first event (its options broke the scores, time ran out) is an ``error`` event,
+    which the OpenAI and Hugging Face clients raise; a client that leaves gives the stream up."""
+
+    async def lines() -> AsyncIterator[bytes]:
+        try:
+            async for piece in _pieces(stream, first, state):
+                for event in events(piece):
+                    yield sse(event)
+            for event in closing():
+                yield sse(event)
+        except (ClientError, ServiceUnavailable) as error:
+            yield sse(_error_event(getattr(error, "status", 503), str(error), getattr(error, "field", None), openai))
+        except Exception as error:  # a bug: said once in the log, the client told without details
+            log.exception("generation failed mid-stream")
+            yield sse(_error_event(500, f"generation failed: {type(error).__name__}", None, openai))
+        finally:
+            stream.close()
+        yield b"data: [DONE]\n\n"
+
+    return StreamResponse(lines(), media_type="text/event-stream", headers={**headers, **SSE_HEADERS})
+
+
+async def _pieces(stream: Stream, first: Piece | None, state: ServerState) -> AsyncIterator[Piece]:
+    """``first``, then the stream's pieces while the request's time lasts (``--request-timeout`` covers
+    the whole stream) and the server's shutdown timeout has not passed."""
+    deadline = stream.generation.started + state.settings.request_timeout
+    piece = first
+    while piece is not None:
+        yield piece
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise RequestTimedOut(f"the stream ran past the request timeout of {state.settings.request_timeout:g} s")
+        if state.shutdown.expired.is_set():
+            raise ServiceUnavailable("this server shut down before the answer was complete; send the request again", 1)
+        if stream.has_pieces:  # the common case under load: no waiting, so no watchers to start
+            piece = await stream.next()
+        else:
+            piece = await while_connected(None, stream.next(), remaining, state.shutdown.expired)
+
+
+def _error_event(status: int, message: str, field: str | None, openai: bool) -> dict[str, Any]:
+    """An error after the stream began, as each client family raises it: TGI's ``error`` and
+    ``error_type``, or OpenAI's error object."""
+    if openai:
+        return {"error": openai_error(status, message, field)}
+    return {"error": message, "error_type": "validation" if 400 <= status < 500 else "generation"}
+
+
+def sse(event: Any) -> bytes:
+    return b"data: " + msgspec.json.encode(event) + b"\n\n"
+
+
+def refuse_stream(decoded: Any) -> None:
+    """A model without a generation engine answers at once or not at all."""
+    if getattr(decoded, "stream", False):
+        raise InvalidInput("stream: this model does not stream its answers; send stream=false", field="stream")

@@ -1,0 +1,136 @@
+"""chat-completion: OpenAI's chat completions API, which TGI, vLLM and every chat client speak.
+
+The prompt is the model's own chat template applied to ``messages``. Options a local model cannot
+honour (tools, ``logit_bias``, ``n`` > 1, alternative tokens) are accepted only with the value that
+asks for nothing, so that clients sending defaults work, and are a 400 naming the field otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+import msgspec
+
+from widgetd.tasks._common import PositiveInt
+from widgetd.tasks._task import Answer, RouteContract, Strict
+
+Role = Literal["system", "developer", "user", "assistant"]
+ChatFinishReason = Literal["stop", "length"]
+
+
+class ChatCompletionTextPart(Strict):
+    type: str
+    """``text`` only: the models served here read text."""
+    text: Optional[str] = None
+
+
+class ChatCompletionMessage(Strict):
+    role: str
+    content: Union[str, list[ChatCompletionTextPart], None] = None
+    name: Optional[str] = None
+
+
+class ChatCompletionStreamOptions(Strict):
+    include_usage: bool = False
+
+
+class ChatCompletionResponseFormat(Strict):
+    type: Literal["text"]
+
+
+class ChatCompletionInput(Strict):
+    messages: Annotated[list[ChatCompletionMessage], msgspec.Meta(min_length=1)]
+    model: Optional[str] = None
+    """A served model's id; any other name means the route's model (OpenAI clients must send one)."""
+    frequency_penalty: Optional[Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]] = None
+    presence_penalty: Optional[Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]] = None
+    logit_bias: Optional[dict[str, float]] = None
+    logprobs: Optional[bool] = None
+    top_logprobs: Optional[Annotated[int, msgspec.Meta(ge=0, le=20)]] = None
+    max_tokens: Optional[PositiveInt] = None
+    max_completion_tokens: Optional[PositiveInt] = None
+    n: Optional[PositiveInt] = None
+    response_format: Optional[ChatCompletionResponseFormat] = None
+    seed: Optional[Annotated[int, msgspec.Meta(ge=0)]] = None
+    stop: Union[str, Annotated[list[str], msgspec.Meta(max_length=4)], None] = None
+    stream: bool = False
+    stream_options: Optional[ChatCompletionStreamOptions] = None
+    temperature: Optional[Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]] = None
+    top_p: Optional[Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]] = None
+    tools: Optional[list[dict]] = None
+    tool_choice: Union[str, dict, None] = None
+    parallel_tool_calls: Optional[bool] = None
+    user: Optional[str] = None
+
+
+class ChatCompletionUsage(Answer):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletionLogprob(Answer):
+    token: str
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[dict]
+
+
+class ChatCompletionLogprobs(Answer):
+    content: list[ChatCompletionLogprob]
+
+
+class ChatCompletionOutputMessage(Answer):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatCompletionOutputChoice(Answer):
+    index: int
+    message: ChatCompletionOutputMessage
+    finish_reason: ChatFinishReason
+    logprobs: Optional[ChatCompletionLogprobs] = None
+
+
+class ChatCompletionOutput(Answer):
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChatCompletionOutputChoice]
+    usage: ChatCompletionUsage
+
+
+class ChatCompletionDelta(msgspec.Struct, omit_defaults=True):
+    role: Optional[Literal["assistant"]] = None
+    content: Optional[str] = None
+
+
+class ChatCompletionStreamChoice(Answer):
+    index: int
+    delta: ChatCompletionDelta
+    finish_reason: Optional[ChatFinishReason] = None
+    logprobs: Optional[ChatCompletionLogprobs] = None
+
+
+class ChatCompletionStreamOutput(Answer):
+    """One server-sent event; with ``stream_options.include_usage`` a last one has no choices and the usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    system_fingerprint: str
+    choices: list[ChatCompletionStreamChoice]
+    usage: Optional[ChatCompletionUsage] = None
+
+
+ROUTE = RouteContract(
+    name="chat-completion",
+    path="/v1/chat/completions",
+    summary="The model's reply to a conversation (OpenAI's chat completions); server-sent events with stream=true.",
+    input=ChatCompletionInput,
+    output=ChatCompletionOutput,
+    stream_output=ChatCompletionStreamOutput,
+)

@@ -1,0 +1,251 @@
+"""Checks for a plugin whose models chat: OpenAI's chat completions, through the server's continuous
+batching, streamed and not.
+
+    class TestChat(ChatTests, MyLibFixtures):
+        @pytest.fixture(scope="class")
+        def prompt_tokens(self, widgetd_model):
+            tokenizer = load_my_tokenizer(widgetd_model)
+            return lambda messages: len(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+
+``widgetd_model`` is asked for with ``task_name = "chat-completion"``: a causal language model with a
+chat template. ``prompt_tokens(messages)`` is how many tokens the model's own template makes of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import httpx
+import msgspec
+import pytest
+
+from widgetd.models import ServedModel
+from widgetd.tasks.chat_completion import ChatCompletionOutput, ChatCompletionStreamOutput
+from widgetd.testing.conformance.base import plugin_name
+from widgetd.testing.conformance.rules import ContractViolation, expect
+from widgetd.testing.server import LiveServer
+
+CONVERSATIONS = (
+    [{"role": "user", "content": "Where does Sarah live?"}],
+    [{"role": "system", "content": "You answer in one word."}, {"role": "user", "content": "What is the capital of France?"}],
+    [
+        {"role": "user", "content": "Hello!"},
+        {"role": "assistant", "content": "Hi. How can I help?"},
+        {"role": "user", "content": [{"type": "text", "text": "Tell me about"}, {"type": "text", "text": "the cat."}]},
+    ],
+    [{"role": "user", "content": "Zoë lives in 東京 🗼 and"}],
+)
+
+
+@dataclass
+class Chat:
+    """One chat completion as the client saw it: the text, why it ended, the usage, the raw chunks."""
+
+    content: str
+    finish_reason: str
+    usage: dict[str, int] | None
+    chunks: list[dict] | None = None
+
+
+@dataclass
+class ChatServed:
+    server: LiveServer
+    model: ServedModel
+    client: httpx.Client
+    timeout: float
+
+    @property
+    def route(self) -> str:
+        return f"/models/{self.model.model_id}/v1/chat/completions"
+
+    def post(self, body: dict) -> httpx.Response:
+        return self.client.post(self.route, json=body, timeout=self.timeout)
+
+    def complete(self, body: dict) -> Chat:
+        response = self.post({**body, "stream": False})
+        expect(response.status_code == 200, f"a valid chat request must get a 200, got {response.status_code}: {response.text[:500]}\n  request: {body}")
+        try:
+            answer = msgspec.json.decode(response.content, type=ChatCompletionOutput)
+        except msgspec.ValidationError as error:
+            raise ContractViolation(f"the chat answer does not match OpenAI's chat completion: {error}\n  reply: {response.text[:500]}") from None
+        expect(len(answer.choices) == 1, f"one choice is asked for, got {len(answer.choices)}")
+        choice = answer.choices[0]
+        return Chat(choice.message.content, choice.finish_reason, msgspec.structs.asdict(answer.usage))
+
+    def stream(self, body: dict) -> Chat:
+        with self.client.stream("POST", self.route, json={**body, "stream": True}, timeout=self.timeout) as response:
+            expect(response.status_code == 200, f"a valid streamed chat request must get a 200, got {response.status_code}\n  request: {body}")
+            expect(
+                response.headers.get("content-type", "").startswith("text/event-stream"),
+                f"a stream must be text/event-stream, got {response.headers.get('content-type')!r}",
+            )
+            events = server_sent_events(response.iter_lines())
+        expect(events and events[-1] == "[DONE]", f"a stream must end with 'data: [DONE]', got {events[-1:]}")
+        chunks = [json.loads(event) for event in events[:-1]]
+        for chunk in chunks:
+            expect("error" not in chunk, f"the stream failed: {chunk}")
+            try:
+                msgspec.convert(chunk, ChatCompletionStreamOutput)
+            except msgspec.ValidationError as error:
+                raise ContractViolation(f"a chunk does not match OpenAI's chat completion chunk: {error}\n  chunk: {chunk}") from None
+        expect(len({chunk["id"] for chunk in chunks}) == 1, "every chunk of a stream must carry the same id")
+        choices = [choice for chunk in chunks for choice in chunk["choices"]]
+        expect(choices and choices[0]["delta"].get("role") == "assistant", "the first chunk must say the role: assistant")
+        finishes = [choice["finish_reason"] for choice in choices if choice.get("finish_reason")]
+        expect(len(finishes) == 1, f"exactly one chunk must carry the finish reason, got {finishes}")
+        usage = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
+        content = "".join(choice["delta"].get("content") or "" for choice in choices)
+        return Chat(content, finishes[0], usage[-1] if usage else None, chunks)
+
+
+def server_sent_events(lines: Any) -> list[str]:
+    return [line[len("data:") :].strip() for line in lines if line.startswith("data:")]
+
+
+def is_a_beginning_of(shorter: str, longer: str) -> bool:
+    return longer.startswith(shorter)
+
+
+class ChatTests:
+    """Checks for chat models: the template is applied, streaming equals not streaming under greedy
+    decoding, stop sequences and ``max_tokens`` are honoured, usage counts right, answers do not depend
+    on their batch neighbours, and a client that leaves frees its slot."""
+
+    task_name: ClassVar[str] = "chat-completion"
+    timeout: ClassVar[float] = 120.0
+    conversations: ClassVar[tuple] = CONVERSATIONS
+    short: ClassVar[int] = 24
+    """max_tokens of most checks: enough to see words, little enough to run fast."""
+    long: ClassVar[int] = 4000
+    """max_tokens of the disconnect check: a generation long enough to outlast the client."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def prompt_tokens(cls) -> Callable[[list[dict]], int]:
+        pytest.fail(
+            "supply a `prompt_tokens` fixture on your ChatTests class: a function of the messages giving "
+            "how many tokens the model's chat template makes of them",
+            pytrace=False,
+        )
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def served(cls, widgetd_plugin, widgetd_model, widgetd_server_settings, widgetd_device) -> ChatServed:
+        server = LiveServer.for_models(
+            [str(widgetd_model)], plugins={plugin_name(widgetd_plugin): widgetd_plugin}, settings=widgetd_server_settings, device=widgetd_device
+        )
+        with server, httpx.Client(base_url=server.url) as client:
+            model = server.state.models[0]
+            expect(model.chat, f"model {model.model_id} does not chat: its pipeline needs an engine and the model a chat template")
+            yield ChatServed(server, model, client, cls.timeout)
+
+    def greedy(self, messages: list[dict], **options: Any) -> dict:
+        return {"messages": messages, "temperature": 0, "max_tokens": self.short, **options}
+
+    def test_the_chat_template_is_applied(self, served, prompt_tokens):
+        for messages in self.conversations:
+            chat = served.complete(self.greedy(messages, max_tokens=1))
+            expected = prompt_tokens(messages)
+            expect(
+                chat.usage["prompt_tokens"] == expected,
+                f"the model's chat template makes {expected} tokens of {messages}, the answer's usage says "
+                f"{chat.usage['prompt_tokens']}: the template was not applied as the model's tokenizer applies it",
+            )
+
+    def test_streaming_equals_not_streaming(self, served):
+        for messages in self.conversations:
+            body = self.greedy(messages, stream_options={"include_usage": True})
+            whole = served.complete({key: value for key, value in body.items() if key != "stream_options"})
+            streamed = served.stream(body)
+            expect(
+                (streamed.content, streamed.finish_reason) == (whole.content, whole.finish_reason),
+                f"greedy decoding must answer the same streamed and not: {streamed.content!r} ({streamed.finish_reason}) "
+                f"and {whole.content!r} ({whole.finish_reason}) for {messages}",
+            )
+            expect(streamed.usage == whole.usage, f"the stream's usage {streamed.usage} must equal the answer's {whole.usage}")
+            expect(all(chunk.get("usage") is None for chunk in streamed.chunks[:-1]), "only the last chunk may carry the usage")
+
+    def test_usage_counts_the_tokens(self, served):
+        for max_tokens in (1, 5):
+            chat = served.complete(self.greedy(self.conversations[0], max_tokens=max_tokens))
+            usage = chat.usage
+            expect(usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"], f"total_tokens must be the sum: {usage}")
+            expect(usage["completion_tokens"] <= max_tokens, f"max_tokens={max_tokens} allows no more tokens, the usage says {usage}")
+            if chat.finish_reason == "length":
+                expect(usage["completion_tokens"] == max_tokens, f"a completion cut by max_tokens={max_tokens} has that many tokens: {usage}")
+
+    def test_max_tokens_is_honoured(self, served):
+        messages = self.conversations[0]
+        answers = [served.complete(self.greedy(messages, max_tokens=limit)) for limit in (1, 4, self.short)]
+        for shorter, longer in zip(answers, answers[1:]):
+            expect(
+                is_a_beginning_of(shorter.content, longer.content),
+                f"greedy answers with fewer max_tokens must begin those with more: {shorter.content!r}, {longer.content!r}",
+            )
+        legacy = served.complete({"messages": messages, "temperature": 0, "max_completion_tokens": 4})
+        expect(legacy.content == answers[1].content, "max_completion_tokens and max_tokens must mean the same")
+
+    def test_stop_sequences_are_honoured(self, served):
+        for messages in self.conversations:
+            whole = served.complete(self.greedy(messages))
+            if len(whole.content) < 6:
+                continue
+            stop = whole.content[3:6]
+            expected = whole.content[: whole.content.find(stop)]
+            for chat in (served.complete(self.greedy(messages, stop=[stop])), served.stream(self.greedy(messages, stop=stop))):
+                expect(
+                    (chat.content, chat.finish_reason) == (expected, "stop"),
+                    f"stop={stop!r} must end the answer before it, with finish_reason stop: expected {expected!r}, "
+                    f"got {chat.content!r} ({chat.finish_reason})",
+                )
+
+    def test_answers_do_not_depend_on_batch_neighbours(self, served):
+        alone = [served.complete(self.greedy(messages)).content for messages in self.conversations]
+        together = list(self.conversations) * 3
+        with ThreadPoolExecutor(len(together)) as pool:
+            replies = list(pool.map(lambda messages: served.complete(self.greedy(messages)).content, together))
+        for messages, reply in zip(together, replies):
+            expected = alone[self.conversations.index(messages)]
+            expect(reply == expected, f"generated among others, {messages} got {reply!r}; alone it gets {expected!r}")
+
+    def test_a_client_that_leaves_frees_its_slot(self, served):
+        body = self.greedy(self.conversations[0], max_tokens=self.long)
+        room = served.complete(body).usage["completion_tokens"]
+        if room < 200:
+            pytest.skip(f"the model ends its answer after {room} tokens: too soon to see a generation stop early")
+        before = self.metric(served, "widgetd_generated_tokens_total")
+        with served.client.stream("POST", served.route, json={**body, "stream": True}, timeout=self.timeout) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and '"content":"' in line and '"content":""' not in line:
+                    break  # one piece of text, then the client leaves
+        deadline = time.monotonic() + 10
+        while self.metric(served, "widgetd_generating_sequences") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        expect(self.metric(served, "widgetd_generating_sequences") == 0, "a stream whose client left must leave the batch")
+        made = self.metric(served, "widgetd_generated_tokens_total") - before
+        expect(
+            made < room / 2,
+            f"the client left after its first piece, yet {made} tokens were generated of the {room} it asked for: "
+            "a stream whose client leaves must stop within a step",
+        )
+
+    def test_options_a_model_cannot_honour_are_refused(self, served):
+        messages = self.conversations[0]
+        for field, value in (("n", 2), ("tools", [{"type": "function", "function": {"name": "f"}}]), ("logit_bias", {"1": 5}), ("unknown_option", 1)):
+            response = served.post({"messages": messages, field: value})
+            expect(response.status_code == 400, f"{field}={value!r} cannot be honoured: a 400 naming it, got {response.status_code}")
+            error = response.json().get("error")
+            expect(
+                isinstance(error, dict) and error.get("param") == field and error.get("message"),
+                f"the 400 for {field} must be OpenAI's error object naming it as its param, got {response.json()}",
+            )
+
+    def metric(self, served: ChatServed, name: str) -> float:
+        label = re.escape(f'model="{served.model.model_id}"')
+        found = re.search(rf"^{name}\{{{label}\}} (\S+)$", served.client.get("/metrics").text, re.M)
+        return float(found.group(1)) if found else 0.0
