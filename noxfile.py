@@ -20,8 +20,9 @@ PLUGINS = (
 def install_everything(session: nox.Session) -> None:
     editable = [arg for plugin in PLUGINS for arg in ("-e", plugin)]
     # playwright drives the system's chromium for the widget page tests (no browser download);
-    # schemathesis checks that servers do what their /openapi.json says.
-    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright", "schemathesis")
+    # schemathesis checks that servers do what their /openapi.json says; the openai SDK is one of
+    # the clients the OpenAI-compatible routes are tested with.
+    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright", "schemathesis", "openai")
     # asteroid pulls a CUDA torchaudio that breaks `import asteroid` beside CPU torch; nothing needs it.
     session.run("pip", "uninstall", "--yes", "torchaudio")
 
@@ -86,3 +87,10 @@ def benchmark(session: nox.Session) -> None:
         session.run("python", "-m", "venv", str(aic))
     session.run(str(aic / "bin" / "python"), "-m", "pip", "install", "-q", *CONSTRAINTS, *AIC_PINS, external=True)
     session.run("python", "benchmarks/sentence_similarity.py", "--aic-python", str(aic / "bin" / "python"), *session.posargs)
+
+
+@nox.session
+def benchmark_generation(session: nox.Session) -> None:
+    """Generation: widgetd's continuous batching vs one request at a time in-process (benchmarks/generation.py)."""
+    install_everything(session)
+    session.run("python", "benchmarks/generation.py", *session.posargs)

@@ -196,3 +196,56 @@ def test_a_model_with_several_tasks_can_switch_widgets(page):
     card.locator("textarea[name=text]").fill("hello")
     submit_and_wait(card, ".vector")
     assert "3 dimensions" in card.locator(".output .vector").inner_text()
+
+
+@pytest.fixture(scope="module")
+def chat_page(browser, tmp_path_factory):
+    transformers_testing = pytest.importorskip("widgetd_transformers.testing")
+    import widgetd_transformers
+
+    root = tmp_path_factory.mktemp("chat-model")
+    folder = transformers_testing.save_chat_llama(root / "tiny-chat", transformers_testing.save_byte_level_bpe(root / "bpe"))
+    with LiveServer.for_models([str(folder)], plugins={"transformers": widgetd_transformers}) as server:
+        server.wait_ready()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(server.url)
+        page.wait_for_selector("section.widget form.chat")
+        yield server, page
+        page.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_chat_streams_the_answer_and_keeps_the_history(chat_page):
+    server, page = chat_page
+    card = widget(page, "tiny-chat")
+    card.locator("details.parameters summary").click()
+    card.locator("input[name=max_tokens]").fill("6")
+    card.locator("textarea[name=message]").fill("Where does Sarah live?")
+    card.locator("button[type=submit]").click()
+    card.locator('.message.assistant[data-finish="length"]').wait_for(timeout=15000)
+    first = card.locator(".message.assistant .content").first.inner_text()
+    expected = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Where does Sarah live?"}], "max_tokens": 6, "temperature": 0},
+    ).json()["choices"][0]["message"]["content"]
+    assert first == expected
+    card.locator("textarea[name=message]").fill("And then?")
+    card.locator("button[type=submit]").click()
+    card.locator('.message.assistant[data-finish="length"]').nth(1).wait_for(timeout=15000)
+    assert card.locator(".message").count() == 4
+    screenshot(card, "chat")
+
+
+def test_the_stop_button_ends_a_stream(chat_page):
+    server, page = chat_page
+    card = widget(page, "tiny-chat")
+    card.locator("button[name=clear]").click()
+    card.locator("input[name=max_tokens]").fill("4000")
+    card.locator("textarea[name=message]").fill("Tell me everything.")
+    card.locator("button[type=submit]").click()
+    card.locator(".message.assistant.streaming").wait_for(timeout=15000)
+    card.locator("button[name=stop]").click()
+    card.locator('.message.assistant[data-finish="stopped"]').wait_for(timeout=15000)
+    assert card.locator("button[type=submit]").is_enabled()

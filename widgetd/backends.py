@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from widgetd.devices import Accelerator
 from widgetd.limits import Limits
 
 
@@ -20,6 +21,9 @@ class ModelSnapshot:
     device: str
     revision: str | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    accelerators: tuple[Accelerator, ...] = ()
+    """The visible GPUs, for a backend that splits a model too large for ``device`` across them
+    (``widgetd.devices.split_plan``)."""
     limits: Limits = field(default_factory=Limits)
     """The server's limits on one request, for what only the backend can measure (e.g. an answer's size)."""
 

@@ -42,6 +42,26 @@ def choose_device(requested: str | None, inventory: Sequence[Accelerator]) -> st
     return max(inventory, key=lambda accelerator: accelerator.free_memory).name
 
 
+SPLIT_HEADROOM = 1.2
+"""Memory a model needs on its GPU beyond its weights: activations and the key/value cache."""
+SPLIT_SHARE = 0.9
+"""Of each GPU's free memory, what a split model may take."""
+
+
+def split_plan(weights_bytes: int, device: str, inventory: Sequence[Accelerator]) -> dict[str, int] | None:
+    """Where a model too large for ``device`` goes: the memory each visible GPU may hold of it (for
+    ``device_map``), when its weights (with headroom) do not fit ``device`` but fit them all; None when
+    it fits, or when there is nothing to split over."""
+    gpus = [accelerator for accelerator in inventory if accelerator.name.startswith("cuda")]
+    chosen = next((accelerator for accelerator in gpus if accelerator.name == device), None)
+    needed = weights_bytes * SPLIT_HEADROOM
+    if chosen is None or len(gpus) < 2 or chosen.free_memory >= needed:
+        return None
+    if sum(accelerator.free_memory for accelerator in gpus) * SPLIT_SHARE < needed:
+        return None  # it fits nowhere: loading says so
+    return {accelerator.name: int(accelerator.free_memory * SPLIT_SHARE) for accelerator in gpus}
+
+
 def check_device_name(requested: str | None) -> None:
     """Refuse a malformed --device at startup, before anything loads."""
     if requested and requested != "auto" and not _DEVICE_PATTERN.match(requested):

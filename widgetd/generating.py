@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol, Sequence
@@ -250,54 +251,75 @@ class Stream:
     """One request's pieces as they are made: ``async for piece in stream``. ``close()`` gives it up:
     its sequence leaves the batch before the next step."""
 
-    def __init__(self, generation: Generation) -> None:
+    def __init__(self, generation: Generation, on_close: Callable[[], None] | None = None) -> None:
         self.generation = generation
         self.closed = False
-        self._pieces: asyncio.Queue[Piece | Exception | None] = asyncio.Queue()
+        self.on_close = on_close
+        self._items: deque[Piece | Exception | None] = deque()
+        """Pieces not read yet; an error, or None once the generation has ended, last."""
+        self._arrived = asyncio.Event()
+
+    def _put(self, item: Piece | Exception | None) -> None:
+        self._items.append(item)
+        self._arrived.set()
 
     def deliver(self, outcome: Token | Exception) -> None:
         piece = self.generation.receive(outcome)
         if self.generation.error is not None:
-            self._pieces.put_nowait(self.generation.error)
+            self._put(self.generation.error)
             return
-        self._pieces.put_nowait(piece)
+        self._put(piece)
         if self.generation.done:
-            self._pieces.put_nowait(None)
+            self._put(None)
 
     def fail(self, error: Exception) -> None:
-        self.generation.error = error
-        self._pieces.put_nowait(error)
+        """End the stream for its reader with ``error`` (time ran out, the server stops); its sequence
+        leaves once the reader closes the stream."""
+        self._put(error)
 
     def close(self) -> None:
+        if not self.closed and self.on_close is not None:
+            self.on_close()
         self.closed = True
 
-    @property
-    def has_pieces(self) -> bool:
-        """Whether ``next()`` answers without waiting."""
-        return not self._pieces.empty()
+    def ready(self) -> list[Piece]:
+        """The pieces already made that were not read yet, without waiting (up to an end or an error)."""
+        pieces = []
+        while self._items and isinstance(self._items[0], Piece):
+            pieces.append(self._items.popleft())
+        return pieces
 
     async def next(self) -> Piece | None:
         """The next piece; None once the generation has ended."""
-        piece = await self._pieces.get()
-        if piece is None:
-            self._pieces.put_nowait(None)
-        if isinstance(piece, Exception):
-            raise piece
-        return piece
+        while not self._items:
+            self._arrived.clear()
+            await self._arrived.wait()
+        item = self._items[0]
+        if item is None:
+            return None
+        self._items.popleft()
+        if isinstance(item, Exception):
+            raise item
+        return item
 
     async def __aiter__(self) -> AsyncIterator[Piece]:
-        while True:
-            piece = await self._pieces.get()
-            if piece is None:
-                return
-            if isinstance(piece, Exception):
-                raise piece
+        while (piece := await self.next()) is not None:
             yield piece
+
+
+STEPS_PER_CALL = 256
+TIME_PER_CALL = 0.05
+"""How long the model's thread keeps stepping unattended (seconds) before it lets the model's other
+batches in; it stops at once when a stream joins, ends or is given up."""
 
 
 class GenerationLoop:
     """One model's continuous batching: the streams being generated step together on the model's
-    thread (``executor``, shared with its other batches); new streams join at the next step."""
+    thread (``executor``, shared with its other batches); new streams join at the next step.
+
+    The model's thread steps on by itself while nothing changes, handing each step's tokens to the
+    event loop as it goes, so that sending them overlaps computing the next; a stream that joins,
+    ends or is given up brings it back at the next step."""
 
     def __init__(
         self,
@@ -314,12 +336,14 @@ class GenerationLoop:
         self.max_active = max(1, min(max_active or engine.max_active, engine.max_active))
         self.max_queue = max_queue
         self.on_iteration = on_iteration
-        """Told how many sequences run together, before each iteration."""
+        """Told how many sequences run together, at each step."""
         self.on_tokens = on_tokens
-        """Told (tokens made, sequences still generating) after each iteration."""
+        """Told (tokens made, sequences still generating) after each step."""
         self.active: list[Stream] = []
         self.waiting: list[Stream] = []
         self.tokens_made = 0
+        self.changed = False
+        """Set on the event loop when a stream joins, ends or is given up; read by the model's thread."""
         self._wake: asyncio.Event | None = None
         self._driver: asyncio.Task | None = None
 
@@ -329,13 +353,18 @@ class GenerationLoop:
             raise QueueFull(f"{len(self.waiting)} generations are already waiting")
         loop = asyncio.get_running_loop()
         sequence = await loop.run_in_executor(self.executor, self.engine.admit, job.prompt, job.options)
-        stream = Stream(Generation(job, sequence))
+        stream = Stream(Generation(job, sequence), on_close=self._changed)
         self.waiting.append(stream)
         if self._driver is None:
             self._wake = asyncio.Event()
             self._driver = loop.create_task(self._drive())
-        self._wake.set()
+        self._changed()
         return stream
+
+    def _changed(self) -> None:
+        self.changed = True
+        if self._wake is not None:
+            self._wake.set()
 
     async def complete(self, job: Job) -> Generation:
         """The whole generation for ``job``; the caller may cancel it (its sequence then leaves)."""
@@ -359,30 +388,44 @@ class GenerationLoop:
             self.waiting = [stream for stream in self.waiting if not stream.closed]
             room = self.max_active - len(stepping)
             joining, self.waiting = self.waiting[:room], self.waiting[room:]
-            by_generation = {id(stream.generation): stream for stream in (*stepping, *joining)}
+            self.changed = bool(self.waiting)  # those still waiting want the model back at once
+            streams = {id(stream.generation): stream for stream in (*stepping, *joining)}
             try:
-                outcomes = await loop.run_in_executor(
-                    self.executor,
-                    iterate,
-                    self.engine,
-                    [stream.generation for stream in leaving],
-                    [stream.generation for stream in joining],
-                    [stream.generation for stream in stepping],
-                )
+                await loop.run_in_executor(self.executor, self._run, loop, streams, leaving, joining, stepping)
             except RuntimeError as error:  # the executor was shut down: the server is stopping
                 for stream in (*stepping, *joining, *self.waiting):
                     stream.fail(error)
                 return
-            if self.on_iteration and (stepping or joining):
-                self.on_iteration(len(stepping) + len(joining))
-            made = 0
-            for generation, outcome in outcomes:
-                by_generation[id(generation)].deliver(outcome)
-                made += not isinstance(outcome, Exception)
-            self.tokens_made += made
+            # Every step's tokens were handed over before the call returned (callbacks run in order).
             self.active = [stream for stream in (*stepping, *joining) if not stream.generation.error]
-            if self.on_tokens:
-                self.on_tokens(made, sum(not stream.generation.done for stream in self.active))
+
+    def _run(self, loop: asyncio.AbstractEventLoop, streams: dict, leaving: list[Stream], joining: list[Stream], stepping: list[Stream]) -> None:
+        """On the model's thread: one iteration, then more steps while nothing changes."""
+        started = time.perf_counter()
+        outcomes = iterate(self.engine, [s.generation for s in leaving], [s.generation for s in joining], [s.generation for s in stepping])
+        for _ in range(STEPS_PER_CALL):
+            loop.call_soon_threadsafe(self._deliver, streams, outcomes, len(outcomes))
+            running = [generation for generation, outcome in outcomes if isinstance(outcome, Token) and not outcome.finish]
+            if not running or self.changed or time.perf_counter() - started > TIME_PER_CALL:
+                return
+            outcomes = iterate(self.engine, [], [], running)
+
+    def _deliver(self, streams: dict, outcomes: list[tuple[Generation, Token | Exception]], together: int) -> None:
+        """On the event loop: one step's outcomes to their streams."""
+        if self.on_iteration and together:
+            self.on_iteration(together)
+        made = 0
+        for generation, outcome in outcomes:
+            stream = streams[id(generation)]
+            if generation.done:
+                continue  # a step the model's thread took before it heard the stream had ended
+            stream.deliver(outcome)
+            made += not isinstance(outcome, Exception)
+            if generation.finish == "stop_sequence" or generation.error is not None:
+                self.changed = True
+        self.tokens_made += made
+        if self.on_tokens:
+            self.on_tokens(made, sum(not stream.generation.done for stream in streams.values()))
 
     def close(self) -> None:
         if self._driver is not None:

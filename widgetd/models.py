@@ -114,7 +114,8 @@ def load_model(
     started = time.perf_counter()
     try:
         model.source = hub.fetch_model(model.source, model.backend)
-        model.device = devices.choose_device(model.device_request, inventory())
+        accelerators = tuple(inventory())
+        model.device = devices.choose_device(model.device_request, accelerators)
         pipeline = model.backend.load(
             ModelSnapshot(
                 model_id=model.model_id,
@@ -123,6 +124,7 @@ def load_model(
                 device=model.device,
                 revision=model.source.commit,
                 card=dict(model.source.card),
+                accelerators=accelerators if (model.device_request or "auto") == "auto" else (),
                 limits=limits,
             )
         )

@@ -3,6 +3,7 @@ of server-sent events) and what every stream shares: its deadline, its events, i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, AsyncIterator, Callable
@@ -91,8 +92,8 @@ def sse_response(
     async def lines() -> AsyncIterator[bytes]:
         try:
             async for piece in _pieces(stream, first, state):
-                for event in events(piece):
-                    yield sse(event)
+                # A reader that fell behind gets what piled up in one write, not one write a token.
+                yield b"".join(sse(event) for ready in (piece, *stream.ready()) for event in events(ready))
             for event in closing():
                 yield sse(event)
         except (ClientError, ServiceUnavailable) as error:
@@ -109,20 +110,26 @@ def sse_response(
 
 async def _pieces(stream: Stream, first: Piece | None, state: ServerState) -> AsyncIterator[Piece]:
     """``first``, then the stream's pieces while the request's time lasts (``--request-timeout`` covers
-    the whole stream) and the server's shutdown timeout has not passed."""
-    deadline = stream.generation.started + state.settings.request_timeout
-    piece = first
-    while piece is not None:
-        yield piece
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            raise RequestTimedOut(f"the stream ran past the request timeout of {state.settings.request_timeout:g} s")
-        if state.shutdown.expired.is_set():
-            raise ServiceUnavailable("this server shut down before the answer was complete; send the request again", 1)
-        if stream.has_pieces:  # the common case under load: no waiting, so no watchers to start
+    the whole stream) and the server's shutdown timeout has not passed: one timer and one watcher per
+    stream, none per token."""
+    loop = asyncio.get_running_loop()
+    timeout = state.settings.request_timeout
+    remaining = stream.generation.started + timeout - time.perf_counter()
+    timer = loop.call_later(max(0.0, remaining), stream.fail, RequestTimedOut(f"the stream ran past the request timeout of {timeout:g} s"))
+    watcher = asyncio.ensure_future(_fail_at_shutdown(stream, state))
+    try:
+        piece = first
+        while piece is not None:
+            yield piece
             piece = await stream.next()
-        else:
-            piece = await while_connected(None, stream.next(), remaining, state.shutdown.expired)
+    finally:
+        timer.cancel()
+        watcher.cancel()
+
+
+async def _fail_at_shutdown(stream: Stream, state: ServerState) -> None:
+    await state.shutdown.expired.wait()
+    stream.fail(ServiceUnavailable("this server shut down before the answer was complete; send the request again", 1))
 
 
 def _error_event(status: int, message: str, field: str | None, openai: bool) -> dict[str, Any]:

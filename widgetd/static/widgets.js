@@ -310,10 +310,102 @@ async function render(task, response, request) {
 
 // ---- widgets -------------------------------------------------------------------------------
 
+// ---- chat: a conversation streamed from /v1/chat/completions ---------------------------------
+
+const CHAT = "chat";
+
+async function* serverSentEvents(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += value;
+    let end;
+    while ((end = buffered.indexOf("\n\n")) >= 0) {
+      const event = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      for (const line of event.split("\n")) if (line.startsWith("data: ")) yield line.slice(6);
+    }
+  }
+}
+
+function errorText(status, problem) {
+  const error = problem.error;
+  return `${status}: ${typeof error === "object" && error ? error.message : [].concat(error).join("; ")}`;
+}
+
+function chatWidget(model) {
+  const history = [];
+  const log = el("div", { class: "chat-log", "aria-live": "polite" });
+  const system = el("input", { type: "text", name: "system", placeholder: "System prompt (optional)" });
+  const text = el("textarea", { name: "message", placeholder: "Say something…" });
+  const maxTokens = el("input", { type: "number", name: "max_tokens", min: 1, value: 128 });
+  const temperature = el("input", { type: "number", name: "temperature", min: 0, max: 2, step: 0.1, value: 0 });
+  const send = el("button", { type: "submit" }, "Send");
+  const stop = el("button", { type: "button", class: "secondary", name: "stop", disabled: true }, "Stop");
+  const clear = el("button", { type: "button", class: "secondary", name: "clear" }, "Clear");
+  let controller = null;
+  const bubble = (role, content) => {
+    const node = el("div", { class: `message ${role}`, "data-role": role }, el("span", { class: "who" }, role), el("span", { class: "content" }, content));
+    log.append(node);
+    return node.querySelector(".content");
+  };
+  stop.addEventListener("click", () => controller && controller.abort());
+  clear.addEventListener("click", () => { history.length = 0; log.replaceChildren(); });
+  const form = el("form", { class: "chat" }, system, log, el("label", { class: "field" }, "Message"), text,
+    el("details", { class: "parameters" }, el("summary", {}, "Parameters"),
+      el("div", { class: "param" }, el("label", {}, "max_tokens"), maxTokens),
+      el("div", { class: "param" }, el("label", {}, "temperature"), temperature)),
+    el("div", { class: "buttons" }, send, stop, clear));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!text.value.trim()) return;
+    history.push({ role: "user", content: text.value });
+    bubble("user", text.value);
+    text.value = "";
+    const answer = bubble("assistant", "");
+    answer.parentElement.classList.add("streaming");
+    const messages = [...(system.value ? [{ role: "system", content: system.value }] : []), ...history];
+    controller = new AbortController();
+    send.disabled = true;
+    stop.disabled = false;
+    try {
+      const response = await fetch(`/models/${model.model_id}/v1/chat/completions`, {
+        method: "POST", signal: controller.signal, headers: { "Content-Type": "application/json", ...authHeaders() },
+        body: JSON.stringify({ messages, stream: true, max_tokens: Number(maxTokens.value), temperature: Number(temperature.value) }),
+      });
+      if (!response.ok) throw new Error(errorText(response.status, await response.json().catch(() => ({ error: response.statusText }))));
+      for await (const data of serverSentEvents(response)) {
+        if (data === "[DONE]") break;
+        const chunk = JSON.parse(data);
+        if (chunk.error) throw new Error(errorText(chunk.error.code || "error", chunk));
+        for (const choice of chunk.choices) {
+          if (choice.delta.content) answer.textContent += choice.delta.content;
+          if (choice.finish_reason) answer.parentElement.dataset.finish = choice.finish_reason;
+        }
+      }
+    } catch (error) {
+      if (error.name === "AbortError") answer.parentElement.dataset.finish = "stopped";
+      else log.append(el("div", { class: "error", role: "alert" }, error.message));
+    } finally {
+      answer.parentElement.classList.remove("streaming");
+      history.push({ role: "assistant", content: answer.textContent });
+      controller = null;
+      send.disabled = false;
+      stop.disabled = true;
+    }
+  });
+  return form;
+}
+
 function widget(model, catalog) {
   const body = el("div");
-  const taskPicker = model.tasks.length > 1
-    ? el("select", { name: "task", "aria-label": "task" }, model.tasks.map((t) => el("option", { value: t, selected: t === model.task }, t)))
+  const chats = Boolean(model.generation && model.generation.chat);
+  const tasks = chats ? [CHAT, ...model.tasks] : model.tasks;
+  const first = chats ? CHAT : model.task;
+  const taskPicker = tasks.length > 1
+    ? el("select", { name: "task", "aria-label": "task" }, tasks.map((t) => el("option", { value: t, selected: t === first }, t)))
     : null;
   const card = el("section", { class: "widget", "data-model": model.model_id, "data-task": model.task },
     el("h2", {}, model.model_id),
@@ -321,6 +413,10 @@ function widget(model, catalog) {
     taskPicker, body);
   const build = (task) => {
     card.dataset.task = task;
+    if (task === CHAT) {
+      body.replaceChildren(chatWidget(model));
+      return;
+    }
     const meta = catalog.tasks[task];
     const input = inputFor(task, meta);
     const parameters = parameterPanel(parameterSpecs(meta.request_schema, task));
@@ -356,7 +452,7 @@ function widget(model, catalog) {
     body.replaceChildren(form);
   };
   if (taskPicker) taskPicker.addEventListener("change", () => build(taskPicker.value));
-  build(model.task);
+  build(first);
   return card;
 }
 

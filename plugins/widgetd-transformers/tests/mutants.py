@@ -33,6 +33,11 @@ class Mutant:
     def planted(self, pipeline: Any) -> Any:
         return pipeline
 
+    def planted_engine(self, engine: Any) -> Any:
+        """The generation engine the server streams and batches with; None (the default): the mutant does
+        not touch generation, and the server answers text-generation through the mutated ``__call__``."""
+        return None
+
     @hookimpl
     def register_backends(self, register) -> None:
         register(dataclasses.replace(BACKEND, load=self.load))
@@ -44,6 +49,8 @@ class Mutant:
 class MutatedPipeline:
     def __init__(self, mutant: Mutant, pipeline: Any) -> None:
         self.mutant, self.pipeline, self.tasks = mutant, pipeline, pipeline.tasks
+        engine = getattr(pipeline, "engine", None)
+        self.engine = mutant.planted_engine(engine) if engine is not None else None
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return self.mutant.answers(requests, self.pipeline(task, self.mutant.requests(requests)))
@@ -122,3 +129,37 @@ class EntityEndsPastItsWord(Mutant):
             [TokenClassificationEntity(e.entity_group, e.score, request.inputs[e.start : e.end + 1], e.start, e.end + 1) for e in entities]
             for request, entities in zip(requests, answers)
         ]
+
+
+class ChatWithoutTemplate(Mutant):
+    """The messages' texts joined by lines, not rendered by the model's chat template."""
+
+    def planted_engine(self, engine):
+        engine._chat_ids = lambda messages: engine.tokenizer("\n".join(m["content"] for m in messages))["input_ids"]
+        return engine
+
+
+class PaddingAttended(Mutant):
+    """Decoding steps without the attention mask: each row attends to the padding its neighbours cause."""
+
+    def planted_engine(self, engine):
+        import torch
+
+        step = engine.step
+
+        def unmasked_step():
+            if engine.mask is not None:
+                engine.mask = torch.ones_like(engine.mask)
+            return step()
+
+        engine.step = unmasked_step
+        return engine
+
+
+class ChatIgnoresMaxTokens(Mutant):
+    """Every generation as long as the model's default, whatever max_tokens says."""
+
+    def planted_engine(self, engine):
+        admit = engine.admit
+        engine.admit = lambda prompt, options: admit(prompt, dataclasses.replace(options, max_new_tokens=None))
+        return engine

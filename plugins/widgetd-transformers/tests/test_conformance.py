@@ -6,6 +6,7 @@ import pytest
 
 import widgetd_transformers
 from widgetd.testing import conformance as kit
+from widgetd.testing.conformance.chat import as_template_reads_them
 from widgetd.testing.audio import encode, speech_like
 from widgetd_transformers.testing import build_model
 
@@ -45,9 +46,5 @@ class TestChat(kit.ChatTests, TransformersFixtures):
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(widgetd_model))
-        return lambda messages: len(tokenizer.apply_chat_template(_texts(messages), add_generation_prompt=True, return_dict=True)["input_ids"])
-
-
-def _texts(messages):
-    """Messages with text parts joined as the server joins them (one line each)."""
-    return [{**m, "content": m["content"] if isinstance(m["content"], str) else "\n".join(p["text"] for p in m["content"])} for m in messages]
+        template = lambda messages: tokenizer.apply_chat_template(as_template_reads_them(messages), add_generation_prompt=True, return_dict=True)
+        return lambda messages: len(template(messages)["input_ids"])

@@ -22,12 +22,16 @@ MUTANTS = [
     ("UnnormalizedQuestionAnsweringScores", "QuestionAnsweringTests", "test_examples_are_answered", "must lie in [0, 1]"),
     ("AddedQuestionAnsweringProbabilities", "QuestionAnsweringTests", "test_scores_within_one_window_are_probabilities_of_different_answers", "more than 1"),
     ("EntityEndsPastItsWord", "TokenClassificationTests", "test_examples_are_answered", "(the text's length)"),
+    ("ChatWithoutTemplate", "ChatTests", "test_the_chat_template_is_applied", "the template was not applied"),
+    ("PaddingAttended", "ChatTests", "test_answers_do_not_depend_on_batch_neighbours", "alone it gets"),
+    ("ChatIgnoresMaxTokens", "ChatTests", "test_usage_counts_the_tokens", "allows no more tokens"),
 ]
 
 MUTANT_TESTS = '''
 import pytest
 import mutants
 from widgetd.testing import conformance as kit
+from widgetd.testing.conformance.chat import as_template_reads_them
 from widgetd.testing.audio import encode, speech_like
 from widgetd_transformers.testing import build_model
 
@@ -50,6 +54,14 @@ class Planted:
     @pytest.fixture
     def speech_sample(self):
         return encode(speech_like(), 16000, "WAV")
+
+    @pytest.fixture(scope="class")
+    def prompt_tokens(self, widgetd_model):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(widgetd_model))
+        template = lambda messages: tokenizer.apply_chat_template(as_template_reads_them(messages), add_generation_prompt=True, return_dict=True)
+        return lambda messages: len(template(messages)["input_ids"])
 '''
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 from widgetd import Backend, ModelSnapshot
 from widgetd.backends import pytorch_files
 from widgetd_transformers import audio, generation, question_answering, speech, text, vision
+from widgetd_transformers.continuous import placement_of
 
 RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]]]] = {
     "question-answering": question_answering.QuestionAnswering.load,
@@ -34,6 +35,8 @@ class TransformersPipeline:
         self.runner = runner
         self.engine = getattr(runner, "engine", None)
         """Causal language models generate with continuous batching (``widgetd.generating``)."""
+        model = getattr(self.engine, "model", None) or getattr(runner, "model", None)
+        self.placement = placement_of(model) if model is not None else None
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return self.runner(requests)

@@ -245,13 +245,14 @@ class CausalEngine:
     def _choose(self, rows: list[Sequence], logits: Any) -> list[Token | Exception]:
         import torch
 
-        greedy = logits.argmax(dim=-1).tolist()
-        logprobs = torch.log_softmax(logits, dim=-1)
+        greedy = logits.argmax(dim=-1, keepdim=True)
+        greedy_logprobs = torch.log_softmax(logits, dim=-1).gather(1, greedy).squeeze(1).tolist()
+        greedy = greedy.squeeze(1).tolist()
         outcomes: list[Token | Exception] = []
         for index, row in enumerate(rows):
             try:
                 if row.chooser.plain:
-                    chosen, logprob = greedy[index], float(logprobs[index, greedy[index]])
+                    chosen, logprob = greedy[index], greedy_logprobs[index]
                 else:
                     history = torch.tensor([row.ids], device=logits.device)
                     chosen, logprob = row.chooser(history, logits[index : index + 1])
@@ -296,9 +297,9 @@ class CausalEngine:
         # The left columns that only the leaving rows used go too.
         used = self.mask.index_select(0, index).any(dim=0)
         start = int(used.nonzero()[0, 0])
-        for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, start:]
-            layer.values = layer.values.index_select(0, index)[:, :, start:]
+        for layer in self.cache.layers:  # a model split across GPUs keeps each layer's cache on its GPU
+            layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))[:, :, start:]
+            layer.values = layer.values.index_select(0, index.to(layer.values.device))[:, :, start:]
         self.mask = self.mask.index_select(0, index)[:, start:]
         self.rows = [self.rows[position] for position in kept]
 
@@ -339,3 +340,9 @@ def load_engine(snapshot: ModelSnapshot) -> CausalEngine:
 
     tokenizer, model = tokenizer_and_model(snapshot, "AutoModelForCausalLM")
     return CausalEngine(tokenizer, model, model.device)
+
+
+def placement_of(model: Any) -> dict[str, str] | None:
+    """Where each part of a model split across GPUs runs (its ``hf_device_map``); None on one device."""
+    device_map = getattr(model, "hf_device_map", None)
+    return {part: str(device) for part, device in device_map.items()} if device_map else None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from typing import Any, Callable, Iterator, Sequence
 
-from widgetd import InvalidInput, ModelSnapshot
+from widgetd import ModelSnapshot
 from widgetd import cancellation
+from widgetd.devices import split_plan
 
 
 def dtype_for(device: str) -> Any:
@@ -33,13 +35,33 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
 
 
 def tokenizer_and_model(snapshot: ModelSnapshot, model_class: str) -> tuple[Any, Any]:
-    """The snapshot's tokenizer and ``transformers.<model_class>``, on the snapshot's device, for inference."""
+    """The snapshot's tokenizer and ``transformers.<model_class>``, on the snapshot's device, for inference;
+    split across the visible GPUs when it does not fit one (``model.hf_device_map`` says where)."""
     import transformers
 
     path = str(snapshot.path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    model = getattr(transformers, model_class).from_pretrained(path, dtype=dtype_for(snapshot.device), trust_remote_code=False)
-    return fit_tokenizer(tokenizer, model), model.to(snapshot.device).eval()
+    placement = placement_options(snapshot)
+    model = getattr(transformers, model_class).from_pretrained(path, dtype=dtype_for(snapshot.device), trust_remote_code=False, **placement)
+    return fit_tokenizer(tokenizer, model), (model if placement else model.to(snapshot.device)).eval()
+
+
+WEIGHT_FILES = (".safetensors", ".bin")
+
+
+def placement_options(snapshot: ModelSnapshot) -> dict[str, Any]:
+    """``from_pretrained`` options that split the model across the visible GPUs when its weights do not
+    fit the chosen one (accelerate's ``device_map``); none when it fits."""
+    weights = sum(path.stat().st_size for path in snapshot.path.rglob("*") if path.suffix in WEIGHT_FILES and path.is_file())
+    plan = split_plan(weights, snapshot.device, snapshot.accelerators)
+    if plan is None:
+        return {}
+    if importlib.util.find_spec("accelerate") is None:  # device_map needs it
+        raise RuntimeError(
+            f"the model's weights ({weights / 2**30:.1f} GiB) do not fit {snapshot.device}; splitting it across "
+            "the GPUs needs accelerate: pip install 'widgetd-transformers[multi-gpu]'"
+        )
+    return {"device_map": "auto", "max_memory": {int(name.split(":")[1]): memory for name, memory in plan.items()}}
 
 
 POSITIONS_OFFSET_BY_TWO = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")

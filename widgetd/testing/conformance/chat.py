@@ -5,10 +5,11 @@ batching, streamed and not.
         @pytest.fixture(scope="class")
         def prompt_tokens(self, widgetd_model):
             tokenizer = load_my_tokenizer(widgetd_model)
-            return lambda messages: len(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+            return lambda messages: len(tokenizer.apply_chat_template(as_template_reads_them(messages), add_generation_prompt=True))
 
 ``widgetd_model`` is asked for with ``task_name = "chat-completion"``: a causal language model with a
-chat template. ``prompt_tokens(messages)`` is how many tokens the model's own template makes of them.
+chat template. ``prompt_tokens(messages)`` is how many tokens the model's own template makes of them
+(``as_template_reads_them(messages)`` joins text parts as the server does).
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ class ChatServed:
         usage = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
         content = "".join(choice["delta"].get("content") or "" for choice in choices)
         return Chat(content, finishes[0], usage[-1] if usage else None, chunks)
+
+
+def as_template_reads_them(messages: list[dict]) -> list[dict]:
+    """``messages`` as the server hands them to a chat template: a message's text parts joined by lines."""
+    return [
+        {**message, "content": message["content"] if isinstance(message["content"], str) else "\n".join(part["text"] for part in message["content"])}
+        for message in messages
+    ]
 
 
 def server_sent_events(lines: Any) -> list[str]:

@@ -1,0 +1,186 @@
+"""Generation throughput: widgetd's continuous batching against the same model generating one request at
+a time in-process, in one run (``nox -s benchmark_generation``).
+
+A small Llama (4 layers, 256 wide, random weights that say words; built offline) is served by
+``widgetd serve``; closed-loop clients stream OpenAI chat completions of 64 greedy tokens each, at
+concurrency 1, 8 and 32. Reported: generated tokens per second and time to first token (p50, p95).
+The baseline is ``model.generate`` in this process, one request after another: its tokens per second,
+and the time to first token its clients would see queueing for it (each request's measured time to
+its first token, after the measured generations queued before it).
+
+    python benchmarks/generation.py [--seconds 20] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROMPTS = [
+    "Where does Sarah live?", "What is the capital of France?", "Tell me about the cat.", "Was the movie good?",
+    "Who sat on the mat?", "What does the dog eat?", "Is London a city?", "My name is Sarah. And you?",
+]
+NEW_TOKENS = 64
+CONCURRENCY = (1, 8, 32)
+
+
+def build_small_llama(folder: Path) -> Path:
+    """A 4-layer, 256-wide Llama with the tiny test tokenizer and a chat template: big enough that the
+    model, not the server, takes most of each step on a CPU."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from widgetd_transformers.testing import save_byte_level_bpe, save_chat_llama
+
+    tiny = save_chat_llama(folder / "tiny", save_byte_level_bpe(folder / "bpe"))
+    config = LlamaConfig.from_pretrained(tiny)
+    config.update({"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4})
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    words = LlamaForCausalLM.from_pretrained(tiny).lm_head.weight.abs().sum(dim=1) > 0
+    with torch.no_grad():
+        model.lm_head.weight[~words] = 0.0  # words only, never the end token: every answer runs its length
+    small = folder / "small-llama"
+    model.save_pretrained(small)
+    for path in tiny.iterdir():  # the tokenizer, its chat template, the card
+        if path.name not in ("config.json", "generation_config.json", "model.safetensors"):
+            (small / path.name).write_bytes(path.read_bytes())
+    return small
+
+
+async def stream_one(url: str, prompt: str) -> tuple[float, int]:
+    """(seconds to the first text, tokens generated) for one streamed chat completion, read off a raw
+    socket: the load generator must take as little of the CPU it shares with the server as it can."""
+    parts = urlsplit(url)
+    body = json.dumps({
+        "model": "small-llama", "messages": [{"role": "user", "content": prompt}], "max_tokens": NEW_TOKENS,
+        "temperature": 0, "stream": True, "stream_options": {"include_usage": True},
+    }).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    started, first, tokens = time.perf_counter(), None, 0
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(head.encode() + body)
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise RuntimeError(f"the server answered {status!r}")
+    while await reader.readline() not in (b"\r\n", b""):
+        pass  # headers
+    while size := int((await reader.readline()).strip() or b"0", 16):  # chunked transfer encoding
+        data = await reader.readexactly(size + 2)
+        if first is None and b'"content":"' in data and b'"content":""' not in data:
+            first = time.perf_counter() - started
+        if b'"usage":{' in data:
+            tokens = json.loads(data[data.rindex(b"data: {") + 6 :].split(b"\n")[0])["usage"]["completion_tokens"]
+    writer.close()
+    return first or 0.0, tokens
+
+
+async def served_load(url: str, concurrency: int, seconds: float) -> dict:
+    first_tokens: list[float] = []
+    tokens = 0
+
+    async def client_loop(offset: int) -> None:
+        nonlocal tokens
+        index = offset
+        while time.perf_counter() < deadline:
+            first, made = await stream_one(url, PROMPTS[index % len(PROMPTS)])
+            first_tokens.append(first)
+            tokens += made
+            index += 1
+
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(*(client_loop(offset) for offset in range(concurrency)))
+    return summary(tokens, time.perf_counter() - started, first_tokens)
+
+
+def summary(tokens: int, elapsed: float, first_tokens: list[float]) -> dict:
+    ordered = sorted(first_tokens)
+    return {
+        "tokens_per_second": tokens / elapsed,
+        "requests": len(first_tokens),
+        "ttft_p50_ms": 1000 * statistics.median(ordered),
+        "ttft_p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+    }
+
+
+def one_at_a_time(folder: Path, seconds: float) -> dict:
+    """``generate`` for one request after another, in-process: per request, its time to the first token
+    and its whole time, measured."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(torch.get_num_threads())
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    runs: list[tuple[float, float]] = []
+    tokens = 0
+    started = time.perf_counter()
+    index = 0
+    while time.perf_counter() - started < seconds:
+        messages = [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
+        with torch.inference_mode():
+            begun = time.perf_counter()
+            model.generate(**ids, max_new_tokens=1, do_sample=False)
+            first = time.perf_counter() - begun
+            out = model.generate(**ids, max_new_tokens=NEW_TOKENS, do_sample=False)
+            whole = time.perf_counter() - begun - first
+        runs.append((first, whole))
+        tokens += out.shape[1] - ids["input_ids"].shape[1]
+        index += 1
+    generating = sum(whole for _, whole in runs)
+    return {"tokens": tokens, "generating_seconds": generating, "runs": runs}
+
+
+def queued_first_tokens(runs: list[tuple[float, float]], concurrency: int) -> list[float]:
+    """What closed-loop clients would wait for their first token from a server that runs one request at a
+    time: each request waits for the (measured) generations of the ``concurrency - 1`` queued before it."""
+    waits = []
+    for position, (first, _) in enumerate(runs):
+        before = runs[max(0, position - concurrency + 1) : position]
+        waits.append(sum(whole for _, whole in before) + first)
+    return waits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path)
+    options = parser.parse_args()
+
+    from widgetd.testing.process import ServeProcess
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = build_small_llama(Path(scratch))
+        baseline = one_at_a_time(folder, options.seconds)
+        alone_rate = baseline["tokens"] / baseline["generating_seconds"]
+        results = {"new_tokens": NEW_TOKENS, "one_at_a_time_tokens_per_second": alone_rate, "concurrency": {}}
+        with ServeProcess(["--model-id", str(folder)], {"HF_HUB_OFFLINE": "1"}) as server:
+            asyncio.run(served_load(server.url, 4, 3.0))  # warm up
+            for concurrency in CONCURRENCY:
+                served = asyncio.run(served_load(server.url, concurrency, options.seconds))
+                queued = queued_first_tokens(baseline["runs"], concurrency)
+                alone = summary(baseline["tokens"], baseline["generating_seconds"], queued)
+                served["speedup"] = served["tokens_per_second"] / alone_rate
+                results["concurrency"][concurrency] = {"widgetd": served, "one_at_a_time": alone}
+                print(
+                    f"c={concurrency:>2}: widgetd {served['tokens_per_second']:7.0f} tok/s ({served['speedup']:.2f}x), "
+                    f"TTFT p50 {served['ttft_p50_ms']:6.1f} ms p95 {served['ttft_p95_ms']:6.1f} ms | one at a time "
+                    f"{alone_rate:6.0f} tok/s, TTFT p50 {alone['ttft_p50_ms']:7.1f} ms p95 {alone['ttft_p95_ms']:7.1f} ms",
+                    file=sys.stderr,
+                )
+    print(json.dumps(results))
+    if options.out:
+        options.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Continuous batching for causal language models: answers equal ``generate()``'s, whatever the batch;
+TGI's and OpenAI's options; streams that end early; a model split across GPUs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+
+import httpx
+import pytest
+
+import widgetd_transformers
+from widgetd import ModelSnapshot
+from widgetd.devices import Accelerator
+from widgetd.generating import Generation, GenerationOptions, Job, Prompt, StopSequences, generate_all, iterate
+from widgetd.state import ServerSettings
+from widgetd.testing.server import LiveServer
+from widgetd_transformers.continuous import CausalEngine
+from widgetd_transformers.loading import placement_options
+
+PROMPTS = ["the cat sat on", "my name is sarah and i live in london", "good", "what capital of france a an it was great"]
+
+
+@pytest.fixture(scope="module")
+def chat_engine(model_dirs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_dirs["tiny-chat"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    return CausalEngine(tokenizer, model, model.device)
+
+
+def reference(engine: CausalEngine, prompt: str, new_tokens: int) -> str:
+    """What transformers' own ``generate`` answers, greedy, for the prompt alone."""
+    ids = engine.tokenizer(prompt, return_tensors="pt")
+    out = engine.model.generate(**ids, max_new_tokens=new_tokens, do_sample=False)
+    return engine.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_greedy_answers_equal_generate_alone_whenever_sequences_join_and_leave(chat_engine):
+    options = [GenerationOptions(max_new_tokens=n, do_sample=False) for n in (3, 24, 11, 40)]
+    jobs = [Job(Prompt(text=prompt), option) for prompt in PROMPTS for option in options]
+    generations = [Generation(job, chat_engine.admit(job.prompt, job.options)) for job in jobs]
+    waiting, active, shuffle = list(generations), [], random.Random(3)
+    while waiting or active:  # newcomers join at random steps, as requests arrive at a server
+        count = shuffle.randint(0, 3)
+        joining, waiting = waiting[:count], waiting[count:]
+        for generation, outcome in iterate(chat_engine, [], joining, active):
+            generation.receive(outcome)
+        active = [generation for generation in (*active, *joining) if not generation.done]
+    for generation in generations:
+        expected = reference(chat_engine, generation.job.prompt.text, generation.job.options.max_new_tokens)
+        assert generation.text == expected, generation.job
+
+
+def test_a_sequence_that_leaves_frees_its_row_and_its_padding(chat_engine):
+    long, short = (Generation(Job(Prompt(text=text), GenerationOptions(max_new_tokens=30)), None) for text in PROMPTS[1::2])
+    for generation in (long, short):
+        generation.sequence = chat_engine.admit(generation.job.prompt, generation.job.options)
+    for generation, outcome in iterate(chat_engine, [], [long, short], []):
+        generation.receive(outcome)
+    assert len(chat_engine.rows) == 2
+    iterate(chat_engine, [long], [], [short])
+    assert chat_engine.rows == [short.sequence]
+    assert chat_engine.mask.shape[1] == len(short.sequence.ids) - 1 and bool(chat_engine.mask.all())
+    chat_engine.leave(short.sequence)
+    assert chat_engine.rows == [] and chat_engine.cache is None
+
+
+def test_seeded_samples_repeat_whatever_runs_beside_them(chat_engine):
+    sampled = GenerationOptions(max_new_tokens=12, do_sample=True, temperature=0.9, top_p=0.9, seed=11)
+    alone = generate_all(chat_engine, [Job(Prompt(text=PROMPTS[0]), sampled)])[0].text
+    crowd = generate_all(chat_engine, [Job(Prompt(text=prompt), GenerationOptions(max_new_tokens=20)) for prompt in PROMPTS] + [Job(Prompt(text=PROMPTS[0]), sampled)])
+    assert crowd[-1].text == alone
+
+
+@pytest.mark.parametrize(
+    ("stops", "keep", "pieces", "shown", "text"),
+    [
+        (["at"], True, ["the c", "at sat"], ["the c", "at"], "the cat"),
+        (["at"], False, ["the c", "at sat"], ["the c", ""], "the c"),
+        (["cat"], False, ["the c", "a", "x"], ["the ", "", "cax"], "the cax"),
+        (["sat", "c"], False, ["the cat sat"], ["the "], "the "),
+    ],
+)
+def test_stop_sequences_cut_the_text_and_hold_back_what_may_begin_one(stops, keep, pieces, shown, text):
+    visible = StopSequences(stops, keep_stop=keep)
+    got = [visible.add(piece) for piece in pieces]
+    if not visible.stopped:
+        got[-1] += visible.rest()
+    assert got == shown and visible.text == text
+
+
+def test_tgi_options_a_model_cannot_honour_are_refused(server):
+    for name, value in (("best_of", 2), ("grammar", {"type": "json", "value": {}}), ("top_n_tokens", 3), ("watermark", True), ("adapter_id", "x"), ("decoder_input_details", True)):
+        response = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "hi", "parameters": {name: value}})
+        assert response.status_code == 400 and response.json()["field"] == f"parameters.{name}", response.text
+    sent_by_clients = {"best_of": 1, "watermark": False, "top_n_tokens": 0, "details": False, "decoder_input_details": False}
+    response = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "hi", "parameters": {**sent_by_clients, "max_new_tokens": 2}})
+    assert response.status_code == 200
+
+
+def test_tgi_stop_sequences_are_kept_and_chat_ones_are_not(server):
+    whole = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "the cat", "parameters": {"max_new_tokens": 16, "return_full_text": False}}).json()[0]["generated_text"]
+    stop = whole[4:7]
+    cut = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "the cat", "parameters": {"max_new_tokens": 16, "return_full_text": False, "stop": [stop], "details": True}}).json()[0]
+    assert cut["generated_text"] == whole[: whole.find(stop) + len(stop)] and cut["details"]["finish_reason"] == "stop_sequence"
+
+
+def test_a_stream_past_the_request_timeout_ends_with_an_error_event(model_dirs):
+    settings = ServerSettings(request_timeout=0.3)
+    with LiveServer.for_models([str(model_dirs["tiny-chat"])], plugins={"transformers": widgetd_transformers}, settings=settings) as live:
+        live.wait_ready()
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000, "temperature": 0, "stream": True}
+        response = httpx.post(f"{live.url}/v1/chat/completions", json=body, timeout=30)
+        events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        error = json.loads(events[-2])["error"]
+        assert error["code"] == "504" and "timeout" in error["message"]
+
+
+def test_a_model_too_large_for_one_gpu_is_split_across_them(model_dirs):
+    snapshot = ModelSnapshot(
+        model_id="tiny-chat", path=model_dirs["tiny-chat"], task="text-generation", device="cuda:0",
+        accelerators=(Accelerator("cuda:0", 1024, 2**30), Accelerator("cuda:1", 2**30, 2**30)),
+    )
+    if importlib.util.find_spec("accelerate") is None:
+        with pytest.raises(RuntimeError, match="accelerate"):
+            placement_options(snapshot)
+        return
+    options = placement_options(snapshot)
+    assert options["device_map"] == "auto" and set(options["max_memory"]) == {0, 1}
+    assert placement_options(ModelSnapshot("tiny-chat", model_dirs["tiny-chat"], "text-generation", "cuda:1", accelerators=snapshot.accelerators)) == {}
