@@ -18,15 +18,17 @@ Role = Literal["system", "developer", "user", "assistant"]
 ChatFinishReason = Literal["stop", "length"]
 
 
-class ChatCompletionTextPart(Strict):
+class ChatCompletionContentPart(msgspec.Struct):
+    """A part of a message: ``text`` parts are read; any other (an image, audio) is a 400 naming it,
+    whatever fields it has."""
+
     type: str
-    """``text`` only: the models served here read text."""
     text: Optional[str] = None
 
 
 class ChatCompletionMessage(Strict):
     role: str
-    content: Union[str, list[ChatCompletionTextPart], None] = None
+    content: Union[str, list[ChatCompletionContentPart], None] = None
     name: Optional[str] = None
 
 

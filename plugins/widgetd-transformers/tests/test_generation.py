@@ -132,3 +132,41 @@ def test_a_model_too_large_for_one_gpu_is_split_across_them(model_dirs):
     options = placement_options(snapshot)
     assert options["device_map"] == "auto" and set(options["max_memory"]) == {0, 1}
     assert placement_options(ModelSnapshot("tiny-chat", model_dirs["tiny-chat"], "text-generation", "cuda:1", accelerators=snapshot.accelerators)) == {}
+
+
+def save_qwen2(folder, chat_model, sliding: bool):
+    """A two-layer Qwen2 with the tiny chat model's tokenizer; with ``sliding``, its layers attend to a
+    window of 8 tokens (a cache rows cannot share padded)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2, use_sliding_window=sliding,
+        sliding_window=8 if sliding else None, max_window_layers=0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "qwen2", "qwen2-sliding-window"])
+def test_every_architecture_generates_what_generate_does(architecture, model_dirs, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if architecture == "gpt2":
+        path = model_dirs["tiny-gpt2"]
+    else:
+        path = save_qwen2(tmp_path / architecture, model_dirs["tiny-chat"], sliding=architecture.endswith("window"))
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    engine = CausalEngine(tokenizer, model, model.device)
+    assert engine.max_active == (1 if architecture.endswith("window") else 32)
+    jobs = [Job(Prompt(text=prompt), GenerationOptions(max_new_tokens=n, do_sample=False)) for prompt in PROMPTS for n in (5, 20)]
+    for job, generation in zip(jobs, generate_all(engine, jobs)):
+        # Token ids: random weights babble bytes that are no UTF-8, which no two decodings render alike.
+        ids = tokenizer(job.prompt.text, return_tensors="pt")
+        expected = model.generate(**ids, max_new_tokens=job.options.max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
+        assert [token.id for token in generation.tokens] == expected.tolist(), (architecture, job)

@@ -272,7 +272,8 @@ class CausalEngine:
     def _add_row(self, sequence: Sequence, cache: Any) -> None:
         import torch
 
-        length = cache.layers[0].keys.shape[-2]
+        # The prompt's tokens, not the cache's length: a sliding window keeps fewer keys than it has read.
+        length = sequence.prompt_tokens
         mask = torch.ones((1, length), dtype=torch.long, device=self.device)
         if not self.rows:
             self.rows, self.cache, self.mask = [sequence], cache, mask
