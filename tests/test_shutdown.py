@@ -4,7 +4,6 @@ answers the rest 503 and exits 0, even when a backend cannot stop its work."""
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 

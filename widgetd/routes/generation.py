@@ -140,8 +140,16 @@ def _error_event(status: int, message: str, field: str | None, openai: bool) -> 
     return {"error": message, "error_type": "validation" if 400 <= status < 500 else "generation"}
 
 
+UNICODE_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+"""Characters JSON leaves as they are but some line readers split on (Python's ``str.splitlines``):
+escaped, an event is one line for every client."""
+
+
 def sse(event: Any) -> bytes:
-    return b"data: " + msgspec.json.encode(event) + b"\n\n"
+    data = msgspec.json.encode(event)
+    for raw, escaped in UNICODE_LINE_BREAKS:
+        data = data.replace(raw, escaped)
+    return b"data: " + data + b"\n\n"
 
 
 def refuse_stream(decoded: Any) -> None:

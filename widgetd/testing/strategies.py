@@ -48,7 +48,12 @@ def media_for(task: Task) -> st.SearchStrategy[bytes]:
 
 def requests_for(task: Task) -> st.SearchStrategy[dict]:
     """JSON-ready request bodies that decode under ``task.input``."""
-    return _strategy(mi.type_info(task.input), media_for(task))
+    return bodies_for(task.input, media_for(task))
+
+
+def bodies_for(request_type: type, media: st.SearchStrategy[bytes] | None = None) -> st.SearchStrategy[dict]:
+    """JSON-ready bodies that decode under ``request_type`` (any request Struct, a route's own too)."""
+    return _strategy(mi.type_info(request_type), media if media is not None else st.binary())
 
 
 def _strategy(info: mi.Type, media: st.SearchStrategy[bytes]) -> st.SearchStrategy[Any]:

@@ -24,12 +24,14 @@ from typing import Any, Callable, ClassVar
 import httpx
 import msgspec
 import pytest
+from hypothesis import strategies as st
 
 from widgetd.models import ServedModel
-from widgetd.tasks.chat_completion import ChatCompletionOutput, ChatCompletionStreamOutput
+from widgetd.tasks.chat_completion import ChatCompletionInput, ChatCompletionOutput, ChatCompletionStreamOutput
 from widgetd.testing.conformance.base import plugin_name
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
+from widgetd.testing.strategies import bodies_for
 
 CONVERSATIONS = (
     [{"role": "user", "content": "Where does Sarah live?"}],
@@ -104,6 +106,30 @@ class ChatServed:
         return Chat(content, finishes[0], usage[-1] if usage else None, chunks)
 
 
+def chat_bodies() -> st.SearchStrategy[dict]:
+    """Chat requests a client would send: conversations of text in every role and form, with the options a
+    model honours, in any combination."""
+    text = st.text(max_size=40)
+    content = st.one_of(text, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text}), min_size=1, max_size=3))
+    message = st.fixed_dictionaries({"role": st.sampled_from(["system", "developer", "user", "assistant"]), "content": content})
+    penalty = st.floats(-2.0, 2.0, allow_nan=False)
+    options = {
+        "temperature": st.floats(0.0, 2.0, allow_nan=False),
+        "top_p": st.floats(0.0, 1.0, exclude_min=True, allow_nan=False),
+        "max_tokens": st.integers(1, 8),
+        "seed": st.integers(0, 2**31),
+        "stop": st.one_of(text, st.lists(text, max_size=4)),
+        "frequency_penalty": penalty,
+        "presence_penalty": penalty,
+        "stream": st.booleans(),
+        "logprobs": st.booleans(),
+        "n": st.just(1),
+        "response_format": st.just({"type": "text"}),
+        "user": text,
+    }
+    return st.fixed_dictionaries({"messages": st.lists(message, min_size=1, max_size=4)}, optional=options)
+
+
 def as_template_reads_them(messages: list[dict]) -> list[dict]:
     """``messages`` as the server hands them to a chat template: a message's text parts joined by lines."""
     return [
@@ -130,6 +156,8 @@ class ChatTests:
     conversations: ClassVar[tuple] = CONVERSATIONS
     short: ClassVar[int] = 24
     """max_tokens of most checks: enough to see words, little enough to run fast."""
+    max_examples: ClassVar[int] = 20
+    """Generated requests per property."""
     long: ClassVar[int] = 4000
     """max_tokens of the disconnect check: a generation long enough to outlast the client."""
 
@@ -242,6 +270,32 @@ class ChatTests:
             f"the client left after its first piece, yet {made} tokens were generated of the {room} it asked for: "
             "a stream whose client leaves must stop within a step",
         )
+
+    def test_generated_requests_are_answered_or_refused(self, served, widgetd_exploration):
+        """Bodies generated from OpenAI's request Struct, streamed or not: a valid answer or a 4xx naming
+        the problem, never a 500; a stream is valid chunks, or ends with an error event."""
+        statuses: list[int] = []
+
+        def check(body: dict) -> None:
+            body = {**body, "max_tokens": min(body.get("max_tokens") or 8, 8)}
+            body.pop("max_completion_tokens", None)
+            response = served.post({**body, "stream": False})
+            statuses.append(response.status_code)
+            expect(response.status_code < 500, f"a request a client can send must get a 200 or a 4xx, got {response.status_code}: {response.text[:300]}\n  request: {body}")
+            if response.status_code != 200:
+                error = response.json().get("error")
+                expect(isinstance(error, dict) and error.get("message"), f"a refused request must get OpenAI's error object, got {response.text[:300]}")
+                return
+            served.complete({**body, "stream": False})
+            if body.get("stream"):
+                try:
+                    served.stream(body)
+                except ContractViolation as violation:
+                    expect("the stream failed" in str(violation) and '"code": "5' not in str(violation), str(violation))
+
+        bodies = st.one_of(chat_bodies(), bodies_for(ChatCompletionInput))  # likely answered; anything the Struct allows
+        widgetd_exploration.check_all(bodies, check, self.max_examples)
+        expect(200 in statuses, f"none of {len(statuses)} generated valid chat requests got a 200 (statuses: {sorted(set(statuses))})")
 
     def test_options_a_model_cannot_honour_are_refused(self, served):
         messages = self.conversations[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +71,8 @@ class Reply:
         """A stream's server-sent events, each parsed, up to its closing ``[DONE]`` (kept as the string)."""
         import json
 
-        datas = [line[len("data:") :].strip() for line in self.content.decode("utf-8").splitlines() if line.startswith("data:")]
+        lines = re.split(r"\r\n|\r|\n", self.content.decode("utf-8"))  # SSE's line ends only, not str.splitlines'
+        datas = [line[len("data:") :].strip() for line in lines if line.startswith("data:")]
         return [data if data == "[DONE]" else json.loads(data) for data in datas]
 
     @property

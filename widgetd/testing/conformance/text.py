@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Iterable
 
+import msgspec
 import pytest
 from hypothesis import strategies as st
 
-from widgetd.testing.conformance.base import TaskTests, structs_requests
-import msgspec
-
 from widgetd.tasks.text_generation import TextGenerationOutput, TextGenerationStreamOutput
+from widgetd.testing.conformance.base import TaskTests, structs_requests
 from widgetd.testing.conformance.exchange import Call, Reply
 from widgetd.testing.conformance.rules import (
     ContractViolation,
@@ -387,6 +386,13 @@ class TextGenerationTests(GeneratedTextTests):
             text_call(prompt, max_new_tokens=5, do_sample=True, seed=7, temperature=0.9, top_p=0.9),
             text_call("Zoë lives in 東京 and", max_new_tokens=3, repetition_penalty=1.2),
         ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        # Streamed: the whole text comes back in the last event, and Unicode line breaks (U+0085,
+        # U+2028) must not break an event's line for line readers that split on them.
+        streamed = [Call({"inputs": text, "stream": True, "parameters": self.short}) for text in ("\x85", "a\u2028b\u2029c", "Zoë 東京")]
+        return [*edge_texts(lambda text: text_call(text, **self.short)), *streamed]
 
     def decode(self, task, call: Call, reply: Reply) -> Any:
         """A streamed answer (``stream: true``) as the answer it streams: TGI's events, one per token, the
