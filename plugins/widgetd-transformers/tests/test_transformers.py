@@ -268,6 +268,15 @@ def test_generation_that_needs_code_from_the_hub_is_a_400(server, option, settin
     assert response.json()["field"] == f"parameters.generate_parameters.{option}"
 
 
+def test_a_beam_search_past_the_servers_limit_is_refused_before_it_runs(server):
+    """Found by schemathesis: 131,073 beams kept the server busy past any client's patience."""
+    body = {"inputs": "the cat", "parameters": {"generate_parameters": {"num_beams": 131073, "max_length": 1507919}}}
+    response = post(server, "tiny-summarizer", json=body)
+    assert response.status_code == 413 and response.json()["field"] == "parameters.generate_parameters.num_beams"
+    beams = {"inputs": "the cat", "parameters": {"generate_parameters": {"num_beams": 4, "max_new_tokens": 4}}}
+    assert post(server, "tiny-summarizer", json=beams).status_code == 200
+
+
 def test_text_generation_continues_the_prompt(server):
     body = {"inputs": "the cat", "parameters": {"max_new_tokens": 5, "do_sample": False}, "stream": False}
     (generated,) = wire(post(server, "tiny-gpt2", json=body), "text-generation")

@@ -12,11 +12,16 @@ from typing import Any, Callable
 import msgspec
 
 from widgetd import InvalidInput
+from widgetd.errors import PayloadTooLarge
 from widgetd.cancellation import stop_if_abandoned
 
 NEEDS_CODE_FROM_THE_HUB = {"penalty_alpha": ("contrastive search", 0), "num_beam_groups": ("group beam search", 1)}
 """Generation options that transformers >= 5 only runs with code downloaded from the Hub, each with
 the method it asks for and the value that asks for none."""
+
+MOST_BEAMS = 32
+"""Beam search keeps this many sequences at most: each beam is a copy of the model's work and memory,
+and a request for a hundred thousand of them would take the server down."""
 
 SCORE_CHANGERS = ("repetition_penalty",)
 """Options applied to the scores before sampling, which can leave them NaN or infinite."""
@@ -32,6 +37,11 @@ def generation_settings(parameters: Any, field: str) -> tuple:
                 f"{field}.{name}: {method} needs code downloaded from the Hub, which this server never runs",
                 field=f"{field}.{name}",
             )
+    beams = getattr(parameters, "num_beams", None)
+    if beams is not None and beams > MOST_BEAMS:
+        raise PayloadTooLarge(
+            f"{field}.num_beams: {beams} beams, more than the {MOST_BEAMS} this server searches at once", field=f"{field}.num_beams"
+        )
     fields = sorted(msgspec.structs.asdict(parameters).items())
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in fields if v is not None)
 
