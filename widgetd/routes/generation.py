@@ -4,6 +4,7 @@ of server-sent events) and what every stream shares: its deadline, its events, i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from typing import Any, AsyncIterator, Callable
@@ -36,9 +37,10 @@ async def text_generation(request: Request, state: ServerState, model: ServedMod
         return Response(body, media_type="application/json", headers=headers)
 
     stream, first = await start_stream(request, state, model, job)
+    positions = itertools.count(1)  # the generation may be ahead of what was sent: count what is sent
 
     def events(piece: Piece) -> list[Any]:
-        return [stream_event(decoded, stream.generation, piece, len(stream.generation.tokens))]
+        return [stream_event(decoded, stream.generation, piece, next(positions))]
 
     return sse_response(stream, first, state, events, headers)
 

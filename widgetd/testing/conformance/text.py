@@ -414,6 +414,8 @@ class TextGenerationTests(GeneratedTextTests):
         tokens = "".join(event.token.text for event in parsed)
         expect(text.endswith(tokens), f"the events' token texts {tokens!r} must make the generated text {text!r}")
         expect(parsed[-1].details.generated_tokens == len(parsed), f"{len(parsed)} token events, but the details say {parsed[-1].details.generated_tokens}")
+        indexes = [event.index for event in parsed]
+        expect(indexes == list(range(1, len(parsed) + 1)), f"token events must be numbered 1, 2, 3, ... in order, got {indexes}")
         return [TextGenerationOutput(text)]
 
     def check_answer(self, call: Call, answer: Any) -> None:
