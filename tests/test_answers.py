@@ -27,6 +27,7 @@ REQUESTS = {
     "automatic-speech-recognition": {"inputs": encode(tone(0.2, 8000), 8000, "WAV"), "parameters": {"return_timestamps": True}},
     "audio-to-audio": {"inputs": encode(tone(0.2, 8000), 8000, "WAV")},
     "image-classification": {"inputs": render_image(8, 8)},
+    "audio-classification": {"inputs": encode(tone(0.2, 8000), 8000, "WAV")},
 }
 
 

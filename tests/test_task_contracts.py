@@ -47,6 +47,7 @@ VALID = {
     "text-to-speech": {"inputs": "hello"},
     "audio-to-audio": {"inputs": base64.b64encode(wav()).decode(), "parameters": {}},
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": 2}},
+    "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"top_k": 2, "function_to_apply": "softmax"}},
 }
 
 INVALID = {
@@ -64,6 +65,7 @@ INVALID = {
     "text-to-speech": {"inputs": ""},
     "audio-to-audio": {"inputs": 42},
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": -1}},
+    "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"function_to_apply": "tanh"}},
 }
 
 

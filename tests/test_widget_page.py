@@ -36,6 +36,7 @@ MODELS = {
     "toy-zero-shot": {"pipeline_tag": "zero-shot-classification", "widget": ZERO_SHOT_EXAMPLES},
     "toy-separation": {"pipeline_tag": "audio-to-audio"},
     "toy-images": {"pipeline_tag": "image-classification"},
+    "toy-sounds": {"pipeline_tag": "audio-classification"},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
 
@@ -153,6 +154,17 @@ def test_audio_to_audio_plays_each_separated_source(page, tmp_path):
     assert card.locator(".output .source audio").count() == 2
     assert card.locator(".output .source a[download]").first.get_attribute("download") == "label_0.flac"
     screenshot(card, "audio-to-audio")
+
+
+def test_audio_classification_ranks_the_labels(page, tmp_path):
+    card = widget(page, "toy-sounds")
+    clip = tmp_path / "long.flac"
+    clip.write_bytes(encode(tone(8.0, 16000), 16000, "FLAC"))
+    card.locator("input[type=file]").set_input_files(str(clip))
+    submit_and_wait(card, ".bar-row")
+    assert card.locator(".output .bar-row .label").all_inner_texts()[0] in {"long", "quiet", "loud"}
+    assert card.locator(".output .bar-row").count() == 3
+    screenshot(card, "audio-classification")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

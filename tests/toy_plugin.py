@@ -146,6 +146,13 @@ def image_classes(request) -> list[ClassificationOutput]:
     return ranked({"red": red, "green": green, "blue": blue}, request.parameters.top_k)
 
 
+def audio_classes(request) -> list[ClassificationOutput]:
+    """Loud, quiet or long, by the clip's loudness and length."""
+    audio = decode_audio(request.inputs).mono()
+    loudness = float(np.sqrt(np.mean(np.square(audio.samples)))) if audio.samples.size else 0.0
+    return ranked({"loud": 4 * loudness, "quiet": 1 - loudness, "long": min(audio.duration, 10.0) / 10}, request.parameters.top_k)
+
+
 ANSWERERS = {
     "question-answering": answer_question,
     "sentence-similarity": similarity,
@@ -161,6 +168,7 @@ ANSWERERS = {
     "text-to-speech": speech,
     "audio-to-audio": separated,
     "image-classification": image_classes,
+    "audio-classification": audio_classes,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

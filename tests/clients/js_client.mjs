@@ -16,6 +16,7 @@ const results = {
   answer: await at("tiny-qa").questionAnswering({ inputs: { question: "Where does Sarah live?", context } }),
   similarity: await at("tiny-st").sentenceSimilarity({ inputs: { source_sentence: "the cat", sentences: ["the cat", "a dog"] } }),
   transcript: await at("tiny-asr").automaticSpeechRecognition({ inputs: new Blob([await readFile(audioFile)]) }),
+  sounds: await at("tiny-keywords").audioClassification({ inputs: new Blob([await readFile(audioFile)]) }),
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
 };
 const messages = [{ role: "user", content: "Where does Sarah live?" }];

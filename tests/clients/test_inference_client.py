@@ -71,6 +71,11 @@ def test_automatic_speech_recognition(server):
     assert isinstance(transcript.text, str)
 
 
+def test_audio_classification(server):
+    labels = client(server, "tiny-keywords").audio_classification(encode(tone(1.0, 22050, 2), 22050, "FLAC"), top_k=3)
+    assert len(labels) == 3 and labels[0].score >= labels[-1].score and all(0 <= label.score <= 1 for label in labels)
+
+
 def test_audio_to_audio(server):
     sources = client(server, "convtasnet").audio_to_audio(encode(tone(1.0, 8000), 8000, "FLAC"))
     assert [s.label for s in sources] == ["label_0", "label_1"]

@@ -46,6 +46,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert context[answer["start"] : answer["end"]] == answer["answer"]
     assert len(results["similarity"]) == 2 and abs(results["similarity"][0] - 1) < 1e-4
     assert isinstance(results["transcript"]["text"], str)
+    assert len(results["sounds"]) == 5 and all(0 <= entry["score"] <= 1 for entry in results["sounds"])
     assert len(results["labels"]) == 5
     chat = results["chat"]["choices"][0]
     streamed = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in results["chatStream"] if chunk["choices"])

@@ -1,4 +1,4 @@
-"""The kit passes a plugin that honours every contract: the toy plugin, for all 14 tasks."""
+"""The kit passes a plugin that honours every contract: the toy plugin, for all 15 tasks."""
 
 from __future__ import annotations
 
@@ -41,3 +41,4 @@ class TestAudioToAudio(kit.AudioToAudioTests, ToyFixtures):
         return 2
 class TestTextToSpeech(kit.TextToSpeechTests, ToyFixtures): ...
 class TestImageClassification(kit.ImageClassificationTests, ToyFixtures): ...
+class TestAudioClassification(kit.AudioClassificationTests, ToyFixtures): ...

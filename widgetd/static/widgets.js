@@ -272,7 +272,7 @@ async function render(task, response, request) {
   }
   const answer = await response.json();
   switch (task) {
-    case "text-classification": case "zero-shot-classification": case "image-classification": {
+    case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification": {
       const labels = Array.isArray(answer[0]) ? answer[0] : answer;
       const image = request.media && task === "image-classification" ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
       return el("div", {}, image, bars(labels));

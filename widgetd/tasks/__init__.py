@@ -2,6 +2,7 @@
 
 from widgetd.tasks._task import Answer, ReplyOptions, RouteContract, Strict, Task
 from widgetd.tasks import (
+    audio_classification,
     audio_to_audio,
     automatic_speech_recognition,
     chat_completion,
@@ -34,6 +35,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         translation,
         text_generation,
         automatic_speech_recognition,
+        audio_classification,
         audio_to_audio,
         text_to_speech,
         image_classification,

@@ -163,6 +163,23 @@ def test_speech_with_word_timestamps(server):
     assert all(0 <= c.timestamp[0] <= c.timestamp[1] <= 1.1 for c in transcript.chunks)
 
 
+def test_audio_classification_names_the_models_labels_by_the_pipelines_rules(server, model_dirs):
+    from transformers import pipeline
+
+    from widgetd.media import decode_audio
+    from widgetd_transformers.testing import AUDIO_LABELS
+
+    wav = encode(tone(1.0, 16000), 16000, "WAV")
+    labels = wire(post(server, "tiny-keywords", content=wav), "audio-classification")
+    clip = decode_audio(wav).samples  # the 16-bit samples the server read
+    reference = pipeline("audio-classification", model=str(model_dirs["tiny-keywords"]))({"raw": clip, "sampling_rate": 16000})
+    assert [entry.label for entry in labels] == [entry["label"] for entry in reference]
+    assert [entry.score for entry in labels] == pytest.approx([entry["score"] for entry in reference], abs=1e-5)
+    assert {entry.label for entry in labels} <= set(AUDIO_LABELS) and len(labels) == 5
+    body = {"inputs": base64.b64encode(encode(tone(0.5, 44100, 2), 44100, "FLAC")).decode(), "parameters": {"top_k": 2}}
+    assert len(wire(post(server, "tiny-keywords", json=body), "audio-classification")) == 2
+
+
 @pytest.mark.parametrize("body", [b"not audio", b"RIFF\x00\x00\x00\x00WAVEfmt "])
 def test_malformed_audio_is_415(server, body):
     assert post(server, "tiny-asr", content=body).status_code == 415

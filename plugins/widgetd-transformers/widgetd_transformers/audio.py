@@ -1,4 +1,5 @@
-"""automatic-speech-recognition: decoded and resampled by widgetd (no torchaudio), recognised by transformers."""
+"""Audio tasks, automatic-speech-recognition and audio-classification: decoded and resampled by widgetd
+(no torchaudio), recognised or classified by transformers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 
 from widgetd import ModelSnapshot
 from widgetd.media import decode_audio
+from widgetd.tasks._common import ClassificationOutput
+from widgetd.tasks.audio_classification import AudioClassificationInput
 from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionChunk,
     AutomaticSpeechRecognitionInput,
@@ -22,8 +25,7 @@ class SpeechRecognition:
         self.pipe = pipe
         self.sample_rate = int(pipe.feature_extractor.sampling_rate)
         self.is_ctc = "ctc" in getattr(pipe, "type", "")
-        # Without an attention mask (wav2vec2-base and kin), padding a short clip changes its transcript.
-        self.pads_safely = bool(getattr(pipe.feature_extractor, "return_attention_mask", False))
+        self.pads_safely = pads_safely(pipe)
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> SpeechRecognition:
@@ -38,18 +40,11 @@ class SpeechRecognition:
                 kwargs["return_timestamps"] = "word" if self.is_ctc else True
             if generation and not self.is_ctc:
                 kwargs["generate_kwargs"] = generate_kwargs(generation, "parameters.generation_parameters")
-            audio = [self._samples(requests[index].inputs) for index in indexes]
+            audio = [clip_for(self.sample_rate, requests[index].inputs) for index in indexes]
             results = in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), audio, size=CHUNK if self.pads_safely else 1)
             for index, result in zip(indexes, results):
                 answers[index] = _transcript(result, timestamps)
         return answers
-
-    def _samples(self, data: bytes) -> dict:
-        samples = decode_audio(data).mono().resampled(self.sample_rate).samples
-        # A clip shorter than the feature encoder's window (a few ms) gets silence after it.
-        shortest = self.sample_rate // 10
-        samples = np.pad(samples, (0, max(0, shortest - samples.shape[0])))
-        return {"raw": samples, "sampling_rate": self.sample_rate}
 
 
 def _options(request: AutomaticSpeechRecognitionInput) -> tuple:
@@ -64,3 +59,44 @@ def _transcript(result: dict, timestamps: bool) -> AutomaticSpeechRecognitionOut
         for chunk in result.get("chunks", [])
     ]
     return AutomaticSpeechRecognitionOutput(result["text"], chunks)
+
+
+class AudioClassification:
+    """The ``audio-classification`` pipeline on clips decoded and resampled to the model's rate."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.sample_rate = int(pipe.feature_extractor.sampling_rate)
+        self.pads_safely = pads_safely(pipe)
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> AudioClassification:
+        return cls(hf_pipeline("audio-classification", snapshot))
+
+    def __call__(self, requests: Sequence[AudioClassificationInput]) -> list[list[ClassificationOutput]]:
+        answers: list[Any] = [None] * len(requests)
+        for (top_k, function), indexes in grouped(requests, lambda r: (r.parameters.top_k, r.parameters.function_to_apply)).items():
+            kwargs: dict[str, Any] = {"top_k": top_k}
+            if function is not None:
+                kwargs["function_to_apply"] = function
+            audio = [clip_for(self.sample_rate, requests[index].inputs) for index in indexes]
+            results = in_chunks(lambda chunk: self.pipe(chunk, batch_size=len(chunk), **kwargs), audio, size=CHUNK if self.pads_safely else 1)
+            for index, labels in zip(indexes, results):
+                answers[index] = [ClassificationOutput(entry["label"], float(entry["score"])) for entry in labels]
+        return answers
+
+
+def pads_safely(pipe: Any) -> bool:
+    """Whether clips of different lengths can share a padded batch without changing each other's answers:
+    the feature extractor must give the model an attention mask, and the model must not normalise over
+    the whole clip (wav2vec2-base's group norm sees the padding, mask or not)."""
+    masked = bool(getattr(pipe.feature_extractor, "return_attention_mask", False))
+    return masked and getattr(pipe.model.config, "feat_extract_norm", "layer") != "group"
+
+
+def clip_for(sample_rate: int, data: bytes) -> dict:
+    """Audio bytes as the pipelines read them: mono samples at the model's rate. A clip shorter than the
+    feature encoder's window (a few ms) gets silence after it."""
+    samples = decode_audio(data).mono().resampled(sample_rate).samples
+    samples = np.pad(samples, (0, max(0, sample_rate // 10 - samples.shape[0])))
+    return {"raw": samples, "sampling_rate": sample_rate}

@@ -52,6 +52,28 @@ def save_bert(folder: Path, model_class, pipeline_tag: str, labels: list[str] | 
     return folder
 
 
+AUDIO_LABELS = ["yes", "no", "up", "down", "silence"]
+
+
+def save_audio_classifier(folder: Path) -> Path:
+    """A one-layer wav2vec2 keyword classifier (``Wav2Vec2ForSequenceClassification``, as superb/wav2vec2-base-superb-ks)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True).save_pretrained(str(folder))
+    config = Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20, conv_dim=(16, 16), conv_stride=(5, 4),
+        conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, do_stable_layer_norm=False,
+        initializer_range=INIT_SCALE, classifier_proj_size=8, num_labels=len(AUDIO_LABELS),
+        id2label=dict(enumerate(AUDIO_LABELS)), label2id={label: index for index, label in enumerate(AUDIO_LABELS)},
+    )
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(str(folder))
+    card(folder, "audio-classification")
+    return folder
+
+
 def save_wav2vec2(folder: Path) -> Path:
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
@@ -220,6 +242,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-mlm": ("fill-mask", lambda: save_bert(root / "tiny-mlm", BertForMaskedLM, "fill-mask")),
         "tiny-embedder": ("feature-extraction", lambda: save_bert(root / "tiny-embedder", BertModel, "feature-extraction")),
         "tiny-asr": ("automatic-speech-recognition", lambda: save_wav2vec2(root / "tiny-asr")),
+        "tiny-keywords": ("audio-classification", lambda: save_audio_classifier(root / "tiny-keywords")),
         "tiny-vit": ("image-classification", lambda: save_vit(root / "tiny-vit")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),

@@ -28,6 +28,7 @@ from widgetd.testing.conformance.base import Served, TaskTests
 from widgetd.testing.conformance.chat import ChatTests
 from widgetd.testing.conformance.exchange import Call, Reply
 from widgetd.testing.conformance.media import (
+    AudioClassificationTests,
     AudioToAudioTests,
     AutomaticSpeechRecognitionTests,
     ImageClassificationTests,
@@ -71,6 +72,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
 """The test mixin for each built-in task."""
 
 __all__ = [
+    "AudioClassificationTests",
     "AudioToAudioTests",
     "AutomaticSpeechRecognitionTests",
     "Call",

@@ -229,6 +229,37 @@ def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "
     return Call(render_image(width, height, mode, image_format, colour), {"content-type": f"image/{image_format.lower()}"})
 
 
+class AudioClassificationTests(TaskTests):
+    """Labels once each for audio in every container, rate and channel count: scores in [0, 1], highest
+    first, at most top_k, among the model's labels."""
+
+    task_name = "audio-classification"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        clip = encode(tone(0.6, 16000), 16000, "FLAC")
+        return [
+            *audio_examples(),
+            media_json_call(clip, top_k=1),
+            media_json_call(clip, top_k=2, function_to_apply="sigmoid"),
+            media_json_call(clip, function_to_apply="none"),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return audio_edge_cases()
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [Call(encode(tone(0.8, 16000, pitch=pitch), 16000, "WAV"), {"content-type": "audio/wav"}) for pitch in (220.0, 440.0, 880.0, 1760.0)]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        classified(answer, {"top_k": 5, **call.parameters})  # 5: the pipeline's default
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [entry.label for entry in answer]
+
+
 class ImageClassificationTests(TaskTests):
     """Labels once each for images of any size, mode and format: scores in [0, 1], highest first, at most top_k."""
 
