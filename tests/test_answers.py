@@ -28,6 +28,7 @@ REQUESTS = {
     "audio-to-audio": {"inputs": encode(tone(0.2, 8000), 8000, "WAV")},
     "image-classification": {"inputs": render_image(8, 8)},
     "audio-classification": {"inputs": encode(tone(0.2, 8000), 8000, "WAV")},
+    "zero-shot-image-classification": {"inputs": render_image(8, 8), "parameters": {"candidate_labels": ["red", "green"]}},
 }
 
 

@@ -48,6 +48,7 @@ VALID = {
     "audio-to-audio": {"inputs": base64.b64encode(wav()).decode(), "parameters": {}},
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": 2}},
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"top_k": 2, "function_to_apply": "softmax"}},
+    "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": ["red", "a blue sky"]}},
 }
 
 INVALID = {
@@ -66,6 +67,7 @@ INVALID = {
     "audio-to-audio": {"inputs": 42},
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": -1}},
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"function_to_apply": "tanh"}},
+    "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": []}},
 }
 
 

@@ -37,6 +37,7 @@ MODELS = {
     "toy-separation": {"pipeline_tag": "audio-to-audio"},
     "toy-images": {"pipeline_tag": "image-classification"},
     "toy-sounds": {"pipeline_tag": "audio-classification"},
+    "toy-zero-shot-images": {"pipeline_tag": "zero-shot-image-classification"},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
 
@@ -165,6 +166,20 @@ def test_audio_classification_ranks_the_labels(page, tmp_path):
     assert card.locator(".output .bar-row .label").all_inner_texts()[0] in {"long", "quiet", "loud"}
     assert card.locator(".output .bar-row").count() == 3
     screenshot(card, "audio-classification")
+
+
+def test_zero_shot_image_classification_scores_the_labels_given(page, tmp_path):
+    from PIL import Image
+
+    card = widget(page, "toy-zero-shot-images")
+    picture = tmp_path / "blue.png"
+    Image.new("RGB", (40, 30), (10, 10, 220)).save(picture)
+    card.locator("input[type=file]").set_input_files(str(picture))
+    card.locator("input[name=candidate_labels]").fill("a red car, a blue sky")
+    submit_and_wait(card, ".bar-row")
+    assert card.locator(".output .bar-row .label").all_inner_texts() == ["a blue sky", "a red car"]
+    assert card.locator(".output img").count() == 1
+    screenshot(card, "zero-shot-image-classification")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

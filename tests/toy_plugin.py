@@ -146,6 +146,15 @@ def image_classes(request) -> list[ClassificationOutput]:
     return ranked({"red": red, "green": green, "blue": blue}, request.parameters.top_k)
 
 
+def image_zero_shot(request) -> list[ClassificationOutput]:
+    """Each candidate scored by how much of the colour it names the image holds."""
+    labels = request.parameters.candidate_labels
+    if len(set(labels)) != len(labels):
+        raise InvalidInput("parameters.candidate_labels: each label once", field="parameters.candidate_labels")
+    colours = dict(zip(("red", "green", "blue"), np.asarray(decode_image(request.inputs), dtype=np.float32).mean(axis=(0, 1)) / 255))
+    return ranked({label: max((value for name, value in colours.items() if name in label.lower()), default=0.0) for label in labels})
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -169,6 +178,7 @@ ANSWERERS = {
     "audio-to-audio": separated,
     "image-classification": image_classes,
     "audio-classification": audio_classes,
+    "zero-shot-image-classification": image_zero_shot,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

@@ -81,11 +81,13 @@ def _whole_numbers_as_ints(value: Any) -> Any:
 
 
 def _field_of(message: str) -> str | None:
+    """The field msgspec's message blames: where it points, and the field it says is missing or unknown there."""
     match = _FIELD_PATH.search(message)
-    if match:
-        return match.group(1) or None
-    unknown = re.search(r"unknown field `([^`]*)`", message)
-    return unknown.group(1) if unknown else None
+    where = match.group(1) if match else ""
+    named = re.search(r"(?:missing required|unknown) field `([^`]*)`", message)
+    if named:
+        return ".".join(part for part in (where, named.group(1)) if part)
+    return where or None
 
 
 def _expected(task: Task) -> str:

@@ -18,6 +18,10 @@ const results = {
   transcript: await at("tiny-asr").automaticSpeechRecognition({ inputs: new Blob([await readFile(audioFile)]) }),
   sounds: await at("tiny-keywords").audioClassification({ inputs: new Blob([await readFile(audioFile)]) }),
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
+  zeroShot: await at("tiny-clip").zeroShotImageClassification({
+    inputs: { image: new Blob([await readFile(imageFile)]) },
+    parameters: { candidate_labels: ["a cat", "a red square"] },
+  }),
 };
 const messages = [{ role: "user", content: "Where does Sarah live?" }];
 results.chat = await at("tiny-chat").chatCompletion({ model: "tiny-chat", messages, max_tokens: 8, temperature: 0 });

@@ -93,6 +93,18 @@ def test_image_classification(server):
     assert len(labels) == 3 and all(0 <= label.score <= 1 for label in labels)
 
 
+def test_zero_shot_image_classification(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), (30, 30, 200)).save(buffer, format="JPEG")
+    labels = client(server, "tiny-clip").zero_shot_image_classification(buffer.getvalue(), candidate_labels=["a cat", "a blue sky", "a dog"])
+    assert sorted(label.label for label in labels) == ["a blue sky", "a cat", "a dog"]
+    assert sum(label.score for label in labels) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_summarization_and_translation(server):
     growing = {"min_new_tokens": 2, "max_new_tokens": 5}
     summary = client(server, "tiny-summarizer").summarization("my name is sarah and i live in london", generate_parameters=growing)

@@ -48,6 +48,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert isinstance(results["transcript"]["text"], str)
     assert len(results["sounds"]) == 5 and all(0 <= entry["score"] <= 1 for entry in results["sounds"])
     assert len(results["labels"]) == 5
+    assert sorted(entry["label"] for entry in results["zeroShot"]) == ["a cat", "a red square"]
     chat = results["chat"]["choices"][0]
     streamed = "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in results["chatStream"] if chunk["choices"])
     assert chat["finish_reason"] == "length" and streamed == chat["message"]["content"]

@@ -156,3 +156,23 @@ class OneAtATime(ToyPlugin):
     """Not a defect: a backend that does not batch, so the kit's batching check has nothing to check."""
 
     max_batch_size = 1
+
+
+class DropsACandidate(_OneTaskBroken):
+    """Zero-shot image answers without their last candidate label."""
+
+    broken_task = "zero-shot-image-classification"
+
+    def broken(self, requests):
+        return [ANSWERERS[self.broken_task](request)[:-1] for request in requests]
+
+
+class UnnormalisedZeroShot(_OneTaskBroken):
+    """Zero-shot image scores each label alone (a sigmoid) from a model whose scores should sum to 1."""
+
+    broken_task = "zero-shot-image-classification"
+
+    def broken(self, requests):
+        from widgetd.tasks._common import ClassificationOutput
+
+        return [[ClassificationOutput(e.label, min(1.0, 0.9 - 0.01 * rank)) for rank, e in enumerate(ANSWERERS[self.broken_task](request))] for request in requests]

@@ -49,6 +49,8 @@ DEFECTS = [
     ("WordsNotFromTheText", "TokenClassificationTests", "test_examples_are_answered", "must equal the text at its offsets"),
     ("RefusesEverything", "SummarizationTests", "test_examples_are_answered", "must get a 200, got 400"),
     ("RefusesEverything", "SummarizationTests", "test_generated_requests_are_answered_or_refused", "refuses input its contract allows"),
+    ("DropsACandidate", "ZeroShotImageClassificationTests", "test_examples_are_answered", "exactly the candidate labels"),
+    ("UnnormalisedZeroShot", "ZeroShotImageClassificationTests", "test_examples_are_answered", "must sum to 1"),
 ]
 
 

@@ -74,6 +74,18 @@ function zeroShotInput() {
   };
 }
 
+function zeroShotImageInput() {
+  const image = mediaInput("image");
+  const labels = el("input", { type: "text", name: "candidate_labels", placeholder: "cat, dog, aeroplane" });
+  return {
+    fields: [...image.fields, el("label", { class: "field" }, "Candidate labels, comma separated"), labels],
+    prefill: (example) => {
+      labels.value = Array.isArray(example.candidate_labels) ? example.candidate_labels.join(", ") : example.candidate_labels || "";
+    },
+    read: () => ({ ...image.read(), parameters: { candidate_labels: labels.value.split(",").map((s) => s.trim()).filter(Boolean) } }),
+  };
+}
+
 function mediaInput(kind) {
   const accept = kind === "audio" ? "audio/*" : "image/*";
   const file = el("input", { type: "file", name: "file", accept });
@@ -141,6 +153,7 @@ async function toWav(blob) {
 }
 
 function inputFor(task, meta) {
+  if (task === "zero-shot-image-classification") return zeroShotImageInput();
   if (meta.raw_body === "audio" || meta.raw_body === "image") return mediaInput(meta.raw_body);
   if (task === "question-answering") return questionAnsweringInput();
   if (task === "sentence-similarity") return similarityInput();
@@ -174,7 +187,8 @@ function parameterSpecs(schema, taskInput) {
     if (name === "parameters") add(resolve(schema, property).properties, "parameters");
     else add({ [name]: property }, "top");
   }
-  return specs.filter((spec) => !(taskInput === "zero-shot-classification" && spec.name === "candidate_labels"));
+  // The zero-shot inputs ask for the labels beside the text or image.
+  return specs.filter((spec) => !(taskInput.startsWith("zero-shot") && spec.name === "candidate_labels"));
 }
 
 function parameterPanel(specs) {
@@ -220,9 +234,10 @@ async function send(url, read, readParameters) {
   let body;
   if ("media" in input) {
     if (!input.media) throw new Error("choose a file first");
-    if (Object.keys(options.parameters).length) {
+    const parameters = { ...(input.parameters || {}), ...options.parameters };
+    if (Object.keys(parameters).length) {
       headers["Content-Type"] = "application/json";
-      body = JSON.stringify({ inputs: await base64(input.media), parameters: options.parameters });
+      body = JSON.stringify({ inputs: await base64(input.media), parameters });
     } else {
       body = input.media;
     }
@@ -272,9 +287,10 @@ async function render(task, response, request) {
   }
   const answer = await response.json();
   switch (task) {
-    case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification": {
+    case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification":
+    case "zero-shot-image-classification": {
       const labels = Array.isArray(answer[0]) ? answer[0] : answer;
-      const image = request.media && task === "image-classification" ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
+      const image = request.media && task.endsWith("image-classification") ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
       return el("div", {}, image, bars(labels));
     }
     case "question-answering": {

@@ -19,6 +19,7 @@ from widgetd.tasks import (
     token_classification,
     translation,
     zero_shot_classification,
+    zero_shot_image_classification,
 )
 
 BUILTIN_TASKS: tuple[Task, ...] = tuple(
@@ -39,6 +40,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         audio_to_audio,
         text_to_speech,
         image_classification,
+        zero_shot_image_classification,
     )
 )
 

@@ -21,6 +21,7 @@ RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]
     "automatic-speech-recognition": audio.SpeechRecognition.load,
     "audio-classification": audio.AudioClassification.load,
     "image-classification": vision.ImageClassification.load,
+    "zero-shot-image-classification": vision.ZeroShotImageClassification.load,
     "summarization": generation.Summarization,
     "translation": generation.Translation,
     "text-generation": generation.TextGeneration.load,
@@ -66,6 +67,8 @@ ARCHITECTURE_TASKS = (
     ("LMHeadModel", "text-generation"),
     ("ForConditionalGeneration", "summarization"),
     ("VitsModel", "text-to-speech"),
+    ("CLIPModel", "zero-shot-image-classification"),
+    ("SiglipModel", "zero-shot-image-classification"),
     ("Model", "feature-extraction"),
 )
 """Architecture name endings and their task, most specific first."""

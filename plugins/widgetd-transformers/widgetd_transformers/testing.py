@@ -113,6 +113,26 @@ def save_vit(folder: Path) -> Path:
     return folder
 
 
+def save_clip(folder: Path) -> Path:
+    """A two-layer CLIP (32-pixel images in 8-pixel patches) with the tiny WordPiece tokenizer."""
+    import torch
+    from transformers import BertTokenizerFast, CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    _, vocabulary = bert_config()
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=64)
+    tokenizer.save_pretrained(str(folder))
+    layers = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2, initializer_range=INIT_SCALE)
+    text = dict(vocab_size=len(vocabulary), max_position_embeddings=64, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, **layers)
+    config = CLIPConfig(text_config=text, vision_config=dict(image_size=32, patch_size=8, **layers), projection_dim=16)
+    CLIPModel(config).save_pretrained(str(folder))
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    card(folder, "zero-shot-image-classification")
+    return folder
+
+
 def save_byte_level_bpe(folder: Path) -> Path:
     from tokenizers import ByteLevelBPETokenizer
 
@@ -244,6 +264,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-asr": ("automatic-speech-recognition", lambda: save_wav2vec2(root / "tiny-asr")),
         "tiny-keywords": ("audio-classification", lambda: save_audio_classifier(root / "tiny-keywords")),
         "tiny-vit": ("image-classification", lambda: save_vit(root / "tiny-vit")),
+        "tiny-clip": ("zero-shot-image-classification", lambda: save_clip(root / "tiny-clip")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

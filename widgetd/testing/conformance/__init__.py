@@ -33,6 +33,7 @@ from widgetd.testing.conformance.media import (
     AutomaticSpeechRecognitionTests,
     ImageClassificationTests,
     TextToSpeechTests,
+    ZeroShotImageClassificationTests,
 )
 from widgetd.testing.conformance.pairs import (
     FeatureExtractionTests,
@@ -94,5 +95,6 @@ __all__ = [
     "TokenClassificationTests",
     "TranslationTests",
     "ZeroShotClassificationTests",
+    "ZeroShotImageClassificationTests",
     "expect",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from widgetd.testing.audio import encode, tone
 from widgetd.testing.conformance.base import TaskTests
 from widgetd.testing.conformance.exchange import Call, Reply, decode_audio_bytes
-from widgetd.testing.conformance.rules import ContractViolation, classified, expect, finite
+from widgetd.testing.conformance.rules import ContractViolation, classified, expect, finite, ranked_labels
 from widgetd.testing.conformance.text import EDGE_TEXTS, text_call
 from widgetd.testing.images import render_image
 
@@ -258,6 +258,53 @@ class AudioClassificationTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.label for entry in answer]
+
+
+class ZeroShotImageClassificationTests(TaskTests):
+    """An image scored against labels chosen at request time: exactly those labels, once each, scores in
+    [0, 1], highest first, adding up to 1 (set ``scores_sum_to_one = False`` for a model that scores
+    each label alone, such as SigLIP)."""
+
+    task_name = "zero-shot-image-classification"
+    scores_sum_to_one: ClassVar[bool] = True
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            media_json_call(render_image(64, 64), candidate_labels=["a cat", "a dog", "an aeroplane"]),
+            media_json_call(render_image(200, 100, "RGB", "JPEG"), candidate_labels=["red", "green", "blue", "a plane in the sky"]),
+            media_json_call(render_image(32, 48, "RGBA", "WEBP"), candidate_labels=["only one label"]),
+            media_json_call(render_image(40, 40, "L", "PNG"), candidate_labels=["Zoë's photo of 東京", "a dog 🐕"], hypothesis_template="a picture of {}"),
+            media_json_call(render_image(30, 30, "P", "PNG"), candidate_labels=[f"label {n}" for n in range(20)]),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        png = render_image(64, 64)
+        return [
+            Call(png, {"content-type": "image/png"}),  # no labels: they need the JSON form
+            media_json_call(png, candidate_labels=[]),
+            media_json_call(png, candidate_labels=["cat", "cat"]),
+            media_json_call(png, candidate_labels=["cat"], hypothesis_template="no placeholder"),
+            media_json_call(b"not an image", candidate_labels=["cat"]),
+            media_json_call(render_image(1, 1), candidate_labels=["cat", "dog"]),
+            media_json_call(render_image(2000, 3), candidate_labels=["cat", "dog"]),
+            media_json_call(png, candidate_labels=["x" * 5000, "dog"]),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        labels = ["red", "green", "blue"]
+        return [media_json_call(render_image(48, 48, colour=colour), candidate_labels=labels) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        candidates = call.parameters["candidate_labels"]
+        labels = [entry.label for entry in answer]
+        expect(sorted(labels) == sorted(candidates), f"the answer must name exactly the candidate labels {candidates}, once each; got {labels}")
+        ranked_labels(answer, None)
+        if self.scores_sum_to_one:
+            total = sum(entry.score for entry in answer)
+            expect(abs(total - 1) <= 1e-3, f"the scores of the candidate labels must sum to 1, got {total}")
 
 
 class ImageClassificationTests(TaskTests):
