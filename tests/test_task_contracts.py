@@ -49,6 +49,7 @@ VALID = {
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": 2}},
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"top_k": 2, "function_to_apply": "softmax"}},
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": ["red", "a blue sky"]}},
+    "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.1}},
 }
 
 INVALID = {
@@ -68,6 +69,7 @@ INVALID = {
     "image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"top_k": -1}},
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"function_to_apply": "tanh"}},
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": []}},
+    "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 2}},
 }
 
 

@@ -38,6 +38,7 @@ MODELS = {
     "toy-images": {"pipeline_tag": "image-classification"},
     "toy-sounds": {"pipeline_tag": "audio-classification"},
     "toy-zero-shot-images": {"pipeline_tag": "zero-shot-image-classification"},
+    "toy-detector": {"pipeline_tag": "object-detection"},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
 
@@ -180,6 +181,19 @@ def test_zero_shot_image_classification_scores_the_labels_given(page, tmp_path):
     assert card.locator(".output .bar-row .label").all_inner_texts() == ["a blue sky", "a red car"]
     assert card.locator(".output img").count() == 1
     screenshot(card, "zero-shot-image-classification")
+
+
+def test_object_detection_draws_the_boxes_over_the_image(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-detector")
+    picture = tmp_path / "square.png"
+    picture.write_bytes(render_image(200, 120))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, ".detections .box")
+    assert card.locator(".output .detections .box").count() == 2
+    assert "square" in card.locator(".output .box-label").first.inner_text()
+    screenshot(card, "object-detection")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

@@ -18,6 +18,7 @@ const results = {
   transcript: await at("tiny-asr").automaticSpeechRecognition({ inputs: new Blob([await readFile(audioFile)]) }),
   sounds: await at("tiny-keywords").audioClassification({ inputs: new Blob([await readFile(audioFile)]) }),
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
+  objects: await at("tiny-detector").objectDetection({ inputs: new Blob([await readFile(imageFile)]), parameters: { threshold: 0 } }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

@@ -105,6 +105,17 @@ def test_zero_shot_image_classification(server):
     assert sum(label.score for label in labels) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_object_detection(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 60), (200, 30, 30)).save(buffer, format="PNG")
+    found = client(server, "tiny-detector").object_detection(buffer.getvalue(), threshold=0.0)
+    assert found and all(0 <= o.box.xmin <= o.box.xmax <= 120 and 0 <= o.box.ymin <= o.box.ymax <= 60 for o in found)
+
+
 def test_summarization_and_translation(server):
     growing = {"min_new_tokens": 2, "max_new_tokens": 5}
     summary = client(server, "tiny-summarizer").summarization("my name is sarah and i live in london", generate_parameters=growing)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+
+from msgspec.structs import replace
 from typing import Any, Sequence
 
 from tests.toy_plugin import ANSWERERS, ToyPipeline, ToyPlugin
@@ -176,3 +178,27 @@ class UnnormalisedZeroShot(_OneTaskBroken):
         from widgetd.tasks._common import ClassificationOutput
 
         return [[ClassificationOutput(e.label, min(1.0, 0.9 - 0.01 * rank)) for rank, e in enumerate(ANSWERERS[self.broken_task](request))] for request in requests]
+
+
+class BoxesInTheModelsPixels(_OneTaskBroken):
+    """Boxes left in the model's resized input (say, 800 pixels wide) instead of the image as sent."""
+
+    broken_task = "object-detection"
+
+    def broken(self, requests):
+        scaled = []
+        for request in requests:
+            found = ANSWERERS[self.broken_task](request)
+            scaled.append([replace(o, box=replace(o.box, xmax=o.box.xmax * 4 + 800, ymax=o.box.ymax * 4 + 800)) for o in found])
+        return scaled
+
+
+class IgnoresThreshold(_OneTaskBroken):
+    """Every object, whatever the threshold."""
+
+    broken_task = "object-detection"
+
+    def broken(self, requests):
+        from msgspec.structs import replace as with_fields
+
+        return [ANSWERERS[self.broken_task](with_fields(request, parameters=with_fields(request.parameters, threshold=0.0))) for request in requests]

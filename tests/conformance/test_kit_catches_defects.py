@@ -51,6 +51,8 @@ DEFECTS = [
     ("RefusesEverything", "SummarizationTests", "test_generated_requests_are_answered_or_refused", "refuses input its contract allows"),
     ("DropsACandidate", "ZeroShotImageClassificationTests", "test_examples_are_answered", "exactly the candidate labels"),
     ("UnnormalisedZeroShot", "ZeroShotImageClassificationTests", "test_examples_are_answered", "must sum to 1"),
+    ("BoxesInTheModelsPixels", "ObjectDetectionTests", "test_examples_are_answered", "must lie inside the"),
+    ("IgnoresThreshold", "ObjectDetectionTests", "test_examples_are_answered", "keeps only objects scored above it"),
 ]
 
 

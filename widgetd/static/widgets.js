@@ -262,6 +262,28 @@ function bars(entries) {
       el("span", { class: "score" }, score.toFixed(3)))));
 }
 
+const BOX_COLOURS = ["#e11d48", "#2563eb", "#16a34a", "#d97706", "#7c3aed", "#0891b2"];
+
+function detections(media, objects) {
+  // Boxes in percent of the image, so that they follow it at any displayed size.
+  const frame = el("div", { class: "detections" });
+  const image = el("img", { src: URL.createObjectURL(media), alt: "image with detected objects" });
+  const labels = [...new Set(objects.map((o) => o.label))];
+  image.addEventListener("load", () => {
+    const { naturalWidth: width, naturalHeight: height } = image;
+    frame.append(...objects.map((o) => {
+      const colour = BOX_COLOURS[labels.indexOf(o.label) % BOX_COLOURS.length];
+      const box = o.box;
+      return el("div", {
+        class: "box", title: `${o.label} ${o.score.toFixed(3)}`,
+        style: `left:${100 * box.xmin / width}%;top:${100 * box.ymin / height}%;width:${100 * (box.xmax - box.xmin) / width}%;height:${100 * (box.ymax - box.ymin) / height}%;border-color:${colour}`,
+      }, el("span", { class: "box-label", style: `background:${colour}` }, `${o.label} ${o.score.toFixed(2)}`));
+    }));
+  });
+  frame.append(image);
+  return el("div", {}, frame, objects.length ? bars(objects.map((o) => ({ label: o.label, score: o.score }))) : el("p", { class: "muted" }, "No object above the threshold."));
+}
+
 function highlighted(text, spans) {
   const parts = [];
   let at = 0;
@@ -293,6 +315,8 @@ async function render(task, response, request) {
       const image = request.media && task.endsWith("image-classification") ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
       return el("div", {}, image, bars(labels));
     }
+    case "object-detection":
+      return detections(request.media, answer);
     case "question-answering": {
       const answers = Array.isArray(answer) ? answer : [answer];
       const best = answers[0];

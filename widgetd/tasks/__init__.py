@@ -10,6 +10,7 @@ from widgetd.tasks import (
     feature_extraction,
     fill_mask,
     image_classification,
+    object_detection,
     question_answering,
     sentence_similarity,
     summarization,
@@ -41,6 +42,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         text_to_speech,
         image_classification,
         zero_shot_image_classification,
+        object_detection,
     )
 )
 

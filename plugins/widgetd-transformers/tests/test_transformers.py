@@ -467,7 +467,8 @@ def test_generation_nobody_waits_for_stops_within_a_step(model_dirs, tmp_path):
         busy_before = cpu_seconds()
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(lambda body: httpx.post(f"{live.url}/models/slow-gpt2", json=body, timeout=60).status_code, bodies))
-        assert statuses == [504] * 16
+        # Continuous batching may finish a few within the timeout; the rest are given up mid-generation.
+        assert set(statuses) <= {200, 504} and statuses.count(504) >= 8, statuses
         assert cpu_seconds() - busy_before > 0.3, "the model was not busy: the test proves nothing"
         time.sleep(0.5)
         before = cpu_seconds()

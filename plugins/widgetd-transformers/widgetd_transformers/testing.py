@@ -133,6 +133,30 @@ def save_clip(folder: Path) -> Path:
     return folder
 
 
+DETECTION_LABELS = ["person", "cat", "dog", "car", "plane"]
+
+
+def save_yolos(folder: Path) -> Path:
+    """A two-layer YOLOS (a ViT with detection tokens: no convolutional backbone to build) on 32-pixel images."""
+    import torch
+    from transformers import YolosConfig, YolosForObjectDetection, YolosImageProcessor
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    config = YolosConfig(
+        image_size=[32, 32], patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        num_detection_tokens=8, initializer_range=INIT_SCALE, num_labels=len(DETECTION_LABELS),
+        id2label=dict(enumerate(DETECTION_LABELS)), label2id={label: index for index, label in enumerate(DETECTION_LABELS)},
+    )
+    model = YolosForObjectDetection(config)
+    with torch.no_grad():  # sure of some cats, so that the default threshold (0.5) keeps objects to check
+        model.class_labels_classifier.layers[-1].bias[DETECTION_LABELS.index("cat")] = 4.0
+    model.save_pretrained(str(folder))
+    YolosImageProcessor(size={"shortest_edge": 32, "longest_edge": 64}).save_pretrained(str(folder))
+    card(folder, "object-detection")
+    return folder
+
+
 def save_byte_level_bpe(folder: Path) -> Path:
     from tokenizers import ByteLevelBPETokenizer
 
@@ -265,6 +289,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-keywords": ("audio-classification", lambda: save_audio_classifier(root / "tiny-keywords")),
         "tiny-vit": ("image-classification", lambda: save_vit(root / "tiny-vit")),
         "tiny-clip": ("zero-shot-image-classification", lambda: save_clip(root / "tiny-clip")),
+        "tiny-detector": ("object-detection", lambda: save_yolos(root / "tiny-detector")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

@@ -1,5 +1,5 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
-image-classification and zero-shot-image-classification."""
+image-classification, zero-shot-image-classification and object-detection."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
+from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
 from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks
 
@@ -63,6 +64,70 @@ class ZeroShotImageClassification:
             for index, scored in zip(indexes, in_chunks(run, images)):
                 answers[index] = [ClassificationOutput(entry["label"], float(entry["score"])) for entry in scored]
         return answers
+
+
+class ObjectDetection:
+    """The ``object-detection`` pipeline (the model's own ``post_process_object_detection``), its boxes
+    kept inside the image and its objects best first."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.most_elongated = most_elongated(pipe.image_processor)
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ObjectDetection:
+        return cls(image_pipeline("object-detection", snapshot))
+
+    def __call__(self, requests: Sequence[ObjectDetectionInput]) -> list[list[DetectedObject]]:
+        answers: list[Any] = [None] * len(requests)
+        for threshold, indexes in grouped(requests, lambda r: r.parameters.threshold).items():
+            images = [decode_image(requests[index].inputs) for index in indexes]
+            fitting = [widened(image, self.most_elongated) for image in images]
+            found = in_chunks(lambda chunk: self.pipe(chunk, threshold=threshold, batch_size=len(chunk)), fitting)
+            for index, image, objects in zip(indexes, images, found):
+                detected = [DetectedObject(o["label"], float(o["score"]), inside(o["box"], *image.size)) for o in objects]
+                answers[index] = sorted(detected, key=lambda o: -o.score)
+        return answers
+
+
+ELONGATIONS = (64, 32, 16, 8, 4, 2)
+
+
+def most_elongated(processor: Any) -> int:
+    """How many times longer than wide an image may reach the model: processors that fit an image between
+    a shortest and a longest edge (DETR, YOLOS) shrink a thinner one to nothing and fail. Found by trying,
+    once, at load."""
+    from PIL import Image
+
+    for ratio in ELONGATIONS:
+        try:
+            for size in ((1024, 1024 // ratio), (1024 // ratio, 1024)):
+                processor(Image.new("RGB", size), return_tensors="pt")
+        except Exception:
+            continue
+        return ratio
+    return 1
+
+
+def widened(image: Any, ratio: int) -> Any:
+    """An image more elongated than ``ratio`` with black below or to the right of it, which moves no box:
+    its pixels keep their coordinates, and boxes are cut back to the image (``inside``)."""
+    from PIL import Image
+
+    width, height = image.size
+    least = -(-max(width, height) // ratio)
+    if min(width, height) >= least:
+        return image
+    canvas = Image.new(image.mode, (max(width, least), max(height, least)))
+    canvas.paste(image, (0, 0))
+    return canvas
+
+
+def inside(box: dict, width: int, height: int) -> BoundingBox:
+    """A box cut to the image: a model's box may reach past its edges, which no client can draw."""
+    xmin, xmax = (min(max(box[name], 0), width) for name in ("xmin", "xmax"))
+    ymin, ymax = (min(max(box[name], 0), height) for name in ("ymin", "ymax"))
+    return BoundingBox(min(xmin, xmax), min(ymin, ymax), max(xmin, xmax), max(ymin, ymax))
 
 
 def image_pipeline(task: str, snapshot: ModelSnapshot) -> Any:

@@ -32,6 +32,7 @@ from widgetd.testing.conformance.media import (
     AudioToAudioTests,
     AutomaticSpeechRecognitionTests,
     ImageClassificationTests,
+    ObjectDetectionTests,
     TextToSpeechTests,
     ZeroShotImageClassificationTests,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "FeatureExtractionTests",
     "FillMaskTests",
     "ImageClassificationTests",
+    "ObjectDetectionTests",
     "QuestionAnsweringTests",
     "Reply",
     "SentenceSimilarityTests",

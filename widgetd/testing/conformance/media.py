@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any, ClassVar, Iterable
 
+import msgspec
 import numpy as np
 import pytest
 
 from widgetd.testing.audio import encode, tone
 from widgetd.testing.conformance.base import TaskTests
 from widgetd.testing.conformance.exchange import Call, Reply, decode_audio_bytes
-from widgetd.testing.conformance.rules import ContractViolation, classified, expect, finite, ranked_labels
+from widgetd.testing.conformance.rules import (
+    ContractViolation,
+    classified,
+    expect,
+    finite,
+    ranked_labels,
+    scores_are_probabilities,
+    sorted_by_score,
+)
 from widgetd.testing.conformance.text import EDGE_TEXTS, text_call
 from widgetd.testing.images import render_image
 
@@ -229,6 +239,20 @@ def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "
     return Call(render_image(width, height, mode, image_format, colour), {"content-type": f"image/{image_format.lower()}"})
 
 
+def image_examples() -> list[Call]:
+    """Raw images in every format and mode clients send."""
+    return [image_call(64, 64), image_call(200, 100, "RGB", "JPEG"), image_call(32, 48, "RGBA", "WEBP"), image_call(40, 40, "L", "PNG")]
+
+
+def broken_images() -> list[Call]:
+    png = render_image(64, 64)
+    return [
+        Call(b"", {"content-type": "image/png"}),
+        Call(b"not an image", {"content-type": "image/png"}),
+        Call(png[: len(png) // 2], {"content-type": "image/png"}),
+    ]
+
+
 class AudioClassificationTests(TaskTests):
     """Labels once each for audio in every container, rate and channel count: scores in [0, 1], highest
     first, at most top_k, among the model's labels."""
@@ -307,6 +331,60 @@ class ZeroShotImageClassificationTests(TaskTests):
             expect(abs(total - 1) <= 1e-3, f"the scores of the candidate labels must sum to 1, got {total}")
 
 
+class ObjectDetectionTests(TaskTests):
+    """Labelled boxes in the pixels of the image as sent: inside it, ``xmin <= xmax`` and ``ymin <= ymax``,
+    scores in [0, 1] above ``threshold``, best first, labels among the model's."""
+
+    task_name = "object-detection"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            *image_examples(),
+            media_json_call(render_image(120, 80), threshold=0.0),
+            media_json_call(render_image(50, 200, "RGB", "JPEG"), threshold=0.1),
+            media_json_call(render_image(64, 64), threshold=1.0),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *broken_images(),
+            media_json_call(render_image(1, 1), threshold=0.0),
+            media_json_call(render_image(2000, 3), threshold=0.0),
+            media_json_call(render_image(64, 64), threshold=1.5),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(render_image(48 + 8 * n, 48, colour=colour), threshold=0.0) for n, colour in enumerate(((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90)))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        width, height = image_size(call)
+        threshold = call.parameters.get("threshold", 0.5)
+        for index, found in enumerate(answer):
+            box = found.box
+            expect(
+                0 <= box.xmin <= box.xmax <= width and 0 <= box.ymin <= box.ymax <= height,
+                f"object {index}'s box {msgspec.structs.asdict(box)} must lie inside the {width}x{height} image, corners in order",
+            )
+            expect(found.score >= threshold - 1e-6, f"threshold={threshold} keeps only objects scored above it, got {found.score} (object {index})")
+        scores_are_probabilities(answer)
+        sorted_by_score(answer)
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [found.label for found in answer]
+
+
+def image_size(call: Call) -> tuple[int, int]:
+    """The width and height of the image a call sends (raw, or base64 in JSON)."""
+    from PIL import Image
+
+    data = base64.b64decode(call.body["inputs"]) if call.is_json else call.body
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
 class ImageClassificationTests(TaskTests):
     """Labels once each for images of any size, mode and format: scores in [0, 1], highest first, at most top_k."""
 
@@ -314,22 +392,12 @@ class ImageClassificationTests(TaskTests):
 
     @pytest.fixture
     def examples(self) -> list[Call]:
-        return [
-            image_call(64, 64),
-            image_call(200, 100, "RGB", "JPEG"),
-            image_call(32, 48, "RGBA", "WEBP"),
-            image_call(40, 40, "L", "PNG"),
-            image_call(30, 30, "P", "PNG"),
-            media_json_call(render_image(64, 64), top_k=1),
-        ]
+        return [*image_examples(), image_call(30, 30, "P", "PNG"), media_json_call(render_image(64, 64), top_k=1)]
 
     @pytest.fixture
     def edge_cases(self) -> list[Call]:
-        png = render_image(64, 64)
         return [
-            Call(b"", {"content-type": "image/png"}),
-            Call(b"not an image", {"content-type": "image/png"}),
-            Call(png[: len(png) // 2], {"content-type": "image/png"}),
+            *broken_images(),
             image_call(1, 1),
             image_call(2000, 3),
             image_call(3, 2000, "L"),
