@@ -125,7 +125,7 @@ def test_unknown_model_task_and_route_are_404(toy_server):
     unknown = assert_json_error(httpx.post(f"{toy_server.url}/models/org/nope", json=QA), 404, "org/nope")
     assert "toy-qa" in unknown["error"]
     assert_json_error(
-        httpx.post(f"{toy_server.url}/models/toy-qa/pipeline/object-detection", json={"inputs": "x"}), 404, "object-detection"
+        httpx.post(f"{toy_server.url}/models/toy-qa/pipeline/text-to-video", json={"inputs": "x"}), 404, "text-to-video"
     )
     assert_json_error(httpx.post(f"{toy_server.url}/models/toy-qa/whatever", json=QA), 404)
     assert_json_error(httpx.get(f"{toy_server.url}/no/such/route"), 404)
