@@ -35,16 +35,11 @@ class Pipeline(Protocol):
     ``tasks`` (optional) narrows the backend's tasks to those this model serves; ``engine`` (optional,
     a ``widgetd.generating.Engine``) generates text token by token: the server then streams and
     batches text-generation and chat through it (continuous batching) and never asks ``__call__``
-    for text-generation; ``placement`` (optional) says where the parts of a split model run.
+    for text-generation; ``placement`` (optional) says where the parts of a split model run;
+    ``count_tokens(texts)`` (optional) gives the tokens texts are read as, for usage on /v1/embeddings.
     """
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...
-
-
-class Countable(Protocol):
-    """A pipeline that can say how many tokens texts are (optional; the OpenAI routes report usage with it)."""
-
-    def count_tokens(self, texts: Sequence[str]) -> int: ...
 
 
 def every_file(repo_files: Sequence[str]) -> list[str]:

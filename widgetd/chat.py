@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from widgetd.errors import InvalidInput
-from widgetd.generating import Generation, GenerationOptions, Job, Piece, Prompt, Token
+from widgetd.generating import Generation, GenerationOptions, Job, Piece, Prompt, Token, refuse_unserved
 from widgetd.tasks.chat_completion import (
     ChatCompletionDelta,
     ChatCompletionInput,
@@ -37,10 +37,7 @@ FINISH_REASONS = {"eos_token": "stop", "stop_sequence": "stop", "length": "lengt
 
 
 def chat_job(request: ChatCompletionInput) -> Job:
-    for name, (nothing, why) in NOT_SERVED.items():
-        value = getattr(request, name)
-        if value is not None and value != nothing:
-            raise InvalidInput(f"{name}: {why} by this server", field=name)
+    refuse_unserved(request, NOT_SERVED)
     if request.tool_choice not in (None, "none", "auto"):
         raise InvalidInput("tool_choice: tools (function calling) are not served by this server", field="tool_choice")
     if request.stream_options is not None and not request.stream:

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
 from widgetd import cancellation
 from widgetd.batching import QueueFull
+from widgetd.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,15 @@ class GenerationOptions:
 
     def named(self, option: str) -> str:
         return f"{self.field}.{option}" if self.field else option
+
+
+def refuse_unserved(request: Any, unserved: dict[str, tuple[Any, str]], prefix: str = "") -> None:
+    """A 400 naming the first option a local model does not honour that asks for something: ``unserved``
+    gives each option's value that asks for nothing (what clients send by default) and why it is not served."""
+    for name, (nothing, why) in unserved.items():
+        value = getattr(request, name)
+        if value is not None and value != nothing:
+            raise InvalidInput(f"{prefix}{name}: {why} by this server", field=f"{prefix}{name}")
 
 
 @dataclass(frozen=True)
@@ -341,7 +351,6 @@ class GenerationLoop:
         """Told (tokens made, sequences still generating) after each step."""
         self.active: list[Stream] = []
         self.waiting: list[Stream] = []
-        self.tokens_made = 0
         self.changed = False
         """Set on the event loop when a stream joins, ends or is given up; read by the model's thread."""
         self._wake: asyncio.Event | None = None
@@ -423,7 +432,6 @@ class GenerationLoop:
             made += not isinstance(outcome, Exception)
             if generation.finish == "stop_sequence" or generation.error is not None:
                 self.changed = True
-        self.tokens_made += made
         if self.on_tokens:
             self.on_tokens(made, sum(not stream.generation.done for stream in streams.values()))
 

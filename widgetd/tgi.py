@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from widgetd.errors import InvalidInput
-from widgetd.generating import Engine, Generation, GenerationOptions, Job, Piece, Prompt, Token, generate_all
+from widgetd.generating import Engine, Generation, GenerationOptions, Job, Piece, Prompt, Token, generate_all, refuse_unserved
 from widgetd.tasks.text_generation import (
     TextGenerationInput,
     TextGenerationOutput,
@@ -29,10 +28,7 @@ NOT_SERVED = {
 
 def text_generation_job(request: TextGenerationInput) -> Job:
     parameters = request.parameters
-    for name, (nothing, why) in NOT_SERVED.items():
-        value = getattr(parameters, name)
-        if value is not None and value != nothing:
-            raise InvalidInput(f"parameters.{name}: {why} by this server", field=f"parameters.{name}")
+    refuse_unserved(parameters, NOT_SERVED, "parameters.")
     options = GenerationOptions(
         max_new_tokens=parameters.max_new_tokens,
         do_sample=parameters.do_sample,

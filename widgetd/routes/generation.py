@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 
 import msgspec
 from litestar import Request, Response
@@ -86,13 +86,16 @@ def sse_response(
     headers: dict[str, str],
     closing: Callable[[], list[Any]] = list,
     openai: bool = False,
+    opening: Sequence[Any] = (),
 ) -> StreamResponse:
-    """Server-sent events: ``events(piece)`` for each piece, ``closing()`` at the end, then ``[DONE]``.
+    """Server-sent events: ``opening``, ``events(piece)`` for each piece, ``closing()`` at the end, then ``[DONE]``.
     A failure after the first event (its options broke the scores, time ran out) is an ``error`` event,
     which the OpenAI and Hugging Face clients raise; a client that leaves gives the stream up."""
 
     async def lines() -> AsyncIterator[bytes]:
         try:
+            for event in opening:
+                yield sse(event)
             async for piece in _pieces(stream, first, state):
                 # A reader that fell behind gets what piled up in one write, not one write a token.
                 yield b"".join(sse(event) for ready in (piece, *stream.ready()) for event in events(ready))

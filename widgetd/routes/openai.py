@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import msgspec
 import numpy as np
@@ -76,13 +76,25 @@ def _unable(model: ServedModel, what: str, by_path: bool) -> ClientError:
     return NotFound(message) if by_path else InvalidInput(message, field="model")
 
 
-async def chat(request: Request, model: ServedModel | None) -> Response:
+async def _routed(
+    request: Request, model: ServedModel | None, request_type: type, name: str, label: str,
+    fits: Callable[[ServedModel], bool], what: str, respond: Callable[..., Awaitable[Response]],
+) -> Response:
+    """An OpenAI POST route (``name`` in errors): the body decoded under ``request_type``, the model its path
+    names or else the one the body names (or the first that ``fits``), measured in /metrics under ``label``."""
     state = state_of(request)
     require_key(request)
-    decoded = decode_json(await request.body(), ChatCompletionInput, "chat-completion", state.settings.limits)
+    decoded = decode_json(await request.body(), request_type, name, state.settings.limits)
     by_path = model is not None
-    model = model or chosen_model(state, decoded.model, _generates, "generates text (chat completions need a text-generation model)")
-    return await inference.measured(request, model, "chat-completion", lambda _: _chat(request, state, model, decoded, by_path))
+    model = model or chosen_model(state, decoded.model, fits, what)
+    return await inference.measured(request, model, label, lambda _: respond(request, state, model, decoded, by_path))
+
+
+async def chat(request: Request, model: ServedModel | None) -> Response:
+    return await _routed(
+        request, model, ChatCompletionInput, "chat-completion", "chat-completion", _generates,
+        "generates text (chat completions need a text-generation model)", _chat,
+    )
 
 
 async def _chat(request: Request, state: ServerState, model: ServedModel, decoded: ChatCompletionInput, by_path: bool) -> Response:
@@ -97,26 +109,19 @@ async def _chat(request: Request, state: ServerState, model: ServedModel, decode
         return Response(msgspec.json.encode(completion.answer(decoded, generation)), media_type="application/json", headers=headers)
     stream, first = await start_stream(request, state, model, job)
     include_usage = bool(decoded.stream_options and decoded.stream_options.include_usage)
-    opened = []
-
-    def events(piece: Any) -> list[Any]:
-        opening = [] if opened else [completion.opening()]
-        opened.append(True)
-        return [*opening, *completion.pieces(decoded, piece)]
 
     def closing() -> list[Any]:
         return [completion.chunk([], usage(stream.generation))] if include_usage else []
 
-    return sse_response(stream, first, state, events, headers, closing, openai=True)
+    events = lambda piece: completion.pieces(decoded, piece)  # noqa: E731
+    return sse_response(stream, first, state, events, headers, closing, openai=True, opening=[completion.opening()])
 
 
 async def embed(request: Request, model: ServedModel | None) -> Response:
-    state = state_of(request)
-    require_key(request)
-    decoded = decode_json(await request.body(), EmbeddingsInput, "embeddings", state.settings.limits)
-    by_path = model is not None
-    model = model or chosen_model(state, decoded.model, _embeds, "embeds text (a feature-extraction or sentence-similarity model)")
-    return await inference.measured(request, model, "feature-extraction", lambda _: _embed(request, state, model, decoded, by_path))
+    return await _routed(
+        request, model, EmbeddingsInput, "embeddings", "feature-extraction", _embeds,
+        "embeds text (a feature-extraction or sentence-similarity model)", _embed,
+    )
 
 
 async def _embed(request: Request, state: ServerState, model: ServedModel, decoded: EmbeddingsInput, by_path: bool) -> Response:
