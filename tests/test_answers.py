@@ -30,6 +30,7 @@ REQUESTS = {
     "audio-classification": {"inputs": encode(tone(0.2, 8000), 8000, "WAV")},
     "zero-shot-image-classification": {"inputs": render_image(8, 8), "parameters": {"candidate_labels": ["red", "green"]}},
     "object-detection": {"inputs": render_image(16, 16)},
+    "image-segmentation": {"inputs": render_image(16, 16), "parameters": {"threshold": 0.5}},
 }
 
 

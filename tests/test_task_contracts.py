@@ -50,6 +50,7 @@ VALID = {
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"top_k": 2, "function_to_apply": "softmax"}},
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": ["red", "a blue sky"]}},
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.1}},
+    "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "semantic", "mask_threshold": 0.4}},
 }
 
 INVALID = {
@@ -70,6 +71,7 @@ INVALID = {
     "audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"function_to_apply": "tanh"}},
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": []}},
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 2}},
+    "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "everything"}},
 }
 
 

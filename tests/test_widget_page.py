@@ -39,6 +39,7 @@ MODELS = {
     "toy-sounds": {"pipeline_tag": "audio-classification"},
     "toy-zero-shot-images": {"pipeline_tag": "zero-shot-image-classification"},
     "toy-detector": {"pipeline_tag": "object-detection"},
+    "toy-segmenter": {"pipeline_tag": "image-segmentation"},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
 
@@ -194,6 +195,24 @@ def test_object_detection_draws_the_boxes_over_the_image(page, tmp_path):
     assert card.locator(".output .detections .box").count() == 2
     assert "square" in card.locator(".output .box-label").first.inner_text()
     screenshot(card, "object-detection")
+
+
+def test_image_segmentation_overlays_the_masks_in_colours_with_a_legend(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-segmenter")
+    picture = tmp_path / "square.png"
+    picture.write_bytes(render_image(200, 120))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, ".segments[data-painted=true]")
+    assert card.locator(".output .legend .label").all_inner_texts() == ["square", "background"]
+    # The square's middle is painted in the first colour, the corner in the second.
+    painted = card.locator(".output canvas.overlay").evaluate(
+        "c => [[75, 45], [2, 2]].map(([x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data))"
+    )
+    for pixel, colour in zip(painted, ([225, 29, 72, 150], [37, 99, 235, 150])):
+        assert all(abs(a - b) <= 2 for a, b in zip(pixel, colour)), painted  # premultiplied alpha rounds
+    screenshot(card, "image-segmentation")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

@@ -6,6 +6,7 @@ Texts containing a control word make it misbehave on purpose: ``explode`` raises
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionOutput,
 )
 from widgetd.tasks.fill_mask import FillMaskCandidate
+from widgetd.tasks.image_segmentation import Segment
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer
 from widgetd.tasks.summarization import SummarizationOutput
@@ -167,6 +169,24 @@ def detected(request) -> list[DetectedObject]:
     return [found_object for found_object in found if found_object.score > request.parameters.threshold]
 
 
+def segments(request) -> list[Segment]:
+    """The image's brightest region (the test images' middle square) and the rest; unscored when semantic."""
+    from PIL import Image
+
+    grey = np.asarray(decode_image(request.inputs).convert("L"), dtype=np.float32)
+    square = grey > grey.mean() + 1
+    found = [("square", 0.95, square), ("background", 0.92, ~square)]
+    semantic = request.parameters.subtask == "semantic"
+    kept = [(label, score, mask) for label, score, mask in found if mask.any() and (semantic or score > request.parameters.threshold)]
+    return [Segment(label, png_bytes(Image.fromarray(mask.astype(np.uint8) * 255)), None if semantic else score) for label, score, mask in kept]
+
+
+def png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -192,6 +212,7 @@ ANSWERERS = {
     "audio-classification": audio_classes,
     "zero-shot-image-classification": image_zero_shot,
     "object-detection": detected,
+    "image-segmentation": segments,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

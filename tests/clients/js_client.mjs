@@ -19,6 +19,7 @@ const results = {
   sounds: await at("tiny-keywords").audioClassification({ inputs: new Blob([await readFile(audioFile)]) }),
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
   objects: await at("tiny-detector").objectDetection({ inputs: new Blob([await readFile(imageFile)]), parameters: { threshold: 0 } }),
+  segments: await at("tiny-segmenter").imageSegmentation({ inputs: new Blob([await readFile(imageFile)]), parameters: { subtask: "semantic" } }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

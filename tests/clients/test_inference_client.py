@@ -116,6 +116,19 @@ def test_object_detection(server):
     assert found and all(0 <= o.box.xmin <= o.box.xmax <= 120 and 0 <= o.box.ymin <= o.box.ymax <= 60 for o in found)
 
 
+def test_image_segmentation(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (90, 70), (200, 30, 30)).save(buffer, format="JPEG")
+    for subtask in ("panoptic", "semantic"):
+        segments = client(server, "tiny-segmenter").image_segmentation(buffer.getvalue(), subtask=subtask, threshold=0.0)
+        assert segments and all(segment.mask.size == (90, 70) for segment in segments)
+        assert all((segment.score is None) == (subtask == "semantic") for segment in segments)
+
+
 def test_summarization_and_translation(server):
     growing = {"min_new_tokens": 2, "max_new_tokens": 5}
     summary = client(server, "tiny-summarizer").summarization("my name is sarah and i live in london", generate_parameters=growing)

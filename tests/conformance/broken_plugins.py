@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 
 from msgspec.structs import replace
@@ -202,3 +203,37 @@ class IgnoresThreshold(_OneTaskBroken):
         from msgspec.structs import replace as with_fields
 
         return [ANSWERERS[self.broken_task](with_fields(request, parameters=with_fields(request.parameters, threshold=0.0))) for request in requests]
+
+
+class MasksInTheModelsSize(_OneTaskBroken):
+    """Masks left at the model's resolution (say, 32x32) instead of the image as sent."""
+
+    broken_task = "image-segmentation"
+
+    def broken(self, requests):
+        from PIL import Image
+
+        from tests.toy_plugin import png_bytes
+
+        def shrunk(segment):
+            with Image.open(io.BytesIO(segment.mask)) as mask:
+                return replace(segment, mask=png_bytes(mask.resize((32, 32))))
+
+        return [[shrunk(segment) for segment in ANSWERERS[self.broken_task](request)] for request in requests]
+
+
+class GreyMasks(_OneTaskBroken):
+    """Masks of probabilities (grey levels) where the contract says black and white."""
+
+    broken_task = "image-segmentation"
+
+    def broken(self, requests):
+        from PIL import Image
+
+        from tests.toy_plugin import png_bytes
+
+        def greyed(segment):
+            with Image.open(io.BytesIO(segment.mask)) as mask:
+                return replace(segment, mask=png_bytes(mask.point(lambda value: value // 2)))
+
+        return [[greyed(segment) for segment in ANSWERERS[self.broken_task](request)] for request in requests]

@@ -53,6 +53,8 @@ DEFECTS = [
     ("UnnormalisedZeroShot", "ZeroShotImageClassificationTests", "test_examples_are_answered", "must sum to 1"),
     ("BoxesInTheModelsPixels", "ObjectDetectionTests", "test_examples_are_answered", "must lie inside the"),
     ("IgnoresThreshold", "ObjectDetectionTests", "test_examples_are_answered", "keeps only objects scored above it"),
+    ("MasksInTheModelsSize", "ImageSegmentationTests", "test_examples_are_answered", "must be the size of the"),
+    ("GreyMasks", "ImageSegmentationTests", "test_examples_are_answered", "must be black and white"),
 ]
 
 

@@ -284,6 +284,40 @@ function detections(media, objects) {
   return el("div", {}, frame, objects.length ? bars(objects.map((o) => ({ label: o.label, score: o.score }))) : el("p", { class: "muted" }, "No object above the threshold."));
 }
 
+function segmentation(media, segments) {
+  // Each mask painted in its colour onto one canvas over the image, with a legend naming the colours.
+  const frame = el("div", { class: "segments" });
+  const image = el("img", { src: URL.createObjectURL(media), alt: "image with segments" });
+  const canvas = el("canvas", { class: "overlay" });
+  const colourOf = (index) => BOX_COLOURS[index % BOX_COLOURS.length];
+  image.addEventListener("load", async () => {
+    const { naturalWidth: width, naturalHeight: height } = image;
+    Object.assign(canvas, { width, height });
+    const context = canvas.getContext("2d");
+    const painted = context.createImageData(width, height);
+    const scratch = el("canvas", { width, height }).getContext("2d", { willReadFrequently: true });
+    for (const [index, segment] of segments.entries()) {
+      const mask = new Image();
+      mask.src = `data:image/png;base64,${segment.mask}`;
+      await mask.decode();
+      scratch.clearRect(0, 0, width, height);
+      scratch.drawImage(mask, 0, 0);
+      const inside = scratch.getImageData(0, 0, width, height).data;
+      const [red, green, blue] = colourOf(index).match(/\w\w/g).map((hex) => parseInt(hex, 16));
+      for (let at = 0; at < inside.length; at += 4) {
+        if (inside[at] > 127) painted.data.set([red, green, blue, 150], at);
+      }
+    }
+    context.putImageData(painted, 0, 0);
+    frame.dataset.painted = "true";
+  });
+  frame.append(image, canvas);
+  const legend = el("ul", { class: "legend" }, segments.map((segment, index) =>
+    el("li", {}, el("span", { class: "swatch", style: `background:${colourOf(index)}` }),
+      el("span", { class: "label" }, segment.label), segment.score === undefined ? "" : ` ${segment.score.toFixed(3)}`)));
+  return el("div", {}, frame, segments.length ? legend : el("p", { class: "muted" }, "No segment above the threshold."));
+}
+
 function highlighted(text, spans) {
   const parts = [];
   let at = 0;
@@ -317,6 +351,8 @@ async function render(task, response, request) {
     }
     case "object-detection":
       return detections(request.media, answer);
+    case "image-segmentation":
+      return segmentation(request.media, answer);
     case "question-answering": {
       const answers = Array.isArray(answer) ? answer : [answer];
       const best = answers[0];

@@ -10,6 +10,7 @@ from widgetd.tasks import (
     feature_extraction,
     fill_mask,
     image_classification,
+    image_segmentation,
     object_detection,
     question_answering,
     sentence_similarity,
@@ -43,6 +44,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         image_classification,
         zero_shot_image_classification,
         object_detection,
+        image_segmentation,
     )
 )
 

@@ -157,6 +157,36 @@ def save_yolos(folder: Path) -> Path:
     return folder
 
 
+SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
+
+
+def save_mask2former(folder: Path) -> Path:
+    """A one-block Mask2Former on a tiny Swin (no timm needed): panoptic, instance and semantic segmentation.
+    Its images are 64 pixels at least: smaller, the last stage is one pixel, which its group norm refuses."""
+    import torch
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessorPil, SwinConfig
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    backbone = SwinConfig(
+        image_size=32, patch_size=4, embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=2,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=backbone, use_pretrained_backbone=False, feature_size=32, mask_feature_size=32, hidden_dim=32,
+        encoder_feedforward_dim=32, dim_feedforward=32, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
+        num_queries=5, init_std=INIT_SCALE, num_labels=len(SEGMENT_LABELS), id2label=dict(enumerate(SEGMENT_LABELS)),
+        label2id={label: index for index, label in enumerate(SEGMENT_LABELS)},
+    )
+    model = Mask2FormerForUniversalSegmentation(config)
+    with torch.no_grad():  # sure of some planes, so that the default threshold (0.9) keeps segments to check
+        model.class_predictor.bias[SEGMENT_LABELS.index("plane")] = 8.0
+    model.save_pretrained(str(folder))
+    Mask2FormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=32).save_pretrained(str(folder))
+    card(folder, "image-segmentation")
+    return folder
+
+
 def save_byte_level_bpe(folder: Path) -> Path:
     from tokenizers import ByteLevelBPETokenizer
 
@@ -290,6 +320,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-vit": ("image-classification", lambda: save_vit(root / "tiny-vit")),
         "tiny-clip": ("zero-shot-image-classification", lambda: save_clip(root / "tiny-clip")),
         "tiny-detector": ("object-detection", lambda: save_yolos(root / "tiny-detector")),
+        "tiny-segmenter": ("image-segmentation", lambda: save_mask2former(root / "tiny-segmenter")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

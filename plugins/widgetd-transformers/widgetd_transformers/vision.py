@@ -1,14 +1,18 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
-image-classification, zero-shot-image-classification and object-detection."""
+image-classification, zero-shot-image-classification, object-detection and image-segmentation."""
 
 from __future__ import annotations
 
+import io
 from typing import Any, Sequence
+
+import msgspec
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
+from widgetd.tasks.image_segmentation import ImageSegmentationInput, Segment
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
 from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks
@@ -88,6 +92,57 @@ class ObjectDetection:
                 detected = [DetectedObject(o["label"], float(o["score"]), inside(o["box"], *image.size)) for o in objects]
                 answers[index] = sorted(detected, key=lambda o: -o.score)
         return answers
+
+
+SUBTASKS = ("panoptic", "instance", "semantic")
+"""In the order the pipeline tries them when a request names none."""
+
+
+class ImageSegmentation:
+    """The ``image-segmentation`` pipeline (the model's own ``post_process_*_segmentation``): masks as PNGs
+    the size of the image as sent, scored segments best first."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.most_elongated = most_elongated(pipe.image_processor)
+        self.subtasks = [name for name in SUBTASKS if hasattr(pipe.image_processor, f"post_process_{name}_segmentation")]
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ImageSegmentation:
+        return cls(image_pipeline("image-segmentation", snapshot))
+
+    def __call__(self, requests: Sequence[ImageSegmentationInput]) -> list[list[Segment]]:
+        for request in requests:
+            subtask = request.parameters.subtask
+            if subtask is not None and subtask not in self.subtasks:
+                raise InvalidInput(f"parameters.subtask: this model does {self.subtasks}, not {subtask!r}", field="parameters.subtask")
+        answers: list[Any] = [None] * len(requests)
+        for options, indexes in grouped(requests, lambda r: tuple(msgspec.structs.asdict(r.parameters).items())).items():
+            images = {index: decode_image(requests[index].inputs) for index in indexes}
+            fitting = {index: widened(image, self.most_elongated) for index, image in images.items()}
+            # Only images of one size share a batch: the pipeline cannot pad pixel masks of different sizes.
+            for positions in grouped([fitting[index] for index in indexes], lambda image: image.size).values():
+                same_size = [indexes[position] for position in positions]
+                run = lambda chunk: self.pipe(chunk, batch_size=len(chunk), **dict(options))  # noqa: E731
+                for index, segments in zip(same_size, in_chunks(run, [fitting[index] for index in same_size])):
+                    size = images[index].size
+                    kept = [s for s in segments if s["mask"].size == size or s["mask"].crop((0, 0, *size)).getbbox()]
+                    answers[index] = best_first([Segment(s["label"], png(s["mask"], size), s["score"]) for s in kept])
+        return answers
+
+
+def best_first(segments: list[Segment]) -> list[Segment]:
+    if any(segment.score is None for segment in segments):
+        return segments
+    return sorted(segments, key=lambda segment: -segment.score)
+
+
+def png(mask: Any, size: tuple[int, int]) -> bytes:
+    """A pipeline's mask cut back to the image as sent (``widened`` may have added to it; a segment found
+    only in what it added is dropped), as PNG bytes."""
+    buffer = io.BytesIO()
+    mask.crop((0, 0, *size)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 ELONGATIONS = (64, 32, 16, 8, 4, 2)

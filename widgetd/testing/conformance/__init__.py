@@ -32,6 +32,7 @@ from widgetd.testing.conformance.media import (
     AudioToAudioTests,
     AutomaticSpeechRecognitionTests,
     ImageClassificationTests,
+    ImageSegmentationTests,
     ObjectDetectionTests,
     TextToSpeechTests,
     ZeroShotImageClassificationTests,
@@ -68,7 +69,11 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         AutomaticSpeechRecognitionTests,
         AudioToAudioTests,
         TextToSpeechTests,
+        AudioClassificationTests,
         ImageClassificationTests,
+        ZeroShotImageClassificationTests,
+        ObjectDetectionTests,
+        ImageSegmentationTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -83,6 +88,7 @@ __all__ = [
     "FeatureExtractionTests",
     "FillMaskTests",
     "ImageClassificationTests",
+    "ImageSegmentationTests",
     "ObjectDetectionTests",
     "QuestionAnsweringTests",
     "Reply",

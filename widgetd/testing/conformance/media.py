@@ -1,4 +1,4 @@
-"""Tasks that take or give media: speech recognition, source separation, speech, image classification."""
+"""Tasks that take or give media: audio (speech recognition, classification, separation, speech) and images (classification, zero-shot, detection, segmentation)."""
 
 from __future__ import annotations
 
@@ -374,6 +374,63 @@ class ObjectDetectionTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [found.label for found in answer]
+
+
+class ImageSegmentationTests(TaskTests):
+    """Labelled masks: each a PNG the size of the image as sent, greyscale with only 0 and 255, labels
+    among the model's; scores (where the model gives them) in [0, 1], above ``threshold``, best first."""
+
+    task_name = "image-segmentation"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            *image_examples(),
+            media_json_call(render_image(120, 80), threshold=0.0),
+            media_json_call(render_image(50, 90, "RGB", "JPEG"), threshold=0.5, mask_threshold=0.2, overlap_mask_area_threshold=0.1),
+            media_json_call(render_image(64, 64), threshold=1.0),
+            *(media_json_call(render_image(70, 40), subtask=subtask, threshold=0.0) for subtask in ("panoptic", "instance", "semantic")),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *broken_images(),
+            media_json_call(render_image(1, 1), threshold=0.0),
+            media_json_call(render_image(2000, 3), threshold=0.0),
+            media_json_call(render_image(64, 64), threshold=1.5),
+            media_json_call(render_image(64, 64), subtask="everything"),
+            media_json_call(render_image(64, 64), mask_threshold=-0.1),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(render_image(48, 48, colour=colour), threshold=0.0) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        from PIL import Image
+
+        size = image_size(call)
+        threshold = call.parameters.get("threshold", 0.9)
+        for index, segment in enumerate(answer):
+            try:
+                with Image.open(io.BytesIO(segment.mask)) as mask:
+                    mask.load()
+            except Exception as error:
+                raise ContractViolation(f"segment {index}'s mask is not an image: {error}") from None
+            expect(mask.format == "PNG", f"segment {index}'s mask must be a PNG, got {mask.format}")
+            expect(mask.size == size, f"segment {index}'s mask is {mask.size[0]}x{mask.size[1]}: it must be the size of the {size[0]}x{size[1]} image as sent")
+            values = set(np.unique(np.asarray(mask.convert("L"))).tolist()) if mask.mode in ("L", "1", "P") else None
+            expect(values is not None and values <= {0, 255}, f"segment {index}'s mask must be black and white (a greyscale PNG of 0 and 255), got mode {mask.mode} with values {sorted(values or [])[:8]}")
+            if segment.score is not None:
+                expect(segment.score >= threshold - 1e-6, f"threshold={threshold} keeps only segments scored above it, got {segment.score} (segment {index})")
+        scored = [segment for segment in answer if segment.score is not None]
+        expect(len(scored) in (0, len(answer)), "either every segment is scored or none is")
+        scores_are_probabilities(scored)
+        sorted_by_score(scored)
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [segment.label for segment in answer]
 
 
 def image_size(call: Call) -> tuple[int, int]:
