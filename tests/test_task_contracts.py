@@ -51,6 +51,7 @@ VALID = {
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": ["red", "a blue sky"]}},
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.1}},
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "semantic", "mask_threshold": 0.4}},
+    "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1", "2"]}}},
 }
 
 INVALID = {
@@ -72,6 +73,7 @@ INVALID = {
     "zero-shot-image-classification": {"inputs": base64.b64encode(png()).decode(), "parameters": {"candidate_labels": []}},
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 2}},
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "everything"}},
+    "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1"]}}},
 }
 
 

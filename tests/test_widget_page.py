@@ -29,6 +29,12 @@ ZERO_SHOT_EXAMPLES = """widget:
   candidate_labels: dog, cat, fish
   example_title: Pets
 """
+TABLE_EXAMPLE = """widget:
+- text: How many repositories are there?
+  table:
+    Repository: [Transformers, Datasets, Tokenizers]
+    Stars: [36542, 4512, 3934]
+"""
 MODELS = {
     "toy-qa": {"pipeline_tag": "question-answering"},
     "toy-tokens": {"pipeline_tag": "token-classification"},
@@ -40,6 +46,7 @@ MODELS = {
     "toy-zero-shot-images": {"pipeline_tag": "zero-shot-image-classification"},
     "toy-detector": {"pipeline_tag": "object-detection"},
     "toy-segmenter": {"pipeline_tag": "image-segmentation"},
+    "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
 
@@ -213,6 +220,20 @@ def test_image_segmentation_overlays_the_masks_in_colours_with_a_legend(page, tm
     for pixel, colour in zip(painted, ([225, 29, 72, 150], [37, 99, 235, 150])):
         assert all(abs(a - b) <= 2 for a, b in zip(pixel, colour)), painted  # premultiplied alpha rounds
     screenshot(card, "image-segmentation")
+
+
+def test_table_question_answering_highlights_the_answer_cells(page):
+    card = widget(page, "toy-tables")
+    # The card's example fills the question and the table.
+    assert card.locator("input[name=question]").input_value() == "How many repositories are there?"
+    assert card.locator("textarea[name=table]").input_value().splitlines()[0] == "Repository, Stars"
+    card.locator("textarea[name=table]").fill("City\tCountry\nParis\tFrance\nBerlin\tGermany")
+    card.locator("input[name=question]").fill("Where is Berlin?")
+    submit_and_wait(card, "table.answered")
+    assert card.locator(".output table.answered th").all_inner_texts() == ["City", "Country"]
+    assert card.locator(".output td.hit").all_inner_texts() == ["Berlin"]
+    assert card.locator(".output .answer-text").inner_text() == "Berlin"
+    screenshot(card, "table-question-answering")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

@@ -27,6 +27,7 @@ from widgetd.tasks.image_segmentation import Segment
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer
 from widgetd.tasks.summarization import SummarizationOutput
+from widgetd.tasks.table_question_answering import TableQuestionAnsweringOutput
 from widgetd.tasks.text_generation import TextGenerationOutput
 from widgetd.tasks.token_classification import TokenClassificationEntity
 from widgetd.tasks.translation import TranslationOutput
@@ -187,6 +188,18 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
+def table_answer(request) -> TableQuestionAnsweringOutput:
+    """The cells sharing a word with the question (the first cell when none does); COUNT for "how many"."""
+    asked = request.inputs.asked
+    names = list(request.inputs.table)
+    cells = [(row, column) for column, name in enumerate(names) for row, value in enumerate(request.inputs.table[name])]
+    chosen = [(row, column) for row, column in cells if words(request.inputs.table[names[column]][row]) & words(asked)] or cells[:1]
+    values = [request.inputs.table[names[column]][row] for row, column in chosen]
+    aggregator = "COUNT" if "how many" in asked.lower() else "NONE"
+    prefix = "" if aggregator == "NONE" else f"{aggregator} > "
+    return TableQuestionAnsweringOutput(prefix + ", ".join(values), chosen, values, aggregator)
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -213,6 +226,7 @@ ANSWERERS = {
     "zero-shot-image-classification": image_zero_shot,
     "object-detection": detected,
     "image-segmentation": segments,
+    "table-question-answering": table_answer,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

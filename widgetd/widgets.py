@@ -10,7 +10,7 @@ from widgetd.models import ServedModel
 from widgetd.plugins import Registry
 
 STATIC_FILES = Path(__file__).parent / "static"
-_EXAMPLE_FIELDS = ("example_title", "text", "context", "source_sentence", "sentences", "candidate_labels", "multi_class")
+_EXAMPLE_FIELDS = ("example_title", "text", "query", "context", "source_sentence", "sentences", "candidate_labels", "multi_class")
 
 
 def wants_html(accept: str | None) -> bool:
@@ -46,6 +46,13 @@ def widget_catalog(models: Sequence[ServedModel], registry: Registry) -> dict[st
     }
 
 
+def example_table(table: Any) -> dict[str, list[str]] | None:
+    """A table-question-answering example's table, its cells as text (YAML reads 36542 as a number)."""
+    if not isinstance(table, dict) or not all(isinstance(cells, list) for cells in table.values()):
+        return None
+    return {str(column): [str(cell) for cell in cells] for column, cells in table.items()}
+
+
 def widget_examples(card: Any) -> list[dict[str, Any]]:
     """The card's ``widget:`` examples, text fields only: remote ``src`` media is never fetched."""
     examples = card.get("widget") if hasattr(card, "get") else None
@@ -55,6 +62,9 @@ def widget_examples(card: Any) -> list[dict[str, Any]]:
     for example in examples:
         if isinstance(example, dict):
             fields = {k: v for k, v in example.items() if k in _EXAMPLE_FIELDS and isinstance(v, (str, list, bool))}
+            table = example_table(example.get("table"))
+            if table:
+                fields["table"] = table
             if fields:
                 kept.append(fields)
     return kept

@@ -20,6 +20,9 @@ const results = {
   labels: await at("tiny-vit").imageClassification({ inputs: new Blob([await readFile(imageFile)]) }),
   objects: await at("tiny-detector").objectDetection({ inputs: new Blob([await readFile(imageFile)]), parameters: { threshold: 0 } }),
   segments: await at("tiny-segmenter").imageSegmentation({ inputs: new Blob([await readFile(imageFile)]), parameters: { subtask: "semantic" } }),
+  table: await at("tiny-tapas").tableQuestionAnswering({
+    inputs: { question: "how many city ?", table: { city: ["paris", "london", "berlin"], population: ["2", "9", "4"] } },
+  }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

@@ -129,6 +129,13 @@ def test_image_segmentation(server):
         assert all((segment.score is None) == (subtask == "semantic") for segment in segments)
 
 
+def test_table_question_answering(server):
+    table = {"city": ["paris", "london", "berlin"], "population": ["2", "9", "4"]}
+    answer = client(server, "tiny-tapas").table_question_answering(table, "how many city ?", truncation=True)
+    assert answer.cells == [table[list(table)[column]][row] for row, column in answer.coordinates]
+    assert answer.aggregator in ("NONE", "SUM", "AVERAGE", "COUNT") and answer.answer.endswith(", ".join(answer.cells))
+
+
 def test_summarization_and_translation(server):
     growing = {"min_new_tokens": 2, "max_new_tokens": 5}
     summary = client(server, "tiny-summarizer").summarization("my name is sarah and i live in london", generate_parameters=growing)

@@ -237,3 +237,23 @@ class GreyMasks(_OneTaskBroken):
                 return replace(segment, mask=png_bytes(mask.point(lambda value: value // 2)))
 
         return [[greyed(segment) for segment in ANSWERERS[self.broken_task](request)] for request in requests]
+
+
+class ColumnFirstCoordinates(_OneTaskBroken):
+    """Coordinates as (column, row), where the contract (and the pipeline) says (row, column)."""
+
+    broken_task = "table-question-answering"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [replace(answer, coordinates=[(column, row) for row, column in answer.coordinates]) for answer in answers]
+
+
+class AnswerIsNotTheCells(_OneTaskBroken):
+    """An aggregated answer without its aggregator's prefix: a client cannot tell "3" from "COUNT > 3"."""
+
+    broken_task = "table-question-answering"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [replace(answer, answer=answer.answer.split(" > ")[-1], aggregator="COUNT") for answer in answers]

@@ -55,6 +55,8 @@ DEFECTS = [
     ("IgnoresThreshold", "ObjectDetectionTests", "test_examples_are_answered", "keeps only objects scored above it"),
     ("MasksInTheModelsSize", "ImageSegmentationTests", "test_examples_are_answered", "must be the size of the"),
     ("GreyMasks", "ImageSegmentationTests", "test_examples_are_answered", "must be black and white"),
+    ("ColumnFirstCoordinates", "TableQuestionAnsweringTests", "test_examples_are_answered", "cells must be the table's values at the coordinates"),
+    ("AnswerIsNotTheCells", "TableQuestionAnsweringTests", "test_examples_are_answered", "answer must join the cells after the aggregator"),
 ]
 
 

@@ -86,6 +86,30 @@ function zeroShotImageInput() {
   };
 }
 
+function tableInput() {
+  // Rows of cells, the first row naming the columns: tab-separated (pasted from a spreadsheet) or comma-separated.
+  const question = el("input", { type: "text", name: "question", placeholder: "How many stars does the transformers repository have?" });
+  const table = el("textarea", { name: "table", rows: 5, placeholder: "Repository, Stars, Contributors\nTransformers, 36542, 651\nDatasets, 4512, 77" });
+  const rows = () => table.value.split("\n").filter((line) => line.trim())
+    .map((line) => line.split(line.includes("\t") ? "\t" : ",").map((cell) => cell.trim()));
+  return {
+    fields: [el("label", { class: "field" }, "Question"), question, el("label", { class: "field" }, "Table: a header row, then one row per line, cells separated by commas or tabs"), table],
+    prefill: (example) => {
+      question.value = example.text || example.query || "";
+      const columns = Object.keys(example.table || {});
+      if (columns.length) {
+        const body = example.table[columns[0]].map((_, row) => columns.map((column) => example.table[column][row]).join(", "));
+        table.value = [columns.join(", "), ...body].join("\n");
+      }
+    },
+    read: () => {
+      const [header = [], ...body] = rows();
+      const columns = Object.fromEntries(header.map((name, column) => [name, body.map((row) => row[column] ?? "")]));
+      return { inputs: { question: question.value, table: columns } };
+    },
+  };
+}
+
 function mediaInput(kind) {
   const accept = kind === "audio" ? "audio/*" : "image/*";
   const file = el("input", { type: "file", name: "file", accept });
@@ -158,6 +182,7 @@ function inputFor(task, meta) {
   if (task === "question-answering") return questionAnsweringInput();
   if (task === "sentence-similarity") return similarityInput();
   if (task === "zero-shot-classification") return zeroShotInput();
+  if (task === "table-question-answering") return tableInput();
   return textInput(task);
 }
 
@@ -318,6 +343,18 @@ function segmentation(media, segments) {
   return el("div", {}, frame, segments.length ? legend : el("p", { class: "muted" }, "No segment above the threshold."));
 }
 
+function answeredTable(table, answer) {
+  // The table as asked, the answer's cells highlighted.
+  const columns = Object.keys(table);
+  const hits = new Set(answer.coordinates.map(([row, column]) => `${row},${column}`));
+  const rows = (table[columns[0]] || []).map((_, row) => el("tr", {}, columns.map((name, column) =>
+    el("td", hits.has(`${row},${column}`) ? { class: "hit" } : {}, table[name][row]))));
+  const aggregated = answer.aggregator && answer.aggregator !== "NONE";
+  return el("div", {},
+    el("p", {}, "Answer: ", el("span", { class: "answer-text" }, answer.answer), aggregated ? el("span", { class: "muted" }, ` (${answer.aggregator} of ${answer.cells.length} cells)`) : ""),
+    el("table", { class: "answered" }, el("thead", {}, el("tr", {}, columns.map((name) => el("th", {}, name)))), el("tbody", {}, rows)));
+}
+
 function highlighted(text, spans) {
   const parts = [];
   let at = 0;
@@ -353,6 +390,8 @@ async function render(task, response, request) {
       return detections(request.media, answer);
     case "image-segmentation":
       return segmentation(request.media, answer);
+    case "table-question-answering":
+      return answeredTable(request.inputs.table, Array.isArray(answer) ? answer[0] : answer);
     case "question-answering": {
       const answers = Array.isArray(answer) ? answer : [answer];
       const best = answers[0];

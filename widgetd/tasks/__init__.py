@@ -15,6 +15,7 @@ from widgetd.tasks import (
     question_answering,
     sentence_similarity,
     summarization,
+    table_question_answering,
     text_classification,
     text_generation,
     text_to_speech,
@@ -28,6 +29,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
     module.TASK
     for module in (
         question_answering,
+        table_question_answering,
         token_classification,
         text_classification,
         zero_shot_classification,

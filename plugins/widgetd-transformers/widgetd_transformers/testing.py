@@ -157,6 +157,32 @@ def save_yolos(folder: Path) -> Path:
     return folder
 
 
+def save_tapas(folder: Path) -> Path:
+    """A two-layer TAPAS with an aggregation head (NONE, SUM, AVERAGE, COUNT), as WTQ models have."""
+    import torch
+    from transformers import TapasConfig, TapasForQuestionAnswering, TapasTokenizer
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[EMPTY]"]
+    table_words = "how many which total sum average population city age 0 1 2 3 4 5 6 7 8 9 , . ?".split()
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys([*specials, *WORDS, *table_words])) + "\n")
+    tokenizer = TapasTokenizer(str(folder / "vocab.txt"), model_max_length=512)
+    aggregators = ["NONE", "SUM", "AVERAGE", "COUNT"]
+    config = TapasConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        initializer_range=INIT_SCALE, num_aggregation_labels=len(aggregators), aggregation_labels=dict(enumerate(aggregators)),
+        no_aggregation_label_index=0, use_answer_as_supervision=True, select_one_column=True,
+    )
+    model = TapasForQuestionAnswering(config)
+    with torch.no_grad():  # selects some cells, so that there are coordinates to check
+        model.output_bias.fill_(2.0)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, "table-question-answering")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -321,6 +347,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-clip": ("zero-shot-image-classification", lambda: save_clip(root / "tiny-clip")),
         "tiny-detector": ("object-detection", lambda: save_yolos(root / "tiny-detector")),
         "tiny-segmenter": ("image-segmentation", lambda: save_mask2former(root / "tiny-segmenter")),
+        "tiny-tapas": ("table-question-answering", lambda: save_tapas(root / "tiny-tapas")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

@@ -41,6 +41,7 @@ from widgetd.testing.conformance.pairs import (
     FeatureExtractionTests,
     QuestionAnsweringTests,
     SentenceSimilarityTests,
+    TableQuestionAnsweringTests,
 )
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.conformance.text import (
@@ -57,6 +58,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
     tests.task_name: tests
     for tests in (
         QuestionAnsweringTests,
+        TableQuestionAnsweringTests,
         TokenClassificationTests,
         TextClassificationTests,
         ZeroShotClassificationTests,
@@ -96,6 +98,7 @@ __all__ = [
     "Served",
     "SummarizationTests",
     "TESTS_BY_TASK",
+    "TableQuestionAnsweringTests",
     "TaskTests",
     "TextClassificationTests",
     "TextGenerationTests",

@@ -1,4 +1,4 @@
-"""Tasks whose input pairs texts: question answering, sentence similarity and feature extraction."""
+"""Tasks whose input pairs texts: question answering (over text and over tables), sentence similarity and feature extraction."""
 
 from __future__ import annotations
 
@@ -102,6 +102,90 @@ class QuestionAnsweringTests(TaskTests):
         scores_are_probabilities(answers)
         sorted_by_score(answers)
         at_most(answers, top_k, "top_k")
+
+
+CITIES = {"city": ["Paris", "London", "Berlin"], "population": ["2161000", "8982000", "3645000"], "country": ["France", "UK", "Germany"]}
+
+
+def table_question(asked: str, table: dict[str, list[str]], *, key: str = "question", **parameters: Any) -> Call:
+    """``key``: ``question`` (the JS client and the spec) or ``query`` (the Python client)."""
+    body: dict[str, Any] = {"inputs": {key: asked, "table": table}}
+    if parameters:
+        body["parameters"] = parameters
+    return Call(body)
+
+
+class TableQuestionAnsweringTests(TaskTests):
+    """The cells that answer: ``coordinates`` (row, column) index real cells of the table, ``cells`` are
+    the values there, in order; ``answer`` joins them, after ``"{aggregator} > "`` unless the aggregator is
+    NONE; one object per request; ``question`` or the Python client's ``query``."""
+
+    task_name = "table-question-answering"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            table_question("Which city has the most people?", CITIES),
+            table_question("How many cities are there?", CITIES, key="query"),
+            table_question("What is the total population?", CITIES, truncation=True, padding="longest", sequential=False),
+            table_question("Who is 30?", {"name": ["Zoë", "東京太郎"], "age": ["30", "41"]}),
+            table_question("What?", {"only column": ["one cell"]}),
+            table_question("Which row?", {"n": [str(row) for row in range(60)], "even": [str(row % 2 == 0) for row in range(60)]}),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            table_question("What?", {"city": ["Paris", "London"], "population": ["1"]}),
+            table_question("What?", {"city": []}),
+            table_question("What?", {}),
+            Call({"inputs": {"table": CITIES}}),
+            Call({"inputs": {"question": "What?", "query": "What?", "table": CITIES}}),
+            table_question("", CITIES),
+            table_question("What?", {"x": [""] * 5}),
+            *(table_question(text, CITIES) for text in EDGE_TEXTS.values() if text),
+            table_question("What?", {f"column {n}": ["cell"] for n in range(300)}),
+            table_question("What?", {"row": [f"row {n}" for n in range(400)]}),
+            table_question("What?", {"row": [f"row {n}" for n in range(400)]}, truncation=True),
+            table_question("What?", {"long": ["word " * 400, "short"]}),
+            table_question("What?", {"long": ["word " * 400, "short"]}, truncation=True),
+        ]
+
+    @pytest.fixture
+    def valid_requests(self) -> st.SearchStrategy[Call]:
+        cell = st.text(min_size=0, max_size=12)
+        columns = st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=4, unique=True)
+
+        def table(names: list[str], rows: int) -> st.SearchStrategy[dict[str, list[str]]]:
+            return st.fixed_dictionaries({name: st.lists(cell, min_size=rows, max_size=rows) for name in names})
+
+        tables = st.tuples(columns, st.integers(1, 6)).flatmap(lambda shape: table(*shape))
+        return st.builds(
+            lambda asked, table_, key, truncation: table_question(asked, table_, key=key, truncation=truncation),
+            st.text(min_size=1, max_size=40), tables, st.sampled_from(["question", "query"]), st.booleans(),
+        )
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [
+            table_question("Which city?", CITIES),
+            table_question("Who is the oldest?", {"name": ["Ann", "Tom", "Sarah"], "age": ["30", "41", "25"]}),
+            table_question("How many?", {"fruit": ["apple", "pear"], "count": ["3", "7"], "colour": ["red", "green"]}),
+        ]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        table = call.inputs["table"]
+        names = list(table)
+        for index, (row, column) in enumerate(answer.coordinates):
+            expect(
+                0 <= column < len(names) and 0 <= row < len(table[names[column]]),
+                f"coordinate {index} ({row}, {column}) must index a cell of the {len(table[names[0]])}x{len(names)} table (row, column)",
+            )
+        at_coordinates = [table[names[column]][row] for row, column in answer.coordinates]
+        expect(answer.cells == at_coordinates, f"cells must be the table's values at the coordinates, in order: {at_coordinates}, got {answer.cells}")
+        joined = ", ".join(answer.cells)
+        allowed = {joined, f"{answer.aggregator} > {joined}"} if answer.aggregator == "NONE" else {f"{answer.aggregator} > {joined}"}
+        expect(answer.answer in allowed, f"answer must join the cells after the aggregator ({sorted(allowed)}), got {answer.answer!r}")
 
 
 class SentenceSimilarityTests(TaskTests):
