@@ -52,6 +52,7 @@ VALID = {
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.1}},
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "semantic", "mask_threshold": 0.4}},
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1", "2"]}}},
+    "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 5, "generation_parameters": {"do_sample": False}}},
 }
 
 INVALID = {
@@ -74,6 +75,7 @@ INVALID = {
     "object-detection": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 2}},
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "everything"}},
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1"]}}},
+    "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 0}},
 }
 
 

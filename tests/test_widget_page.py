@@ -46,6 +46,7 @@ MODELS = {
     "toy-zero-shot-images": {"pipeline_tag": "zero-shot-image-classification"},
     "toy-detector": {"pipeline_tag": "object-detection"},
     "toy-segmenter": {"pipeline_tag": "image-segmentation"},
+    "toy-captioner": {"pipeline_tag": "image-to-text"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -220,6 +221,18 @@ def test_image_segmentation_overlays_the_masks_in_colours_with_a_legend(page, tm
     for pixel, colour in zip(painted, ([225, 29, 72, 150], [37, 99, 235, 150])):
         assert all(abs(a - b) <= 2 for a, b in zip(pixel, colour)), painted  # premultiplied alpha rounds
     screenshot(card, "image-segmentation")
+
+
+def test_image_to_text_shows_the_caption_under_the_image(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-captioner")
+    picture = tmp_path / "blue.png"
+    picture.write_bytes(render_image(120, 60, colour=(20, 20, 200)))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, "figure.captioned figcaption")
+    assert card.locator(".output figcaption").inner_text() == "a mostly blue picture wider than tall with a square in it"
+    assert card.locator(".output figure img").count() == 1
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

@@ -24,6 +24,7 @@ from widgetd.tasks.automatic_speech_recognition import (
 )
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.image_segmentation import Segment
+from widgetd.tasks.image_to_text import ImageToTextOutput
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer
 from widgetd.tasks.summarization import SummarizationOutput
@@ -200,6 +201,19 @@ def table_answer(request) -> TableQuestionAnsweringOutput:
     return TableQuestionAnsweringOutput(prefix + ", ".join(values), chosen, values, aggregator)
 
 
+def caption(request) -> ImageToTextOutput:
+    """The image's main colour and size, one word per token, cut at max_new_tokens."""
+    red, green, blue = np.asarray(decode_image(request.inputs), dtype=np.float32).mean(axis=(0, 1))
+    colour = max(("red", red), ("green", green), ("blue", blue), key=lambda pair: pair[1])[0]
+    width, height = decode_image(request.inputs).size
+    words_ = f"a mostly {colour} picture {'wider than tall' if width > height else 'not wider than tall'} with a square in it".split()
+    settings = request.parameters.generation_parameters
+    limit = request.parameters.max_new_tokens or (settings.max_new_tokens if settings else None) or 20
+    if request.parameters.max_new_tokens and settings and settings.max_new_tokens:
+        raise InvalidInput("parameters.max_new_tokens is also set in generation_parameters", field="parameters.max_new_tokens")
+    return ImageToTextOutput(" ".join(words_[:limit]))
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -227,6 +241,7 @@ ANSWERERS = {
     "object-detection": detected,
     "image-segmentation": segments,
     "table-question-answering": table_answer,
+    "image-to-text": caption,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

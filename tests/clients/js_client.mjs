@@ -23,6 +23,7 @@ const results = {
   table: await at("tiny-tapas").tableQuestionAnswering({
     inputs: { question: "how many city ?", table: { city: ["paris", "london", "berlin"], population: ["2", "9", "4"] } },
   }),
+  caption: await at("tiny-captioner").imageToText({ data: new Blob([await readFile(imageFile)]) }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

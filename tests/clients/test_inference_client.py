@@ -129,6 +129,17 @@ def test_image_segmentation(server):
         assert all((segment.score is None) == (subtask == "semantic") for segment in segments)
 
 
+def test_image_to_text(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(buffer, format="PNG")
+    caption = client(server, "tiny-captioner").image_to_text(buffer.getvalue())
+    assert isinstance(caption.generated_text, str) and caption.generated_text.strip()
+
+
 def test_table_question_answering(server):
     table = {"city": ["paris", "london", "berlin"], "population": ["2", "9", "4"]}
     answer = client(server, "tiny-tapas").table_question_answering(table, "how many city ?", truncation=True)

@@ -257,3 +257,15 @@ class AnswerIsNotTheCells(_OneTaskBroken):
     def broken(self, requests):
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
         return [replace(answer, answer=answer.answer.split(" > ")[-1], aggregator="COUNT") for answer in answers]
+
+
+class CaptionIgnoresMaxNewTokens(_OneTaskBroken):
+    """Captions of the model's default length, whatever max_new_tokens asks."""
+
+    broken_task = "image-to-text"
+
+    def broken(self, requests):
+        from msgspec.structs import replace as with_fields
+
+        return [ANSWERERS[self.broken_task](with_fields(request, parameters=with_fields(request.parameters, max_new_tokens=None))) for request in requests]
+

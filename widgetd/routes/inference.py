@@ -136,7 +136,7 @@ async def _answer(
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
     generation.refuse_stream(decoded)
     result, elapsed = await submitted(request, state, model, task.name, decoded)
-    reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")))
+    reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")), user_agent=request.headers.get("user-agent", ""))
     wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
     headers = reply_headers(request, model, elapsed)
     if task.raw_body == "text":

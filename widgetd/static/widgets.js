@@ -390,6 +390,10 @@ async function render(task, response, request) {
       return detections(request.media, answer);
     case "image-segmentation":
       return segmentation(request.media, answer);
+    case "image-to-text": {
+      const caption = (Array.isArray(answer) ? answer[0] : answer).generated_text;
+      return el("figure", { class: "captioned" }, el("img", { src: URL.createObjectURL(request.media), alt: "captioned image" }), el("figcaption", { class: "generated" }, caption));
+    }
     case "table-question-answering":
       return answeredTable(request.inputs.table, Array.isArray(answer) ? answer[0] : answer);
     case "question-answering": {

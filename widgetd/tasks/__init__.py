@@ -11,6 +11,7 @@ from widgetd.tasks import (
     fill_mask,
     image_classification,
     image_segmentation,
+    image_to_text,
     object_detection,
     question_answering,
     sentence_similarity,
@@ -47,6 +48,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         zero_shot_image_classification,
         object_detection,
         image_segmentation,
+        image_to_text,
     )
 )
 

@@ -18,6 +18,8 @@ class ReplyOptions:
     """What the client asked about the reply's form, beyond the task's contract."""
 
     audio_format: str = "flac"
+    user_agent: str = ""
+    """The client's User-Agent: two official clients parse some answers in shapes that exclude each other."""
 
 
 def _same(request: Any, answer: Any, reply: ReplyOptions) -> Any:

@@ -183,6 +183,36 @@ def save_tapas(folder: Path) -> Path:
     return folder
 
 
+def save_captioner(folder: Path, bpe: Path) -> Path:
+    """A vision encoder-decoder: a two-layer ViT reading 32-pixel images, a one-layer GPT-2 writing."""
+    import torch
+    from transformers import (
+        GPT2Config, GPT2TokenizerFast, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel,
+    )
+
+    torch.manual_seed(0)
+    tokenizer = GPT2TokenizerFast.from_pretrained(str(bpe), bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    encoder = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, initializer_range=INIT_SCALE)
+    decoder = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=128, initializer_range=INIT_SCALE,
+                         add_cross_attention=True, is_decoder=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id
+    model = VisionEncoderDecoderModel(config)
+    model.generation_config.decoder_start_token_id = tokenizer.bos_token_id
+    model.generation_config.pad_token_id, model.generation_config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    model.generation_config.max_length = 20
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))  # says words, as the tiny BART does
+    words = [i for i, token in enumerate(tokens) if token.startswith("Ġ") and token[1:].isalpha()]
+    model.generation_config.suppress_tokens = sorted(set(range(len(tokens))) - {*words, tokenizer.eos_token_id})
+    folder.mkdir(parents=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    card(folder, "image-to-text")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -348,6 +378,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-detector": ("object-detection", lambda: save_yolos(root / "tiny-detector")),
         "tiny-segmenter": ("image-segmentation", lambda: save_mask2former(root / "tiny-segmenter")),
         "tiny-tapas": ("table-question-answering", lambda: save_tapas(root / "tiny-tapas")),
+        "tiny-captioner": ("image-to-text", lambda: save_captioner(root / "tiny-captioner", bpe())),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

@@ -1,5 +1,5 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
-image-classification, zero-shot-image-classification, object-detection and image-segmentation."""
+image-classification, zero-shot-image-classification, object-detection, image-segmentation and image-to-text."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from widgetd.media import decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
 from widgetd.tasks.image_segmentation import ImageSegmentationInput, Segment
+from widgetd.tasks.image_to_text import ImageToTextInput, ImageToTextOutput
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
-from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks
+from widgetd_transformers.generate_options import generate_kwargs, generation_settings
+from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks, tokenizer_and_model
 
 
 class ImageClassification:
@@ -143,6 +145,53 @@ def png(mask: Any, size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     mask.crop((0, 0, *size)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+class ImageToText:
+    """Captioning models (vision encoder-decoder, BLIP, GIT, Pix2Struct) on their own ``generate``: transformers 5
+    has no image-to-text pipeline. Images with the same generation options caption together."""
+
+    def __init__(self, processor: Any, tokenizer: Any, model: Any) -> None:
+        self.processor, self.tokenizer, self.model = processor, tokenizer, model
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ImageToText:
+        from PIL import Image
+        from transformers import AutoImageProcessor
+
+        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
+        runner = cls(processor, *tokenizer_and_model(snapshot, "AutoModelForImageTextToText"))
+        # A model that needs a text prompt beside the image (a chat VLM) fails here, at startup, not on a request.
+        runner.caption([Image.new("RGB", (32, 32))], (("max_new_tokens", 1),))
+        return runner
+
+    def __call__(self, requests: Sequence[ImageToTextInput]) -> list[ImageToTextOutput]:
+        answers: list[Any] = [None] * len(requests)
+        for settings, indexes in grouped(requests, caption_settings).items():
+            images = [decode_image(requests[index].inputs) for index in indexes]
+            for index, text in zip(indexes, in_chunks(lambda chunk: self.caption(chunk, settings), images)):
+                answers[index] = ImageToTextOutput(text)
+        return answers
+
+    def caption(self, images: list, settings: tuple) -> list[str]:
+        import torch
+
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"].to(self.model.device, self.model.dtype)
+        with torch.inference_mode():
+            generated = self.model.generate(pixel_values=pixels, **generate_kwargs(settings, "parameters.generation_parameters"))
+        return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+
+def caption_settings(request: ImageToTextInput) -> tuple:
+    parameters = request.parameters
+    settings = generation_settings(parameters.generation_parameters, "parameters.generation_parameters")
+    if parameters.max_new_tokens is None:
+        return settings
+    if any(name == "max_new_tokens" for name, _ in settings):
+        raise InvalidInput(
+            "parameters.max_new_tokens is also set in parameters.generation_parameters; set it once", field="parameters.max_new_tokens"
+        )
+    return (*settings, ("max_new_tokens", parameters.max_new_tokens))
 
 
 ELONGATIONS = (64, 32, 16, 8, 4, 2)

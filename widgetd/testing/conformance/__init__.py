@@ -33,6 +33,7 @@ from widgetd.testing.conformance.media import (
     AutomaticSpeechRecognitionTests,
     ImageClassificationTests,
     ImageSegmentationTests,
+    ImageToTextTests,
     ObjectDetectionTests,
     TextToSpeechTests,
     ZeroShotImageClassificationTests,
@@ -76,6 +77,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ZeroShotImageClassificationTests,
         ObjectDetectionTests,
         ImageSegmentationTests,
+        ImageToTextTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -91,6 +93,7 @@ __all__ = [
     "FillMaskTests",
     "ImageClassificationTests",
     "ImageSegmentationTests",
+    "ImageToTextTests",
     "ObjectDetectionTests",
     "QuestionAnsweringTests",
     "Reply",

@@ -22,7 +22,7 @@ from widgetd.testing.conformance.rules import (
     scores_are_probabilities,
     sorted_by_score,
 )
-from widgetd.testing.conformance.text import EDGE_TEXTS, text_call
+from widgetd.testing.conformance.text import EDGE_TEXTS, GeneratedTextTests, text_call
 from widgetd.testing.images import render_image
 
 AUDIO_TYPES = {"WAV": "audio/wav", "FLAC": "audio/flac", "OGG": "audio/ogg", "MP3": "audio/mpeg"}
@@ -431,6 +431,50 @@ class ImageSegmentationTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [segment.label for segment in answer]
+
+
+class ImageToTextTests(GeneratedTextTests):
+    """A caption for images of any size, mode and format: a list of one ``{generated_text}`` (one object for
+    ``@huggingface/inference``, which parses no other shape); greedy captioning honours ``max_new_tokens``."""
+
+    task_name = "image-to-text"
+    text_field = "generated_text"
+    limits = {"max_new_tokens": (1, 4, 32)}
+
+    def limited(self, name: str, value: int) -> Call:
+        return media_json_call(render_image(64, 48), **{name: value}, generation_parameters={"do_sample": False, "num_beams": 1})
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            *image_examples(),
+            media_json_call(render_image(64, 64), max_new_tokens=5),
+            media_json_call(render_image(80, 40, "RGB", "JPEG"), generation_parameters={"max_new_tokens": 3, "do_sample": False}),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *broken_images(),
+            media_json_call(render_image(1, 1)),
+            media_json_call(render_image(2000, 3), max_new_tokens=2),
+            media_json_call(render_image(64, 64), max_new_tokens=2, generation_parameters={"max_new_tokens": 3}),
+            media_json_call(render_image(64, 64), generation_parameters={"temperature": 1e-30, "do_sample": True}),
+            media_json_call(render_image(48, 48), generation_parameters={"do_sample": True, "top_k": 5, "max_new_tokens": 4}),  # sampled: no answer to repeat
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(render_image(48, 48, colour=colour), max_new_tokens=6) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        if call.headers.get("user-agent", "").startswith("@huggingface/inference"):
+            expect(not isinstance(answer, list), f"@huggingface/inference parses only one {{\"generated_text\": ...}} object for image-to-text, got a list")
+        else:
+            expect(isinstance(answer, list) and len(answer) == 1, "the answer must be a list of one {\"generated_text\": ...} (the Python client parses no other shape)")
+
+    def test_the_javascript_client_gets_one_object(self, served):
+        self.answer(served, Call(render_image(40, 40), {"content-type": "image/png", "user-agent": "@huggingface/inference/4.13.30"}))
 
 
 def image_size(call: Call) -> tuple[int, int]:
