@@ -469,7 +469,7 @@ class ImageToTextTests(GeneratedTextTests):
 
     def check_answer(self, call: Call, answer: Any) -> None:
         if call.headers.get("user-agent", "").startswith("@huggingface/inference"):
-            expect(not isinstance(answer, list), f"@huggingface/inference parses only one {{\"generated_text\": ...}} object for image-to-text, got a list")
+            expect(not isinstance(answer, list), "@huggingface/inference parses only one {\"generated_text\": ...} object for image-to-text, got a list")
         else:
             expect(isinstance(answer, list) and len(answer) == 1, "the answer must be a list of one {\"generated_text\": ...} (the Python client parses no other shape)")
 
