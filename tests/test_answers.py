@@ -31,6 +31,7 @@ REQUESTS = {
     "zero-shot-image-classification": {"inputs": render_image(8, 8), "parameters": {"candidate_labels": ["red", "green"]}},
     "object-detection": {"inputs": render_image(16, 16)},
     "image-segmentation": {"inputs": render_image(16, 16), "parameters": {"threshold": 0.5}},
+    "visual-question-answering": {"inputs": {"image": render_image(16, 16), "question": "is it red?"}},
     "image-to-text": {"inputs": render_image(16, 16), "parameters": {"max_new_tokens": 3}},
     "table-question-answering": {"inputs": {"query": "how many cities", "table": {"city": ["Paris", "Berlin"]}}},
 }

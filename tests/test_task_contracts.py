@@ -53,6 +53,7 @@ VALID = {
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "semantic", "mask_threshold": 0.4}},
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1", "2"]}}},
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 5, "generation_parameters": {"do_sample": False}}},
+    "visual-question-answering": {"inputs": base64.b64encode(png()).decode(), "question": "What colour?", "parameters": {"top_k": 2}},
 }
 
 INVALID = {
@@ -76,6 +77,7 @@ INVALID = {
     "image-segmentation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"subtask": "everything"}},
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1"]}}},
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 0}},
+    "visual-question-answering": {"inputs": {"image": base64.b64encode(png()).decode()}},
 }
 
 

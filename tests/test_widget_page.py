@@ -47,6 +47,7 @@ MODELS = {
     "toy-detector": {"pipeline_tag": "object-detection"},
     "toy-segmenter": {"pipeline_tag": "image-segmentation"},
     "toy-captioner": {"pipeline_tag": "image-to-text"},
+    "toy-vqa": {"pipeline_tag": "visual-question-answering"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -233,6 +234,18 @@ def test_image_to_text_shows_the_caption_under_the_image(page, tmp_path):
     submit_and_wait(card, "figure.captioned figcaption")
     assert card.locator(".output figcaption").inner_text() == "a mostly blue picture wider than tall with a square in it"
     assert card.locator(".output figure img").count() == 1
+
+
+def test_visual_question_answering_ranks_the_answers(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-vqa")
+    picture = tmp_path / "red.png"
+    picture.write_bytes(render_image(60, 40, colour=(220, 20, 20)))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    card.locator("input[name=question]").fill("Is it red?")
+    submit_and_wait(card, ".bar-row")
+    assert card.locator(".output .bar-row .label").all_inner_texts() == ["yes"]
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

@@ -34,8 +34,14 @@ def decode_request(task: Task, body: bytes, content_type: str | None, limits: Li
     if task.raw_body == "audio":
         media.check_audio(request.inputs, limits.max_audio_seconds)
     elif task.raw_body == "image":
-        media.check_image(request.inputs, limits.max_image_pixels)
+        media.check_image(image_of(request), limits.max_image_pixels)
     return request
+
+
+def image_of(request: Any) -> bytes:
+    """The image a request sends: its ``inputs``, or ``inputs.image`` beside a question."""
+    inputs = request.inputs
+    return inputs if isinstance(inputs, bytes) else inputs.image
 
 
 def convert_request(task: Task, payload: Any) -> msgspec.Struct:

@@ -24,6 +24,7 @@ const results = {
     inputs: { question: "how many city ?", table: { city: ["paris", "london", "berlin"], population: ["2", "9", "4"] } },
   }),
   caption: await at("tiny-captioner").imageToText({ data: new Blob([await readFile(imageFile)]) }),
+  visualAnswer: await at("tiny-vilt").visualQuestionAnswering({ inputs: { image: new Blob([await readFile(imageFile)]), question: "what colour is it ?" } }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

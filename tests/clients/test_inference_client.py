@@ -140,6 +140,17 @@ def test_image_to_text(server):
     assert isinstance(caption.generated_text, str) and caption.generated_text.strip()
 
 
+def test_visual_question_answering(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(buffer, format="PNG")
+    answers = client(server, "tiny-vilt").visual_question_answering(buffer.getvalue(), "what colour is it ?", top_k=3)
+    assert len(answers) == 3 and all(0 <= a.score <= 1 for a in answers) and answers[0].score >= answers[-1].score
+
+
 def test_table_question_answering(server):
     table = {"city": ["paris", "london", "berlin"], "population": ["2", "9", "4"]}
     answer = client(server, "tiny-tapas").table_question_answering(table, "how many city ?", truncation=True)

@@ -54,6 +54,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert results["objects"] and all(0 <= o["box"]["xmin"] <= o["box"]["xmax"] <= 40 for o in results["objects"])
     assert results["segments"] and all(Image.open(io.BytesIO(base64.b64decode(s["mask"]))).size == (40, 40) for s in results["segments"])
     assert isinstance(results["caption"]["generated_text"], str)
+    assert isinstance(results["visualAnswer"]["answer"], str) and 0 <= results["visualAnswer"]["score"] <= 1
     table = results["table"]
     assert table["cells"] and table["aggregator"] in ("NONE", "SUM", "AVERAGE", "COUNT")
     chat = results["chat"]["choices"][0]

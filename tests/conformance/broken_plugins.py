@@ -269,3 +269,13 @@ class CaptionIgnoresMaxNewTokens(_OneTaskBroken):
 
         return [ANSWERERS[self.broken_task](with_fields(request, parameters=with_fields(request.parameters, max_new_tokens=None))) for request in requests]
 
+
+
+class RepeatsAnAnswer(_OneTaskBroken):
+    """The best answer twice (say, from two answer ids mapping to one label)."""
+
+    broken_task = "visual-question-answering"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [[answer[0], *answer][: max(2, len(answer))] for answer in answers]

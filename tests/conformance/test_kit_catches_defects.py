@@ -57,6 +57,7 @@ DEFECTS = [
     ("GreyMasks", "ImageSegmentationTests", "test_examples_are_answered", "must be black and white"),
     ("ColumnFirstCoordinates", "TableQuestionAnsweringTests", "test_examples_are_answered", "cells must be the table's values at the coordinates"),
     ("CaptionIgnoresMaxNewTokens", "ImageToTextTests", "test_length_limits_are_honoured", "max_new_tokens is ignored"),
+    ("RepeatsAnAnswer", "VisualQuestionAnsweringTests", "test_examples_are_answered", "each answer once"),
     ("AnswerIsNotTheCells", "TableQuestionAnsweringTests", "test_examples_are_answered", "answer must join the cells after the aggregator"),
 ]
 

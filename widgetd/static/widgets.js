@@ -86,6 +86,17 @@ function zeroShotImageInput() {
   };
 }
 
+function imageQuestionInput() {
+  // visual and document question answering: an image and a question about it.
+  const image = mediaInput("image");
+  const question = el("input", { type: "text", name: "question", placeholder: "What is in the picture?" });
+  return {
+    fields: [...image.fields, el("label", { class: "field" }, "Question"), question],
+    prefill: (example) => { question.value = example.text || ""; },
+    read: () => ({ ...image.read(), question: question.value }),
+  };
+}
+
 function tableInput() {
   // Rows of cells, the first row naming the columns: tab-separated (pasted from a spreadsheet) or comma-separated.
   const question = el("input", { type: "text", name: "question", placeholder: "How many stars does the transformers repository have?" });
@@ -178,6 +189,7 @@ async function toWav(blob) {
 
 function inputFor(task, meta) {
   if (task === "zero-shot-image-classification") return zeroShotImageInput();
+  if (task === "visual-question-answering" || task === "document-question-answering") return imageQuestionInput();
   if (meta.raw_body === "audio" || meta.raw_body === "image") return mediaInput(meta.raw_body);
   if (task === "question-answering") return questionAnsweringInput();
   if (task === "sentence-similarity") return similarityInput();
@@ -193,6 +205,10 @@ function resolve(schema, node) {
   if (node && node.anyOf) return resolve(schema, node.anyOf.find((option) => option.type !== "null") || node.anyOf[0]);
   return node || {};
 }
+
+// Fields the Python client sends beside what the form asks for (the question and image again, the model it
+// was called with): no option to offer.
+const NOT_OPTIONS = ["question", "image", "model"];
 
 // Options with a scalar or list-of-strings type: under "parameters", or at the top level (feature-extraction).
 function parameterSpecs(schema, taskInput) {
@@ -213,7 +229,7 @@ function parameterSpecs(schema, taskInput) {
     else add({ [name]: property }, "top");
   }
   // The zero-shot inputs ask for the labels beside the text or image.
-  return specs.filter((spec) => !(taskInput.startsWith("zero-shot") && spec.name === "candidate_labels"));
+  return specs.filter((spec) => !(taskInput.startsWith("zero-shot") && spec.name === "candidate_labels") && !NOT_OPTIONS.includes(spec.name));
 }
 
 function parameterPanel(specs) {
@@ -260,7 +276,12 @@ async function send(url, read, readParameters) {
   if ("media" in input) {
     if (!input.media) throw new Error("choose a file first");
     const parameters = { ...(input.parameters || {}), ...options.parameters };
-    if (Object.keys(parameters).length) {
+    if ("question" in input) {
+      headers["Content-Type"] = "application/json";
+      const request = { inputs: { image: await base64(input.media), question: input.question } };
+      if (Object.keys(parameters).length) request.parameters = parameters;
+      body = JSON.stringify(request);
+    } else if (Object.keys(parameters).length) {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify({ inputs: await base64(input.media), parameters });
     } else {
@@ -390,6 +411,9 @@ async function render(task, response, request) {
       return detections(request.media, answer);
     case "image-segmentation":
       return segmentation(request.media, answer);
+    case "visual-question-answering":
+      return el("div", {}, el("img", { src: URL.createObjectURL(request.media), alt: "image asked about", style: "max-width:100%;max-height:160px" }),
+        bars(answer.map((a) => ({ label: a.answer, score: a.score }))));
     case "image-to-text": {
       const caption = (Array.isArray(answer) ? answer[0] : answer).generated_text;
       return el("figure", { class: "captioned" }, el("img", { src: URL.createObjectURL(request.media), alt: "captioned image" }), el("figcaption", { class: "generated" }, caption));

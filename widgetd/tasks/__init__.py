@@ -22,6 +22,7 @@ from widgetd.tasks import (
     text_to_speech,
     token_classification,
     translation,
+    visual_question_answering,
     zero_shot_classification,
     zero_shot_image_classification,
 )
@@ -49,6 +50,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         object_detection,
         image_segmentation,
         image_to_text,
+        visual_question_answering,
     )
 )
 

@@ -26,6 +26,7 @@ RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]
     "object-detection": vision.ObjectDetection.load,
     "image-segmentation": vision.ImageSegmentation.load,
     "image-to-text": vision.ImageToText.load,
+    "visual-question-answering": vision.VisualQuestionAnswering.load,
     "summarization": generation.Summarization,
     "translation": generation.Translation,
     "text-generation": generation.TextGeneration.load,
@@ -59,6 +60,7 @@ def load(snapshot: ModelSnapshot) -> TransformersPipeline:
 
 ARCHITECTURE_TASKS = (
     ("TapasForQuestionAnswering", "table-question-answering"),
+    ("ViltForQuestionAnswering", "visual-question-answering"),
     ("ForQuestionAnswering", "question-answering"),
     ("ForTokenClassification", "token-classification"),
     ("ForSequenceClassification", "text-classification"),

@@ -213,6 +213,30 @@ def save_captioner(folder: Path, bpe: Path) -> Path:
     return folder
 
 
+VQA_ANSWERS = ["yes", "no", "red", "green", "blue", "one", "two", "a cat"]
+
+
+def save_vilt(folder: Path) -> Path:
+    """A two-layer ViLT answer classifier reading 32-pixel images and questions of up to 40 tokens."""
+    import torch
+    from transformers import BertTokenizerFast, ViltConfig, ViltForQuestionAnswering, ViltImageProcessorPil, ViltProcessor
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys([*specials, *WORDS, "colour", "how", "many", "?"])) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=40)
+    config = ViltConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        image_size=32, patch_size=8, max_position_embeddings=40, max_image_length=-1, initializer_range=INIT_SCALE,
+        num_labels=len(VQA_ANSWERS), id2label=dict(enumerate(VQA_ANSWERS)), label2id={a: i for i, a in enumerate(VQA_ANSWERS)},
+    )
+    ViltForQuestionAnswering(config).save_pretrained(str(folder))
+    ViltProcessor(image_processor=ViltImageProcessorPil(size={"shortest_edge": 32}, size_divisor=8), tokenizer=tokenizer).save_pretrained(str(folder))
+    card(folder, "visual-question-answering")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -379,6 +403,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-segmenter": ("image-segmentation", lambda: save_mask2former(root / "tiny-segmenter")),
         "tiny-tapas": ("table-question-answering", lambda: save_tapas(root / "tiny-tapas")),
         "tiny-captioner": ("image-to-text", lambda: save_captioner(root / "tiny-captioner", bpe())),
+        "tiny-vilt": ("visual-question-answering", lambda: save_vilt(root / "tiny-vilt")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

@@ -1,5 +1,6 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
-image-classification, zero-shot-image-classification, object-detection, image-segmentation and image-to-text."""
+image-classification, zero-shot-image-classification, object-detection, image-segmentation, image-to-text and
+visual-question-answering."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
 from widgetd.tasks.image_segmentation import ImageSegmentationInput, Segment
 from widgetd.tasks.image_to_text import ImageToTextInput, ImageToTextOutput
+from widgetd.tasks.visual_question_answering import VisualQuestionAnsweringAnswer, VisualQuestionAnsweringInput
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import grouped, hf_pipeline, in_chunks, tokenizer_and_model
+from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline, in_chunks, tokenizer_and_model
 
 
 class ImageClassification:
@@ -180,6 +182,50 @@ class ImageToText:
         with torch.inference_mode():
             generated = self.model.generate(pixel_values=pixels, **generate_kwargs(settings, "parameters.generation_parameters"))
         return self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+
+
+class VisualQuestionAnswering:
+    """Answer classifiers (ViLT), as the 4.x pipeline read them: a sigmoid score for each answer the model
+    knows, the top_k best. Questions longer than the model reads are cut to fit."""
+
+    def __init__(self, processor: Any, model: Any) -> None:
+        self.processor, self.model = processor, model
+        self.answers = model.config.id2label
+        self.most_elongated = most_elongated(processor.image_processor)
+        self.most_tokens = getattr(model.config, "max_position_embeddings", None) or processor.tokenizer.model_max_length
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> VisualQuestionAnswering:
+        from transformers import AutoModelForVisualQuestionAnswering, AutoProcessor
+
+        model = AutoModelForVisualQuestionAnswering.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
+        if not type(model).__name__.startswith("Vilt"):
+            raise RuntimeError(
+                f"{type(model).__name__} generates its answers; widgetd-transformers serves answer classifiers (ViLT) for "
+                "visual-question-answering"
+            )
+        return cls(AutoProcessor.from_pretrained(str(snapshot.path)), model.to(snapshot.device).eval())
+
+    def __call__(self, requests: Sequence[VisualQuestionAnsweringInput]) -> list[list[VisualQuestionAnsweringAnswer]]:
+        # ViLT's processor shrinks a thin image's short side to nothing (the kit found a 1x8 image failing it).
+        pairs = [(widened(decode_image(request.inputs.image), self.most_elongated), request.inputs.question) for request in requests]
+        scores = in_chunks(self.scored, pairs)
+        answers = []
+        for request, probabilities in zip(requests, scores):
+            best, ids = probabilities.topk(min(request.parameters.top_k, probabilities.shape[0]))
+            answers.append([VisualQuestionAnsweringAnswer(self.answers[int(i)], float(score)) for score, i in zip(best, ids)])
+        return answers
+
+    def scored(self, pairs: list) -> list:
+        import torch
+
+        images, questions = zip(*pairs)
+        batch = self.processor(
+            images=list(images), text=list(questions), padding=True, truncation=True, max_length=self.most_tokens, return_tensors="pt"
+        ).to(self.model.device)
+        batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        with torch.inference_mode():
+            return list(self.model(**batch).logits.float().sigmoid())
 
 
 def caption_settings(request: ImageToTextInput) -> tuple:

@@ -36,6 +36,7 @@ from widgetd.testing.conformance.media import (
     ImageToTextTests,
     ObjectDetectionTests,
     TextToSpeechTests,
+    VisualQuestionAnsweringTests,
     ZeroShotImageClassificationTests,
 )
 from widgetd.testing.conformance.pairs import (
@@ -78,6 +79,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ObjectDetectionTests,
         ImageSegmentationTests,
         ImageToTextTests,
+        VisualQuestionAnsweringTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -108,6 +110,7 @@ __all__ = [
     "TextToSpeechTests",
     "TokenClassificationTests",
     "TranslationTests",
+    "VisualQuestionAnsweringTests",
     "ZeroShotClassificationTests",
     "ZeroShotImageClassificationTests",
     "expect",

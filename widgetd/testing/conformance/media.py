@@ -15,6 +15,7 @@ from widgetd.testing.conformance.base import TaskTests
 from widgetd.testing.conformance.exchange import Call, Reply, decode_audio_bytes
 from widgetd.testing.conformance.rules import (
     ContractViolation,
+    at_most,
     classified,
     expect,
     finite,
@@ -475,6 +476,67 @@ class ImageToTextTests(GeneratedTextTests):
 
     def test_the_javascript_client_gets_one_object(self, served):
         self.answer(served, Call(render_image(40, 40), {"content-type": "image/png", "user-agent": "@huggingface/inference/4.13.30"}))
+
+
+def visual_question(image: bytes, asked: str, **parameters: Any) -> Call:
+    """The spec's and ``@huggingface/inference``'s form: ``{"inputs": {"image", "question"}}``."""
+    body: dict[str, Any] = {"inputs": {"image": base64.b64encode(image).decode(), "question": asked}}
+    if parameters:
+        body["parameters"] = parameters
+    return Call(body, carries_media=True)
+
+
+def python_client_visual_question(image: bytes, asked: str, **parameters: Any) -> Call:
+    """The Python client's form: the image as ``inputs`` and again as ``image``, the question beside them."""
+    encoded = base64.b64encode(image).decode()
+    return Call({"inputs": encoded, "parameters": parameters, "question": asked, "image": encoded}, carries_media=True)
+
+
+class VisualQuestionAnsweringTests(TaskTests):
+    """Answers to a question about an image, in both clients' request forms: each answer once, scores in
+    [0, 1], best first, at least one and at most ``top_k``, answers among the model's (for classifiers)."""
+
+    task_name = "visual-question-answering"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            visual_question(render_image(64, 64), "What colour is it?"),
+            visual_question(render_image(200, 100, "RGB", "JPEG"), "How many squares are there?", top_k=3),
+            python_client_visual_question(render_image(32, 48, "RGBA", "WEBP"), "Is there a cat?", top_k=2),
+            python_client_visual_question(render_image(40, 40, "L", "PNG"), "Where is Zoë's 東京 photo?"),
+            visual_question(render_image(30, 30, "P", "PNG"), "What is it?", top_k=50),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        png = render_image(64, 64)
+        return [
+            Call(png, {"content-type": "image/png"}),  # no question
+            visual_question(png, ""),
+            visual_question(b"not an image", "What is it?"),
+            visual_question(render_image(1, 1), "What is it?"),
+            visual_question(render_image(2000, 3), "What is it?"),
+            visual_question(png, "why " * 500),
+            visual_question(png, "What?", top_k=0),
+            Call({"inputs": {"image": base64.b64encode(png).decode(), "question": "What?"}, "question": "What?"}, carries_media=True),
+            *(visual_question(png, text) for text in EDGE_TEXTS.values() if text and len(text) < 2000),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [visual_question(render_image(48, 48, colour=colour), asked, top_k=3) for colour, asked in (((200, 30, 30), "What colour is it?"), ((30, 200, 30), "Is it green?"), ((30, 30, 200), "How many squares?"))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        expect(len(answer) >= 1, "visual question answering must answer at least once")
+        texts = [entry.answer for entry in answer]
+        expect(len(set(texts)) == len(texts), f"each answer once, got {texts}")
+        scores_are_probabilities(answer)
+        sorted_by_score(answer)
+        at_most(answer, call.parameters.get("top_k", 1), "top_k")
+
+    def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
+        return [entry.answer for entry in answer]
 
 
 def image_size(call: Call) -> tuple[int, int]:
