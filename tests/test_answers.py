@@ -32,6 +32,7 @@ REQUESTS = {
     "object-detection": {"inputs": render_image(16, 16)},
     "image-segmentation": {"inputs": render_image(16, 16), "parameters": {"threshold": 0.5}},
     "visual-question-answering": {"inputs": {"image": render_image(16, 16), "question": "is it red?"}},
+    "document-question-answering": {"inputs": {"image": render_image(16, 16), "question": "total?"}, "parameters": {"word_boxes": [["total", [0, 0, 5, 5]], ["9", [6, 0, 9, 5]]]}},
     "image-to-text": {"inputs": render_image(16, 16), "parameters": {"max_new_tokens": 3}},
     "table-question-answering": {"inputs": {"query": "how many cities", "table": {"city": ["Paris", "Berlin"]}}},
 }

@@ -48,6 +48,7 @@ MODELS = {
     "toy-segmenter": {"pipeline_tag": "image-segmentation"},
     "toy-captioner": {"pipeline_tag": "image-to-text"},
     "toy-vqa": {"pipeline_tag": "visual-question-answering"},
+    "toy-documents": {"pipeline_tag": "document-question-answering"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -246,6 +247,25 @@ def test_visual_question_answering_ranks_the_answers(page, tmp_path):
     card.locator("input[name=question]").fill("Is it red?")
     submit_and_wait(card, ".bar-row")
     assert card.locator(".output .bar-row .label").all_inner_texts() == ["yes"]
+
+
+def test_document_question_answering_boxes_the_answer_on_the_page(page, tmp_path):
+    import json
+
+    from PIL import Image, ImageDraw
+
+    card = widget(page, "toy-documents")
+    page_image = Image.new("RGB", (300, 200), "white")
+    ImageDraw.Draw(page_image).text((20, 20), "Total: $99.50", fill="black")
+    picture = tmp_path / "invoice.png"
+    page_image.save(picture)
+    card.locator("input[type=file]").set_input_files(str(picture))
+    card.locator("input[name=question]").fill("the total")
+    card.locator("textarea[name=word_boxes]").fill(json.dumps([["Total:", [60, 100, 250, 160]], ["$99.50", [260, 100, 480, 160]]]))
+    submit_and_wait(card, ".answer-box")
+    assert card.locator(".output .answer-text").inner_text() == "Total:"
+    assert card.locator(".output .answer-box").get_attribute("style").startswith("left:6%;top:10%;width:19%;height:6%")
+    screenshot(card, "document-question-answering")
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

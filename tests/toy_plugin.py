@@ -22,6 +22,7 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionChunk,
     AutomaticSpeechRecognitionOutput,
 )
+from widgetd.tasks.document_question_answering import DocumentQuestionAnsweringAnswer
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.image_segmentation import Segment
 from widgetd.tasks.image_to_text import ImageToTextOutput
@@ -225,6 +226,19 @@ def visual_answers(request) -> list[VisualQuestionAnsweringAnswer]:
     return [VisualQuestionAnsweringAnswer(answer, float(score)) for answer, score in best]
 
 
+def document_answers(request) -> list[DocumentQuestionAnsweringAnswer]:
+    """The words sharing letters with the question, each alone, then the first two together; needs word_boxes."""
+    boxes = request.parameters.word_boxes
+    if boxes is None:
+        raise InvalidInput("parameters.word_boxes: the toy backend has no OCR", field="parameters.word_boxes")
+    words_ = [word for word, _ in boxes]
+    asked = set(request.inputs.question.lower())
+    scored = [(len(asked & set(word.lower())) / (1 + len(word)), index, index) for index, word in enumerate(words_)]
+    scored.append((0.01, 0, min(1, len(words_) - 1)))
+    best = sorted(scored, key=lambda entry: -entry[0])[: request.parameters.top_k]
+    return [DocumentQuestionAnsweringAnswer(" ".join(words_[start : end + 1]), min(1.0, score), start, end) for score, start, end in best]
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -254,6 +268,7 @@ ANSWERERS = {
     "table-question-answering": table_answer,
     "image-to-text": caption,
     "visual-question-answering": visual_answers,
+    "document-question-answering": document_answers,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

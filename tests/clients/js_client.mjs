@@ -25,6 +25,10 @@ const results = {
   }),
   caption: await at("tiny-captioner").imageToText({ data: new Blob([await readFile(imageFile)]) }),
   visualAnswer: await at("tiny-vilt").visualQuestionAnswering({ inputs: { image: new Blob([await readFile(imageFile)]), question: "what colour is it ?" } }),
+  documentAnswer: await at("tiny-layoutlm").documentQuestionAnswering({
+    inputs: { image: new Blob([await readFile(imageFile)]), question: "what is the total ?" },
+    parameters: { word_boxes: [["total", [10, 50, 100, 70]], ["99", [110, 50, 160, 70]]] },
+  }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

@@ -151,6 +151,19 @@ def test_visual_question_answering(server):
     assert len(answers) == 3 and all(0 <= a.score <= 1 for a in answers) and answers[0].score >= answers[-1].score
 
 
+def test_document_question_answering(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), "white").save(buffer, format="PNG")
+    words = [["invoice", [10, 10, 100, 30]], ["number", [110, 10, 200, 30]], ["1234", [220, 10, 300, 30]], ["total", [10, 50, 100, 70]]]
+    answers = client(server, "tiny-layoutlm").document_question_answering(buffer.getvalue(), "what is the invoice number ?", word_boxes=words, top_k=2)
+    assert len(answers) == 2
+    assert all(a.answer == " ".join(word for word, _ in words[a.start : a.end + 1]) for a in answers)
+
+
 def test_table_question_answering(server):
     table = {"city": ["paris", "london", "berlin"], "population": ["2", "9", "4"]}
     answer = client(server, "tiny-tapas").table_question_answering(table, "how many city ?", truncation=True)

@@ -55,6 +55,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert results["segments"] and all(Image.open(io.BytesIO(base64.b64decode(s["mask"]))).size == (40, 40) for s in results["segments"])
     assert isinstance(results["caption"]["generated_text"], str)
     assert isinstance(results["visualAnswer"]["answer"], str) and 0 <= results["visualAnswer"]["score"] <= 1
+    assert results["documentAnswer"]["answer"] in ("total", "99", "total 99")
     table = results["table"]
     assert table["cells"] and table["aggregator"] in ("NONE", "SUM", "AVERAGE", "COUNT")
     chat = results["chat"]["choices"][0]

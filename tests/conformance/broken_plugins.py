@@ -279,3 +279,13 @@ class RepeatsAnAnswer(_OneTaskBroken):
     def broken(self, requests):
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
         return [[answer[0], *answer][: max(2, len(answer))] for answer in answers]
+
+
+class EndPastTheAnswer(_OneTaskBroken):
+    """A span's end counted exclusive, where the pipeline counts it inclusive."""
+
+    broken_task = "document-question-answering"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [[replace(entry, end=entry.end + 1) for entry in answer] for answer in answers]

@@ -58,6 +58,7 @@ DEFECTS = [
     ("ColumnFirstCoordinates", "TableQuestionAnsweringTests", "test_examples_are_answered", "cells must be the table's values at the coordinates"),
     ("CaptionIgnoresMaxNewTokens", "ImageToTextTests", "test_length_limits_are_honoured", "max_new_tokens is ignored"),
     ("RepeatsAnAnswer", "VisualQuestionAnsweringTests", "test_examples_are_answered", "each answer once"),
+    ("EndPastTheAnswer", "DocumentQuestionAnsweringTests", "test_examples_are_answered", "joined by spaces"),
     ("AnswerIsNotTheCells", "TableQuestionAnsweringTests", "test_examples_are_answered", "answer must join the cells after the aggregator"),
 ]
 

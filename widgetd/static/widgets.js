@@ -86,14 +86,22 @@ function zeroShotImageInput() {
   };
 }
 
-function imageQuestionInput() {
-  // visual and document question answering: an image and a question about it.
+function imageQuestionInput(task) {
+  // visual and document question answering: an image and a question about it; a document's words may come
+  // with their boxes, for a server without OCR.
   const image = mediaInput("image");
   const question = el("input", { type: "text", name: "question", placeholder: "What is in the picture?" });
+  const fields = [...image.fields, el("label", { class: "field" }, "Question"), question];
+  const words = el("textarea", { name: "word_boxes", rows: 3, placeholder: '[["Total:", [60, 160, 150, 190]], ["$99.50", [160, 160, 260, 190]]]' });
+  if (task === "document-question-answering") fields.push(el("label", { class: "field" }, "Words and their boxes, in thousandths of the page (JSON; empty: the server reads them)"), words);
   return {
-    fields: [...image.fields, el("label", { class: "field" }, "Question"), question],
+    fields,
     prefill: (example) => { question.value = example.text || ""; },
-    read: () => ({ ...image.read(), question: question.value }),
+    read: () => {
+      const read = { ...image.read(), question: question.value };
+      if (words.value.trim()) read.parameters = { word_boxes: JSON.parse(words.value) };
+      return read;
+    },
   };
 }
 
@@ -189,7 +197,7 @@ async function toWav(blob) {
 
 function inputFor(task, meta) {
   if (task === "zero-shot-image-classification") return zeroShotImageInput();
-  if (task === "visual-question-answering" || task === "document-question-answering") return imageQuestionInput();
+  if (task === "visual-question-answering" || task === "document-question-answering") return imageQuestionInput(task);
   if (meta.raw_body === "audio" || meta.raw_body === "image") return mediaInput(meta.raw_body);
   if (task === "question-answering") return questionAnsweringInput();
   if (task === "sentence-similarity") return similarityInput();
@@ -364,6 +372,19 @@ function segmentation(media, segments) {
   return el("div", {}, frame, segments.length ? legend : el("p", { class: "muted" }, "No segment above the threshold."));
 }
 
+function documentAnswer(media, best, wordBoxes) {
+  // The answer, and over the document the box around its words (where the request sent their boxes).
+  const text = el("p", {}, "Answer: ", el("span", { class: "answer-text" }, best ? best.answer : "(none)"), best ? ` (${best.score.toFixed(3)})` : "");
+  const frame = el("div", { class: "detections" }, el("img", { src: URL.createObjectURL(media), alt: "document" }));
+  const spanned = best && wordBoxes ? wordBoxes.slice(best.start, best.end + 1).map(([, box]) => box) : [];
+  if (spanned.length) {
+    const [x0, y0] = [Math.min(...spanned.map((b) => b[0])), Math.min(...spanned.map((b) => b[1]))];
+    const [x1, y1] = [Math.max(...spanned.map((b) => b[2])), Math.max(...spanned.map((b) => b[3]))];
+    frame.append(el("div", { class: "box answer-box", style: `left:${x0 / 10}%;top:${y0 / 10}%;width:${(x1 - x0) / 10}%;height:${(y1 - y0) / 10}%;border-color:${BOX_COLOURS[0]}` }));
+  }
+  return el("div", {}, text, frame);
+}
+
 function answeredTable(table, answer) {
   // The table as asked, the answer's cells highlighted.
   const columns = Object.keys(table);
@@ -414,6 +435,8 @@ async function render(task, response, request) {
     case "visual-question-answering":
       return el("div", {}, el("img", { src: URL.createObjectURL(request.media), alt: "image asked about", style: "max-width:100%;max-height:160px" }),
         bars(answer.map((a) => ({ label: a.answer, score: a.score }))));
+    case "document-question-answering":
+      return documentAnswer(request.media, answer[0], request.parameters?.word_boxes);
     case "image-to-text": {
       const caption = (Array.isArray(answer) ? answer[0] : answer).generated_text;
       return el("figure", { class: "captioned" }, el("img", { src: URL.createObjectURL(request.media), alt: "captioned image" }), el("figcaption", { class: "generated" }, caption));

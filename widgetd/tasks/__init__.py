@@ -6,6 +6,7 @@ from widgetd.tasks import (
     audio_to_audio,
     automatic_speech_recognition,
     chat_completion,
+    document_question_answering,
     embeddings,
     feature_extraction,
     fill_mask,
@@ -51,6 +52,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         image_segmentation,
         image_to_text,
         visual_question_answering,
+        document_question_answering,
     )
 )
 

@@ -8,12 +8,13 @@ from typing import Any, Callable, Sequence
 
 from widgetd import Backend, ModelSnapshot
 from widgetd.backends import pytorch_files
-from widgetd_transformers import audio, generation, question_answering, speech, tables, text, vision
+from widgetd_transformers import audio, documents, generation, question_answering, speech, tables, text, vision
 from widgetd_transformers.continuous import placement_of
 
 RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]]]] = {
     "question-answering": question_answering.QuestionAnswering.load,
     "table-question-answering": tables.TableQuestionAnswering.load,
+    "document-question-answering": documents.DocumentQuestionAnswering.load,
     "token-classification": text.TokenClassification.load,
     "text-classification": text.TextClassification.load,
     "zero-shot-classification": text.ZeroShotClassification.load,
@@ -61,6 +62,9 @@ def load(snapshot: ModelSnapshot) -> TransformersPipeline:
 ARCHITECTURE_TASKS = (
     ("TapasForQuestionAnswering", "table-question-answering"),
     ("ViltForQuestionAnswering", "visual-question-answering"),
+    ("LayoutLMForQuestionAnswering", "document-question-answering"),
+    ("LayoutLMv2ForQuestionAnswering", "document-question-answering"),
+    ("LayoutLMv3ForQuestionAnswering", "document-question-answering"),
     ("ForQuestionAnswering", "question-answering"),
     ("ForTokenClassification", "token-classification"),
     ("ForSequenceClassification", "text-classification"),

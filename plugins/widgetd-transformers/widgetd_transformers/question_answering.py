@@ -64,7 +64,7 @@ class QuestionAnswering:
             raise InvalidInput("inputs.context is empty: there is nothing to answer from", field="inputs.context")
         max_seq_len = min(options.max_seq_len or DEFAULT_MAX_SEQ_LEN, self.tokenizer.model_max_length)
         doc_stride = options.doc_stride if options.doc_stride is not None else min(max_seq_len // 2, DEFAULT_DOC_STRIDE)
-        question = self._shortened_question(request.inputs.question, options.max_question_len)
+        question = shortened(self.tokenizer, request.inputs.question, options.max_question_len)
         room = max_seq_len - self._length(question) - self.tokenizer.num_special_tokens_to_add(pair=True)
         if room < 1:
             raise InvalidInput(
@@ -91,13 +91,6 @@ class QuestionAnswering:
 
     def _length(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _shortened_question(self, question: str, max_tokens: int) -> str:
-        encoded = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        offsets = encoded["offset_mapping"]
-        if len(offsets) <= max_tokens:
-            return question
-        return question[: offsets[max_tokens - 1][1]]
 
     def _logits(self, windows: Sequence[Any]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """(start, end) logits of each window, padding removed, grouped by request; the windows of every
@@ -195,3 +188,11 @@ class QuestionAnswering:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max())
     return shifted / shifted.sum()
+
+
+def shortened(tokenizer: Any, question: str, max_tokens: int) -> str:
+    """The question's first ``max_tokens`` tokens (``max_question_len``), cut in its own text."""
+    offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return question
+    return question[: offsets[max_tokens - 1][1]]

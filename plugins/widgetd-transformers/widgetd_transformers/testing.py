@@ -237,6 +237,27 @@ def save_vilt(folder: Path) -> Path:
     return folder
 
 
+def save_layoutlm(folder: Path) -> Path:
+    """A two-layer LayoutLM reading words with their boxes (no image processor: the words come with the request)."""
+    import torch
+    from transformers import LayoutLMConfig, LayoutLMForQuestionAnswering, LayoutLMTokenizerFast
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    document_words = "invoice number total date due paid acme corp 0 1 2 3 4 5 6 7 8 9 $ : # ?".split()
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys([*specials, *WORDS, *document_words])) + "\n")
+    tokenizer = LayoutLMTokenizerFast.from_pretrained(str(folder), model_max_length=512)
+    config = LayoutLMConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        max_position_embeddings=512, initializer_range=INIT_SCALE,
+    )
+    LayoutLMForQuestionAnswering(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    card(folder, "document-question-answering")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -404,6 +425,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-tapas": ("table-question-answering", lambda: save_tapas(root / "tiny-tapas")),
         "tiny-captioner": ("image-to-text", lambda: save_captioner(root / "tiny-captioner", bpe())),
         "tiny-vilt": ("visual-question-answering", lambda: save_vilt(root / "tiny-vilt")),
+        "tiny-layoutlm": ("document-question-answering", lambda: save_layoutlm(root / "tiny-layoutlm")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

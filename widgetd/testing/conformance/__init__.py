@@ -31,6 +31,7 @@ from widgetd.testing.conformance.media import (
     AudioClassificationTests,
     AudioToAudioTests,
     AutomaticSpeechRecognitionTests,
+    DocumentQuestionAnsweringTests,
     ImageClassificationTests,
     ImageSegmentationTests,
     ImageToTextTests,
@@ -80,6 +81,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ImageSegmentationTests,
         ImageToTextTests,
         VisualQuestionAnsweringTests,
+        DocumentQuestionAnsweringTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -91,6 +93,7 @@ __all__ = [
     "Call",
     "ChatTests",
     "ContractViolation",
+    "DocumentQuestionAnsweringTests",
     "FeatureExtractionTests",
     "FillMaskTests",
     "ImageClassificationTests",

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Iterable
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 from widgetd.testing.audio import encode, tone
 from widgetd.testing.conformance.base import TaskTests
@@ -537,6 +538,91 @@ class VisualQuestionAnsweringTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.answer for entry in answer]
+
+
+INVOICE = [
+    ("Invoice", (60, 40, 200, 70)), ("number:", (210, 40, 330, 70)), ("1234", (340, 40, 420, 70)),
+    ("Date:", (60, 100, 150, 130)), ("2024-05-01", (160, 100, 330, 130)),
+    ("Total", (60, 160, 150, 190)), ("due:", (160, 160, 230, 190)), ("$99.50", (240, 160, 340, 190)),
+    ("Zoë", (60, 220, 120, 250)), ("Köln", (130, 220, 200, 250)), ("東京", (210, 220, 270, 250)),
+]
+"""An invoice's words and their boxes, in thousandths of the page."""
+
+
+def document_question(asked: str, word_boxes: list | None = INVOICE, image: bytes | None = None, **parameters: Any) -> Call:
+    """``{"inputs": {"image", "question"}}`` with the words as ``word_boxes`` (JSON: ``[word, [x0, y0, x1, y1]]``)."""
+    if word_boxes is not None:
+        parameters["word_boxes"] = [[word, list(box)] for word, box in word_boxes]
+    body: dict[str, Any] = {"inputs": {"image": base64.b64encode(image or render_image(200, 260, colour=(250, 250, 250))).decode(), "question": asked}}
+    if parameters:
+        body["parameters"] = parameters
+    return Call(body, carries_media=True)
+
+
+class DocumentQuestionAnsweringTests(TaskTests):
+    """Answers as word spans: ``start`` and ``end`` (inclusive) index the document's words (those sent as
+    ``word_boxes``) and ``answer`` joins them with spaces; scores in [0, 1], best first, at most ``top_k``.
+    Without ``word_boxes`` a server reads the words with OCR, or answers a 400 naming ``word_boxes``."""
+
+    task_name = "document-question-answering"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        many = [(f"word{n}", (10 * (n % 90), 10 * (n // 90), 10 * (n % 90) + 9, 10 * (n // 90) + 9)) for n in range(200)]
+        return [
+            document_question("What is the invoice number?"),
+            document_question("What is the total?", top_k=3),
+            document_question("When is it dated?", max_answer_len=1, handle_impossible_answer=True),
+            document_question("Who?", top_k=50),
+            document_question("Where is word 150?", many, doc_stride=32, max_seq_len=128, top_k=2),
+            document_question("What?", [("alone", (0, 0, 1000, 1000))]),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            document_question("What is the total?", word_boxes=None),  # OCR, where the server has it
+            Call(render_image(64, 64), {"content-type": "image/png"}),
+            document_question(""),
+            document_question("What?", []),
+            document_question("What?", [("far", (0, 0, 1001, 5))]),
+            document_question("What?", [("", (0, 0, 5, 5))]),
+            document_question("What?", [("upside", (0, 10, 5, 0))]),
+            document_question("What?", image=b"not an image"),
+            document_question("why " * 600),
+            document_question("What?", doc_stride=500, max_seq_len=16),
+            document_question("What?", max_seq_len=2),
+            *(document_question(text) for text in EDGE_TEXTS.values() if text and len(text) < 2000),
+        ]
+
+    @pytest.fixture
+    def valid_requests(self) -> st.SearchStrategy[Call]:
+        # Words with their boxes: without them a server with no OCR engine rightly answers a 400.
+        corner = st.integers(0, 1000)
+        box = st.tuples(corner, corner, corner, corner).map(lambda c: (min(c[0], c[2]), min(c[1], c[3]), max(c[0], c[2]), max(c[1], c[3])))
+        word = st.one_of(st.sampled_from([word for word, _ in INVOICE]), st.text(min_size=1, max_size=12))
+        return st.builds(
+            lambda asked, boxes, top_k, impossible: document_question(asked, boxes, top_k=top_k, handle_impossible_answer=impossible),
+            st.one_of(st.sampled_from(["What is the total?", "Who?", "When is it due?"]), st.text(min_size=1, max_size=60)),
+            st.lists(st.tuples(word, box), min_size=1, max_size=40), st.integers(1, 5), st.booleans(),
+        )
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [document_question(asked, top_k=2) for asked in ("What is the invoice number?", "What is the total?", "When?")]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        words = [word for word, _ in call.parameters.get("word_boxes") or []]
+        expect(len(answer) >= 1 or not words, "document question answering must answer at least once from the words sent")
+        for index, entry in enumerate(answer):
+            if not words or (entry.answer == "" and call.parameters.get("handle_impossible_answer")):
+                continue
+            expect(0 <= entry.start <= entry.end < len(words), f"answer {index} spans words {entry.start}..{entry.end}: they must index the {len(words)} words (end inclusive)")
+            spanned = " ".join(words[entry.start : entry.end + 1])
+            expect(entry.answer == spanned, f"answer {index} must be the words {entry.start}..{entry.end} joined by spaces, {spanned!r}; got {entry.answer!r}")
+        scores_are_probabilities(answer)
+        sorted_by_score(answer)
+        at_most(answer, call.parameters.get("top_k", 1), "top_k")
 
 
 def image_size(call: Call) -> tuple[int, int]:
