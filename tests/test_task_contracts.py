@@ -54,6 +54,7 @@ VALID = {
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1", "2"]}}},
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 5, "generation_parameters": {"do_sample": False}}},
     "visual-question-answering": {"inputs": base64.b64encode(png()).decode(), "question": "What colour?", "parameters": {"top_k": 2}},
+    "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog", "music"]}},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 10]], ["9", [12, 0, 20, 10]]], "top_k": 2}},
 }
 
@@ -79,6 +80,7 @@ INVALID = {
     "table-question-answering": {"inputs": {"question": "Which city?", "table": {"city": ["Paris", "Berlin"], "n": ["1"]}}},
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 0}},
     "visual-question-answering": {"inputs": {"image": base64.b64encode(png()).decode()}},
+    "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog"], "hypothesis_template": "{} {}"}},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 2000]]]}},
 }
 

@@ -49,6 +49,7 @@ MODELS = {
     "toy-captioner": {"pipeline_tag": "image-to-text"},
     "toy-vqa": {"pipeline_tag": "visual-question-answering"},
     "toy-documents": {"pipeline_tag": "document-question-answering"},
+    "toy-zero-shot-sounds": {"pipeline_tag": "zero-shot-audio-classification"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -266,6 +267,18 @@ def test_document_question_answering_boxes_the_answer_on_the_page(page, tmp_path
     assert card.locator(".output .answer-text").inner_text() == "Total:"
     assert card.locator(".output .answer-box").get_attribute("style").startswith("left:6%;top:10%;width:19%;height:6%")
     screenshot(card, "document-question-answering")
+
+
+def test_zero_shot_audio_classification_scores_the_labels_given(page, tmp_path):
+    from widgetd.testing.audio import encode, tone
+
+    card = widget(page, "toy-zero-shot-sounds")
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(encode(tone(1.0, 16000), 16000, "WAV"))
+    card.locator("input[type=file]").set_input_files(str(clip))
+    card.locator("input[name=candidate_labels]").fill("a long label here, short")
+    submit_and_wait(card, ".bar-row")
+    assert sorted(card.locator(".output .bar-row .label").all_inner_texts()) == ["a long label here", "short"]
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

@@ -239,6 +239,16 @@ def document_answers(request) -> list[DocumentQuestionAnsweringAnswer]:
     return [DocumentQuestionAnsweringAnswer(" ".join(words_[start : end + 1]), min(1.0, score), start, end) for score, start, end in best]
 
 
+def audio_zero_shot(request) -> list[ClassificationOutput]:
+    """Each candidate scored by how well its length matches the clip's (seconds against characters / 10)."""
+    labels = request.parameters.candidate_labels
+    if len(set(labels)) != len(labels):
+        raise InvalidInput("parameters.candidate_labels: each label once", field="parameters.candidate_labels")
+    duration = decode_audio(request.inputs).duration
+    closeness = np.array([1 / (1 + abs(len(label) / 10 - duration)) for label in labels])
+    return ranked(dict(zip(labels, (closeness / closeness.sum()).tolist())))
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -269,6 +279,7 @@ ANSWERERS = {
     "image-to-text": caption,
     "visual-question-answering": visual_answers,
     "document-question-answering": document_answers,
+    "zero-shot-audio-classification": audio_zero_shot,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

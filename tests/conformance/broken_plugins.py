@@ -289,3 +289,12 @@ class EndPastTheAnswer(_OneTaskBroken):
     def broken(self, requests):
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
         return [[replace(entry, end=entry.end + 1) for entry in answer] for answer in answers]
+
+
+class DropsAnAudioCandidate(_OneTaskBroken):
+    """The worst candidate left out (a top_k of the model's choosing where the contract wants them all)."""
+
+    broken_task = "zero-shot-audio-classification"
+
+    def broken(self, requests):
+        return [ANSWERERS[self.broken_task](request)[: max(1, len(request.parameters.candidate_labels) - 1)] for request in requests]

@@ -74,15 +74,15 @@ function zeroShotInput() {
   };
 }
 
-function zeroShotImageInput() {
-  const image = mediaInput("image");
-  const labels = el("input", { type: "text", name: "candidate_labels", placeholder: "cat, dog, aeroplane" });
+function zeroShotMediaInput(kind) {
+  const media = mediaInput(kind);
+  const labels = el("input", { type: "text", name: "candidate_labels", placeholder: kind === "audio" ? "a dog barking, music, rain" : "cat, dog, aeroplane" });
   return {
-    fields: [...image.fields, el("label", { class: "field" }, "Candidate labels, comma separated"), labels],
+    fields: [...media.fields, el("label", { class: "field" }, "Candidate labels, comma separated"), labels],
     prefill: (example) => {
       labels.value = Array.isArray(example.candidate_labels) ? example.candidate_labels.join(", ") : example.candidate_labels || "";
     },
-    read: () => ({ ...image.read(), parameters: { candidate_labels: labels.value.split(",").map((s) => s.trim()).filter(Boolean) } }),
+    read: () => ({ ...media.read(), parameters: { candidate_labels: labels.value.split(",").map((s) => s.trim()).filter(Boolean) } }),
   };
 }
 
@@ -196,7 +196,8 @@ async function toWav(blob) {
 }
 
 function inputFor(task, meta) {
-  if (task === "zero-shot-image-classification") return zeroShotImageInput();
+  if (task === "zero-shot-image-classification") return zeroShotMediaInput("image");
+  if (task === "zero-shot-audio-classification") return zeroShotMediaInput("audio");
   if (task === "visual-question-answering" || task === "document-question-answering") return imageQuestionInput(task);
   if (meta.raw_body === "audio" || meta.raw_body === "image") return mediaInput(meta.raw_body);
   if (task === "question-answering") return questionAnsweringInput();
@@ -423,7 +424,7 @@ async function render(task, response, request) {
   const answer = await response.json();
   switch (task) {
     case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification":
-    case "zero-shot-image-classification": {
+    case "zero-shot-image-classification": case "zero-shot-audio-classification": {
       const labels = Array.isArray(answer[0]) ? answer[0] : answer;
       const image = request.media && task.endsWith("image-classification") ? el("img", { src: URL.createObjectURL(request.media), alt: "classified image", style: "max-width:100%;max-height:160px" }) : null;
       return el("div", {}, image, bars(labels));

@@ -24,6 +24,7 @@ from widgetd.tasks import (
     token_classification,
     translation,
     visual_question_answering,
+    zero_shot_audio_classification,
     zero_shot_classification,
     zero_shot_image_classification,
 )
@@ -44,6 +45,7 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         text_generation,
         automatic_speech_recognition,
         audio_classification,
+        zero_shot_audio_classification,
         audio_to_audio,
         text_to_speech,
         image_classification,

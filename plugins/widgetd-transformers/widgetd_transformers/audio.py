@@ -7,17 +7,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from widgetd import ModelSnapshot
+from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import decode_audio
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.audio_classification import AudioClassificationInput
+from widgetd.tasks.zero_shot_audio_classification import ZeroShotAudioClassificationInput
 from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionChunk,
     AutomaticSpeechRecognitionInput,
     AutomaticSpeechRecognitionOutput,
 )
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import CHUNK, grouped, hf_pipeline, in_chunks
+from widgetd_transformers.loading import CHUNK, by_candidates, grouped, hf_pipeline, in_chunks
 
 
 class SpeechRecognition:
@@ -84,6 +85,47 @@ class AudioClassification:
             for index, labels in zip(indexes, results):
                 answers[index] = [ClassificationOutput(entry["label"], float(entry["score"])) for entry in labels]
         return answers
+
+
+class ZeroShotAudioClassification:
+    """The ``zero-shot-audio-classification`` pipeline (CLAP) on clips decoded and resampled to the model's
+    rate and cut to the longest it reads: CLAP's feature extractor crops a longer clip at random, so the same
+    request would get different answers."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.sample_rate = int(pipe.feature_extractor.sampling_rate)
+        self.most_samples = int(pipe.feature_extractor.nb_max_samples)
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ZeroShotAudioClassification:
+        return cls(hf_pipeline("zero-shot-audio-classification", snapshot))
+
+    def __call__(self, requests: Sequence[ZeroShotAudioClassificationInput]) -> list[list[ClassificationOutput]]:
+        answers: list[Any] = [None] * len(requests)
+        for (labels, template), indexes in by_candidates(requests).items():
+            self.check_lengths(labels, template)
+            clips = [self.clip(requests[index].inputs) for index in indexes]
+
+            def run(chunk: list) -> list:
+                return self.pipe(chunk, candidate_labels=list(labels), hypothesis_template=template, batch_size=len(chunk))
+
+            for index, scored in zip(indexes, in_chunks(run, clips)):
+                answers[index] = [ClassificationOutput(entry["label"], float(entry["score"])) for entry in scored]
+        return answers
+
+    def clip(self, data: bytes) -> np.ndarray:
+        return clip_for(self.sample_rate, data)["raw"][: self.most_samples]
+
+    def check_lengths(self, labels: tuple[str, ...], template: str) -> None:
+        """The pipeline reads each hypothesis whole: one longer than the text encoder's positions is a 400."""
+        most = self.pipe.tokenizer.model_max_length
+        for index, ids in enumerate(self.pipe.tokenizer([template.format(label) for label in labels])["input_ids"]):
+            if len(ids) > most:
+                raise InvalidInput(
+                    f"parameters.candidate_labels[{index}]: {len(ids)} tokens in the hypothesis template, more than the {most} this model reads",
+                    field=f"parameters.candidate_labels[{index}]",
+                )
 
 
 def pads_safely(pipe: Any) -> bool:

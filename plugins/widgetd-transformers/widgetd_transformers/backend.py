@@ -22,6 +22,7 @@ RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]
     "feature-extraction": text.FeatureExtraction.load,
     "automatic-speech-recognition": audio.SpeechRecognition.load,
     "audio-classification": audio.AudioClassification.load,
+    "zero-shot-audio-classification": audio.ZeroShotAudioClassification.load,
     "image-classification": vision.ImageClassification.load,
     "zero-shot-image-classification": vision.ZeroShotImageClassification.load,
     "object-detection": vision.ObjectDetection.load,
@@ -89,6 +90,7 @@ ARCHITECTURE_TASKS = (
     ("VitsModel", "text-to-speech"),
     ("CLIPModel", "zero-shot-image-classification"),
     ("SiglipModel", "zero-shot-image-classification"),
+    ("ClapModel", "zero-shot-audio-classification"),
     ("Model", "feature-extraction"),
 )
 """Architecture name endings and their task, most specific first."""

@@ -6,7 +6,7 @@ import contextlib
 import importlib.util
 from typing import Any, Callable, Iterator, Sequence
 
-from widgetd import ModelSnapshot
+from widgetd import InvalidInput, ModelSnapshot
 from widgetd import cancellation
 from widgetd.devices import split_plan
 
@@ -88,6 +88,15 @@ def grouped(requests, key) -> dict[Any, list[int]]:
     for index, request in enumerate(requests):
         groups.setdefault(key(request), []).append(index)
     return groups
+
+
+def by_candidates(requests) -> dict[tuple[tuple[str, ...], str], list[int]]:
+    """Zero-shot requests by their (candidate labels, hypothesis template); InvalidInput for a label given twice."""
+    for request in requests:
+        labels = request.parameters.candidate_labels
+        if len(set(labels)) != len(labels):
+            raise InvalidInput("parameters.candidate_labels: each label once; a label given twice has no score of its own", field="parameters.candidate_labels")
+    return grouped(requests, lambda r: (tuple(r.parameters.candidate_labels), r.parameters.hypothesis_template))
 
 
 @contextlib.contextmanager

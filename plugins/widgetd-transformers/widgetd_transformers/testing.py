@@ -258,6 +258,31 @@ def save_layoutlm(folder: Path) -> Path:
     return folder
 
 
+def save_clap(folder: Path, bpe: Path) -> Path:
+    """A tiny CLAP (a two-stage HTSAT listening to 2 s at 16 kHz, a two-layer RoBERTa reading), fused as
+    laion/clap-htsat-fused is."""
+    import torch
+    from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor, ClapTextConfig, RobertaTokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer = RobertaTokenizerFast.from_pretrained(str(bpe), model_max_length=77)
+    text = ClapTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        max_position_embeddings=80, projection_dim=16, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    audio = ClapAudioConfig(
+        spec_size=64, patch_size=4, patch_stride=(4, 4), num_mel_bins=16, window_size=4, hidden_size=32, depths=[1, 1],
+        num_attention_heads=[1, 1], patch_embeds_hidden_size=16, projection_dim=16, enable_fusion=True,
+    )
+    folder.mkdir(parents=True)
+    ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)).save_pretrained(str(folder))
+    features = ClapFeatureExtractor(feature_size=16, sampling_rate=16000, hop_length=160, max_length_s=2, fft_window_size=400)
+    ClapProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(str(folder))
+    card(folder, "zero-shot-audio-classification")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -426,6 +451,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-captioner": ("image-to-text", lambda: save_captioner(root / "tiny-captioner", bpe())),
         "tiny-vilt": ("visual-question-answering", lambda: save_vilt(root / "tiny-vilt")),
         "tiny-layoutlm": ("document-question-answering", lambda: save_layoutlm(root / "tiny-layoutlm")),
+        "tiny-clap": ("zero-shot-audio-classification", lambda: save_clap(root / "tiny-clap", bpe())),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

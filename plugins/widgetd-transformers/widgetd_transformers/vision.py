@@ -19,7 +19,7 @@ from widgetd.tasks.visual_question_answering import VisualQuestionAnsweringAnswe
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import dtype_for, grouped, hf_pipeline, in_chunks, tokenizer_and_model
+from widgetd_transformers.loading import by_candidates, dtype_for, grouped, hf_pipeline, in_chunks, tokenizer_and_model
 
 
 class ImageClassification:
@@ -56,14 +56,8 @@ class ZeroShotImageClassification:
         return cls(image_pipeline("zero-shot-image-classification", snapshot))
 
     def __call__(self, requests: Sequence[ZeroShotImageClassificationInput]) -> list[list[ClassificationOutput]]:
-        for request in requests:
-            labels = request.parameters.candidate_labels
-            if len(set(labels)) != len(labels):
-                raise InvalidInput("parameters.candidate_labels: each label once; a label given twice has no score of its own", field="parameters.candidate_labels")
         answers: list[Any] = [None] * len(requests)
-        for (labels, template), indexes in grouped(
-            requests, lambda r: (tuple(r.parameters.candidate_labels), r.parameters.hypothesis_template)
-        ).items():
+        for (labels, template), indexes in by_candidates(requests).items():
             images = [decode_image(requests[index].inputs) for index in indexes]
 
             def run(chunk: list) -> list:

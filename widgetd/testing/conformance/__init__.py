@@ -38,6 +38,7 @@ from widgetd.testing.conformance.media import (
     ObjectDetectionTests,
     TextToSpeechTests,
     VisualQuestionAnsweringTests,
+    ZeroShotAudioClassificationTests,
     ZeroShotImageClassificationTests,
 )
 from widgetd.testing.conformance.pairs import (
@@ -82,6 +83,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ImageToTextTests,
         VisualQuestionAnsweringTests,
         DocumentQuestionAnsweringTests,
+        ZeroShotAudioClassificationTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -114,6 +116,7 @@ __all__ = [
     "TokenClassificationTests",
     "TranslationTests",
     "VisualQuestionAnsweringTests",
+    "ZeroShotAudioClassificationTests",
     "ZeroShotClassificationTests",
     "ZeroShotImageClassificationTests",
     "expect",

@@ -324,13 +324,58 @@ class ZeroShotImageClassificationTests(TaskTests):
         return [media_json_call(render_image(48, 48, colour=colour), candidate_labels=labels) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
 
     def check_answer(self, call: Call, answer: Any) -> None:
-        candidates = call.parameters["candidate_labels"]
-        labels = [entry.label for entry in answer]
-        expect(sorted(labels) == sorted(candidates), f"the answer must name exactly the candidate labels {candidates}, once each; got {labels}")
-        ranked_labels(answer, None)
-        if self.scores_sum_to_one:
-            total = sum(entry.score for entry in answer)
-            expect(abs(total - 1) <= 1e-3, f"the scores of the candidate labels must sum to 1, got {total}")
+        exactly_the_candidates(call, answer, self.scores_sum_to_one)
+
+
+def exactly_the_candidates(call: Call, answer: Any, scores_sum_to_one: bool) -> None:
+    """Zero-shot scores: the candidate labels once each, best first, adding up to 1 where they should."""
+    candidates = call.parameters["candidate_labels"]
+    labels = [entry.label for entry in answer]
+    expect(sorted(labels) == sorted(candidates), f"the answer must name exactly the candidate labels {candidates}, once each; got {labels}")
+    ranked_labels(answer, None)
+    if scores_sum_to_one:
+        total = sum(entry.score for entry in answer)
+        expect(abs(total - 1) <= 1e-3, f"the scores of the candidate labels must sum to 1, got {total}")
+
+
+class ZeroShotAudioClassificationTests(TaskTests):
+    """A clip of audio scored against labels chosen at request time, in every container, rate and channel
+    count: exactly those labels, once each, scores in [0, 1], highest first, adding up to 1 (set
+    ``scores_sum_to_one = False`` for a model that scores each label alone)."""
+
+    task_name = "zero-shot-audio-classification"
+    scores_sum_to_one: ClassVar[bool] = True
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        labels = ["a dog barking", "music", "rain"]
+        return [
+            media_json_call(encode(tone(1.0, 16000), 16000, "WAV"), candidate_labels=labels),
+            media_json_call(encode(tone(0.7, 44100, 2), 44100, "FLAC"), candidate_labels=["only one label"]),
+            media_json_call(encode(tone(1.3, 22050), 22050, "OGG"), candidate_labels=["Zoë singing in 東京", "a car 🚗"], hypothesis_template="the sound of {}"),
+            media_json_call(encode(tone(0.5, 8000), 8000, "MP3"), candidate_labels=[f"label {n}" for n in range(20)]),
+            media_json_call(encode(tone(12.0, 16000), 16000, "FLAC"), candidate_labels=labels),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        wav = encode(tone(0.5, 16000), 16000, "WAV")
+        return [
+            *(Call(call.body, call.headers) for call in audio_edge_cases() if not call.is_json),  # raw audio: no labels
+            media_json_call(wav, candidate_labels=[]),
+            media_json_call(wav, candidate_labels=["dog", "dog"]),
+            media_json_call(wav, candidate_labels=["dog"], hypothesis_template="no placeholder"),
+            media_json_call(b"not audio", candidate_labels=["dog"]),
+            media_json_call(encode(np.zeros(1, dtype=np.float32), 16000, "WAV"), candidate_labels=["dog", "silence"]),
+            media_json_call(wav, candidate_labels=["x" * 5000, "dog"]),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(encode(tone(0.8, 16000, pitch=pitch), 16000, "WAV"), candidate_labels=["low", "high"]) for pitch in (220.0, 440.0, 880.0, 1760.0)]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        exactly_the_candidates(call, answer, self.scores_sum_to_one)
 
 
 class ObjectDetectionTests(TaskTests):
