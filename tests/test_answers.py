@@ -34,6 +34,7 @@ REQUESTS = {
     "visual-question-answering": {"inputs": {"image": render_image(16, 16), "question": "is it red?"}},
     "document-question-answering": {"inputs": {"image": render_image(16, 16), "question": "total?"}, "parameters": {"word_boxes": [["total", [0, 0, 5, 5]], ["9", [6, 0, 9, 5]]]}},
     "zero-shot-audio-classification": {"inputs": encode(tone(0.2, 8000), 8000, "WAV"), "parameters": {"candidate_labels": ["dog", "music"]}},
+    "depth-estimation": {"inputs": render_image(16, 16)},
     "image-to-text": {"inputs": render_image(16, 16), "parameters": {"max_new_tokens": 3}},
     "table-question-answering": {"inputs": {"query": "how many cities", "table": {"city": ["Paris", "Berlin"]}}},
 }

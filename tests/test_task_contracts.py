@@ -55,6 +55,7 @@ VALID = {
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 5, "generation_parameters": {"do_sample": False}}},
     "visual-question-answering": {"inputs": base64.b64encode(png()).decode(), "question": "What colour?", "parameters": {"top_k": 2}},
     "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog", "music"]}},
+    "depth-estimation": {"inputs": base64.b64encode(png()).decode()},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 10]], ["9", [12, 0, 20, 10]]], "top_k": 2}},
 }
 
@@ -81,6 +82,7 @@ INVALID = {
     "image-to-text": {"inputs": base64.b64encode(png()).decode(), "parameters": {"max_new_tokens": 0}},
     "visual-question-answering": {"inputs": {"image": base64.b64encode(png()).decode()}},
     "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog"], "hypothesis_template": "{} {}"}},
+    "depth-estimation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.5}},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 2000]]]}},
 }
 

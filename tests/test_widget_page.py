@@ -50,6 +50,7 @@ MODELS = {
     "toy-vqa": {"pipeline_tag": "visual-question-answering"},
     "toy-documents": {"pipeline_tag": "document-question-answering"},
     "toy-zero-shot-sounds": {"pipeline_tag": "zero-shot-audio-classification"},
+    "toy-depth": {"pipeline_tag": "depth-estimation"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -279,6 +280,18 @@ def test_zero_shot_audio_classification_scores_the_labels_given(page, tmp_path):
     card.locator("input[name=candidate_labels]").fill("a long label here, short")
     submit_and_wait(card, ".bar-row")
     assert sorted(card.locator(".output .bar-row .label").all_inner_texts()) == ["a long label here", "short"]
+
+
+def test_depth_estimation_shows_the_depth_beside_the_image(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-depth")
+    picture = tmp_path / "square.png"
+    picture.write_bytes(render_image(90, 60))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, "img.depth")
+    card.locator(".output img.depth").evaluate("image => image.decode()")
+    assert card.locator(".output img.depth").evaluate("image => [image.naturalWidth, image.naturalHeight]") == [90, 60]
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

@@ -22,6 +22,7 @@ from widgetd.tasks.automatic_speech_recognition import (
     AutomaticSpeechRecognitionChunk,
     AutomaticSpeechRecognitionOutput,
 )
+from widgetd.tasks.depth_estimation import DepthEstimationOutput
 from widgetd.tasks.document_question_answering import DocumentQuestionAnsweringAnswer
 from widgetd.tasks.fill_mask import FillMaskCandidate
 from widgetd.tasks.image_segmentation import Segment
@@ -249,6 +250,14 @@ def audio_zero_shot(request) -> list[ClassificationOutput]:
     return ranked(dict(zip(labels, (closeness / closeness.sum()).tolist())))
 
 
+def depth(request) -> DepthEstimationOutput:
+    """Brighter is nearer: the depth is 1 - brightness."""
+    from PIL import Image
+
+    grey = np.asarray(decode_image(request.inputs).convert("L"), dtype=np.float32) / 255
+    return DepthEstimationOutput(png_bytes(Image.fromarray(((1 - grey) * 255).astype(np.uint8))), (1 - grey).tolist())
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -280,6 +289,7 @@ ANSWERERS = {
     "visual-question-answering": visual_answers,
     "document-question-answering": document_answers,
     "zero-shot-audio-classification": audio_zero_shot,
+    "depth-estimation": depth,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

@@ -298,3 +298,13 @@ class DropsAnAudioCandidate(_OneTaskBroken):
 
     def broken(self, requests):
         return [ANSWERERS[self.broken_task](request)[: max(1, len(request.parameters.candidate_labels) - 1)] for request in requests]
+
+
+class DepthInTheModelsSize(_OneTaskBroken):
+    """The depth left at the model's resolution (say, 32x32) instead of the image as sent."""
+
+    broken_task = "depth-estimation"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [replace(answer, predicted_depth=[row[:32] for row in answer.predicted_depth[:32]]) for answer in answers]

@@ -60,6 +60,7 @@ DEFECTS = [
     ("RepeatsAnAnswer", "VisualQuestionAnsweringTests", "test_examples_are_answered", "each answer once"),
     ("EndPastTheAnswer", "DocumentQuestionAnsweringTests", "test_examples_are_answered", "joined by spaces"),
     ("DropsAnAudioCandidate", "ZeroShotAudioClassificationTests", "test_examples_are_answered", "exactly the candidate labels"),
+    ("DepthInTheModelsSize", "DepthEstimationTests", "test_examples_are_answered", "predicted_depth must hold"),
     ("AnswerIsNotTheCells", "TableQuestionAnsweringTests", "test_examples_are_answered", "answer must join the cells after the aggregator"),
 ]
 

@@ -438,6 +438,9 @@ async function render(task, response, request) {
         bars(answer.map((a) => ({ label: a.answer, score: a.score }))));
     case "document-question-answering":
       return documentAnswer(request.media, answer[0], request.parameters?.word_boxes);
+    case "depth-estimation":
+      return el("div", { class: "side-by-side" }, el("img", { src: URL.createObjectURL(request.media), alt: "image" }),
+        el("img", { class: "depth", src: `data:image/png;base64,${answer.depth}`, alt: "its depth, brighter where nearer or farther as the model scales it" }));
     case "image-to-text": {
       const caption = (Array.isArray(answer) ? answer[0] : answer).generated_text;
       return el("figure", { class: "captioned" }, el("img", { src: URL.createObjectURL(request.media), alt: "captioned image" }), el("figcaption", { class: "generated" }, caption));

@@ -283,6 +283,23 @@ def save_clap(folder: Path, bpe: Path) -> Path:
     return folder
 
 
+def save_dpt(folder: Path) -> Path:
+    """A four-layer DPT (a ViT with its reassembling neck and depth head) on 32-pixel images."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessorPil
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    config = DPTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=37,
+        backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, initializer_range=INIT_SCALE,
+    )
+    DPTForDepthEstimation(config).save_pretrained(str(folder))
+    DPTImageProcessorPil(size={"height": 32, "width": 32}, keep_aspect_ratio=False).save_pretrained(str(folder))
+    card(folder, "depth-estimation")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -452,6 +469,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-vilt": ("visual-question-answering", lambda: save_vilt(root / "tiny-vilt")),
         "tiny-layoutlm": ("document-question-answering", lambda: save_layoutlm(root / "tiny-layoutlm")),
         "tiny-clap": ("zero-shot-audio-classification", lambda: save_clap(root / "tiny-clap", bpe())),
+        "tiny-depth": ("depth-estimation", lambda: save_dpt(root / "tiny-depth")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

@@ -1,6 +1,6 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
-image-classification, zero-shot-image-classification, object-detection, image-segmentation, image-to-text and
-visual-question-answering."""
+image-classification, zero-shot-image-classification, object-detection, image-segmentation, depth-estimation,
+image-to-text and visual-question-answering."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import msgspec
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.media import decode_image
 from widgetd.tasks._common import ClassificationOutput
+from widgetd.tasks.depth_estimation import DepthEstimationInput, DepthEstimationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
 from widgetd.tasks.image_segmentation import ImageSegmentationInput, Segment
 from widgetd.tasks.image_to_text import ImageToTextInput, ImageToTextOutput
@@ -116,17 +117,46 @@ class ImageSegmentation:
                 raise InvalidInput(f"parameters.subtask: this model does {self.subtasks}, not {subtask!r}", field="parameters.subtask")
         answers: list[Any] = [None] * len(requests)
         for options, indexes in grouped(requests, lambda r: tuple(msgspec.structs.asdict(r.parameters).items())).items():
-            images = {index: decode_image(requests[index].inputs) for index in indexes}
-            fitting = {index: widened(image, self.most_elongated) for index, image in images.items()}
-            # Only images of one size share a batch: the pipeline cannot pad pixel masks of different sizes.
-            for positions in grouped([fitting[index] for index in indexes], lambda image: image.size).values():
-                same_size = [indexes[position] for position in positions]
-                run = lambda chunk: self.pipe(chunk, batch_size=len(chunk), **dict(options))  # noqa: E731
-                for index, segments in zip(same_size, in_chunks(run, [fitting[index] for index in same_size])):
-                    size = images[index].size
-                    kept = [s for s in segments if s["mask"].size == size or s["mask"].crop((0, 0, *size)).getbbox()]
-                    answers[index] = best_first([Segment(s["label"], png(s["mask"], size), s["score"]) for s in kept])
+            images = [decode_image(requests[index].inputs) for index in indexes]
+            run = lambda chunk: self.pipe(chunk, batch_size=len(chunk), **dict(options))  # noqa: E731
+            for index, image, segments in zip(indexes, images, of_one_size_at_a_time(run, images, self.most_elongated)):
+                kept = [s for s in segments if s["mask"].size == image.size or s["mask"].crop((0, 0, *image.size)).getbbox()]
+                answers[index] = best_first([Segment(s["label"], png(s["mask"], image.size), s["score"]) for s in kept])
         return answers
+
+
+class DepthEstimation:
+    """The ``depth-estimation`` pipeline (the processor's own ``post_process_depth_estimation``): the depth at
+    every pixel of the image as sent, and the greyscale picture of it the pipeline draws."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.most_elongated = most_elongated(pipe.image_processor)
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> DepthEstimation:
+        return cls(image_pipeline("depth-estimation", snapshot))
+
+    def __call__(self, requests: Sequence[DepthEstimationInput]) -> list[DepthEstimationOutput]:
+        images = [decode_image(request.inputs) for request in requests]
+        run = lambda chunk: self.pipe(chunk, batch_size=len(chunk))  # noqa: E731
+        answers = []
+        for image, found in zip(images, of_one_size_at_a_time(run, images, self.most_elongated)):
+            width, height = image.size
+            depth = found["predicted_depth"].float().cpu().numpy()[:height, :width]
+            answers.append(DepthEstimationOutput(png(found["depth"], image.size), depth.tolist()))
+        return answers
+
+
+def of_one_size_at_a_time(run: Any, images: list, ratio: int) -> list:
+    """``run`` over ``images`` widened to what the processor can shrink (``widened``), only images of one size
+    sharing a batch (pipelines cannot pad pixel masks of different sizes); the results in the images' order."""
+    fitting = [widened(image, ratio) for image in images]
+    results: list[Any] = [None] * len(images)
+    for positions in grouped(fitting, lambda image: image.size).values():
+        for position, result in zip(positions, in_chunks(run, [fitting[position] for position in positions])):
+            results[position] = result
+    return results
 
 
 def best_first(segments: list[Segment]) -> list[Segment]:
@@ -254,12 +284,13 @@ def most_elongated(processor: Any) -> int:
 
 
 def widened(image: Any, ratio: int) -> Any:
-    """An image more elongated than ``ratio`` with black below or to the right of it, which moves no box:
-    its pixels keep their coordinates, and boxes are cut back to the image (``inside``)."""
+    """An image more elongated than ``ratio``, or one pixel thin, with black below or to the right of it, which
+    moves no box: its pixels keep their coordinates, and answers are cut back to the image (``inside``, ``png``).
+    One pixel thin: the depth pipeline squeezes a 1x1 map to no image at all."""
     from PIL import Image
 
     width, height = image.size
-    least = -(-max(width, height) // ratio)
+    least = max(2, -(-max(width, height) // ratio))
     if min(width, height) >= least:
         return image
     canvas = Image.new(image.mode, (max(width, least), max(height, least)))

@@ -31,6 +31,7 @@ from widgetd.testing.conformance.media import (
     AudioClassificationTests,
     AudioToAudioTests,
     AutomaticSpeechRecognitionTests,
+    DepthEstimationTests,
     DocumentQuestionAnsweringTests,
     ImageClassificationTests,
     ImageSegmentationTests,
@@ -84,6 +85,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         VisualQuestionAnsweringTests,
         DocumentQuestionAnsweringTests,
         ZeroShotAudioClassificationTests,
+        DepthEstimationTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -95,6 +97,7 @@ __all__ = [
     "Call",
     "ChatTests",
     "ContractViolation",
+    "DepthEstimationTests",
     "DocumentQuestionAnsweringTests",
     "FeatureExtractionTests",
     "FillMaskTests",

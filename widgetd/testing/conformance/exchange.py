@@ -102,8 +102,27 @@ def decode_audio_bytes(data: bytes) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
+@dataclass(frozen=True)
+class Picture:
+    """An image field of an answer (a mask, a depth map) as its pixels: two pictures are the same when no pixel
+    differs by more than one level, the rounding a float's last digits can tip."""
+
+    pixels: np.ndarray
+
+
+IMAGE_FIELDS = ("mask", "depth")
+
+
+def decode_picture(data: str) -> Picture:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+        return Picture(np.asarray(image, dtype=np.int32))
+
+
 def comparable(reply: Reply) -> Any:
-    """The reply as plain data; audio (raw, or base64 ``blob`` fields) as decoded samples."""
+    """The reply as plain data; audio (raw, or base64 ``blob`` fields) as decoded samples, images (``mask``,
+    ``depth``) as their pixels."""
     if reply.content_type.startswith("audio/"):
         return decode_audio_bytes(reply.content)[0]
     if reply.streamed:
@@ -114,7 +133,9 @@ def comparable(reply: Reply) -> Any:
 def _decode_blobs(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: decode_audio_bytes(base64.b64decode(item))[0] if key == "blob" else _decode_blobs(item)
+            key: decode_audio_bytes(base64.b64decode(item))[0] if key == "blob"
+            else decode_picture(item) if key in IMAGE_FIELDS and isinstance(item, str)
+            else _decode_blobs(item)
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -124,6 +145,11 @@ def _decode_blobs(value: Any) -> Any:
 
 def first_difference(left: Any, right: Any, tolerance: float, path: str = "$") -> str | None:
     """Where two comparable replies differ beyond ``tolerance`` (absolute and relative), or None."""
+    if isinstance(left, Picture) and isinstance(right, Picture):
+        if left.pixels.shape != right.pixels.shape:
+            return f"{path}: an image of shape {left.pixels.shape} vs {right.pixels.shape}"
+        most = int(np.max(np.abs(left.pixels - right.pixels))) if left.pixels.size else 0
+        return f"{path}: pixels differ by up to {most} levels" if most > 1 else None
     if isinstance(left, np.ndarray) or isinstance(right, np.ndarray):
         left, right = np.asarray(left), np.asarray(right)
         if left.shape != right.shape:

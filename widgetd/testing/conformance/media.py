@@ -670,6 +670,41 @@ class DocumentQuestionAnsweringTests(TaskTests):
         at_most(answer, call.parameters.get("top_k", 1), "top_k")
 
 
+class DepthEstimationTests(TaskTests):
+    """The depth at every pixel: ``predicted_depth`` one row per pixel row of the image as sent, each as long as
+    the image is wide, finite numbers; ``depth`` a greyscale PNG of the same size."""
+
+    task_name = "depth-estimation"
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [*image_examples(), media_json_call(render_image(70, 30, "RGB", "JPEG")), image_call(30, 30, "P", "PNG")]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [*broken_images(), media_json_call(render_image(1, 1)), media_json_call(render_image(2000, 3)), media_json_call(render_image(3, 700))]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(render_image(48, 40, colour=colour)) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200), (90, 90, 90))]
+
+    def check_answer(self, call: Call, answer: Any) -> None:
+        from PIL import Image
+
+        width, height = image_size(call)
+        rows = answer.predicted_depth
+        expect(len(rows) == height and all(len(row) == width for row in rows),
+               f"predicted_depth must hold {height} rows of {width} (the image as sent), got {len(rows)} rows of {sorted({len(row) for row in rows})[:3]}")
+        finite([value for row in rows for value in row], "predicted_depth")
+        try:
+            with Image.open(io.BytesIO(answer.depth)) as depth:
+                depth.load()
+        except Exception as error:
+            raise ContractViolation(f"depth is not an image: {error}") from None
+        expect(depth.format == "PNG" and depth.mode == "L", f"depth must be a greyscale PNG, got {depth.format} in mode {depth.mode}")
+        expect(depth.size == (width, height), f"depth is {depth.size[0]}x{depth.size[1]}: it must be the size of the {width}x{height} image as sent")
+
+
 def image_size(call: Call) -> tuple[int, int]:
     """The width and height of the image a call sends (raw, or base64 in JSON)."""
     from PIL import Image
