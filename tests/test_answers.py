@@ -9,7 +9,7 @@ from tests.toy_plugin import ANSWERERS
 from widgetd.answers import checked_answer
 from widgetd.decoding import convert_request
 from widgetd.errors import InvalidAnswer
-from widgetd.media import Audio
+from widgetd.media import Audio, Picture
 from widgetd.tasks import BUILTIN_TASKS
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.audio_to_audio import SeparatedSource
@@ -35,6 +35,7 @@ REQUESTS = {
     "document-question-answering": {"inputs": {"image": render_image(16, 16), "question": "total?"}, "parameters": {"word_boxes": [["total", [0, 0, 5, 5]], ["9", [6, 0, 9, 5]]]}},
     "zero-shot-audio-classification": {"inputs": encode(tone(0.2, 8000), 8000, "WAV"), "parameters": {"candidate_labels": ["dog", "music"]}},
     "depth-estimation": {"inputs": render_image(16, 16)},
+    "image-to-image": {"inputs": render_image(16, 16)},
     "image-to-text": {"inputs": render_image(16, 16), "parameters": {"max_new_tokens": 3}},
     "table-question-answering": {"inputs": {"query": "how many cities", "table": {"city": ["Paris", "Berlin"]}}},
 }
@@ -50,6 +51,8 @@ def test_a_valid_answer_of_every_task_passes_unchanged(name):
         assert checked.sample_rate == answer.sample_rate and np.array_equal(checked.samples, answer.samples)
     elif name == "audio-to-audio":
         assert [s.label for s in checked] == [s.label for s in answer]
+    elif isinstance(answer, Picture):
+        assert checked is answer
     else:
         assert checked == answer
 
@@ -67,6 +70,8 @@ def test_a_valid_answer_of_every_task_passes_unchanged(name):
         ("text-to-speech", Audio(np.zeros(3, dtype=np.float32), 0), "answer.sample_rate", "Expected `int` >= 1"),
         ("audio-to-audio", [SeparatedSource("a", "not audio")], "answer[0].audio", "Expected `object`, got `str`"),
         ("image-classification", [ClassificationOutput("cat", object())], "answer", "is not data the contract knows"),
+        ("image-to-image", Picture(np.zeros((4, 4, 3), dtype=np.float32)), "answer", "uint8"),
+        ("image-to-image", Picture(np.zeros((0, 4), dtype=np.uint8)), "answer", "shaped"),
     ],
 )
 def test_an_answer_that_breaks_its_contract_names_backend_task_and_field(task, answer, field, problem):

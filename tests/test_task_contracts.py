@@ -56,6 +56,7 @@ VALID = {
     "visual-question-answering": {"inputs": base64.b64encode(png()).decode(), "question": "What colour?", "parameters": {"top_k": 2}},
     "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog", "music"]}},
     "depth-estimation": {"inputs": base64.b64encode(png()).decode()},
+    "image-to-image": {"inputs": base64.b64encode(png()).decode(), "parameters": {"target_size": {"width": 20, "height": 10}}},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 10]], ["9", [12, 0, 20, 10]]], "top_k": 2}},
 }
 
@@ -83,6 +84,7 @@ INVALID = {
     "visual-question-answering": {"inputs": {"image": base64.b64encode(png()).decode()}},
     "zero-shot-audio-classification": {"inputs": base64.b64encode(wav()).decode(), "parameters": {"candidate_labels": ["dog"], "hypothesis_template": "{} {}"}},
     "depth-estimation": {"inputs": base64.b64encode(png()).decode(), "parameters": {"threshold": 0.5}},
+    "image-to-image": {"inputs": base64.b64encode(png()).decode(), "parameters": {"target_size": {"width": 0, "height": 10}}},
     "document-question-answering": {"inputs": {"image": base64.b64encode(png()).decode(), "question": "Total?"}, "parameters": {"word_boxes": [["Total", [0, 0, 10, 2000]]]}},
 }
 
@@ -103,6 +105,9 @@ def test_a_valid_request_gets_a_200_that_decodes_under_the_wire_schema(toy_serve
         assert response.headers["content-type"] == "audio/flac"
         samples, rate = soundfile.read(io.BytesIO(response.content))
         assert rate == 16000 and len(samples) > 0
+    elif TASKS[task].response_media == "image":
+        assert response.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(response.content)).size == (20, 10)
     else:
         msgspec.json.decode(response.content, type=TASKS[task].wire_output)
 

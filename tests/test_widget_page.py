@@ -51,6 +51,7 @@ MODELS = {
     "toy-documents": {"pipeline_tag": "document-question-answering"},
     "toy-zero-shot-sounds": {"pipeline_tag": "zero-shot-audio-classification"},
     "toy-depth": {"pipeline_tag": "depth-estimation"},
+    "toy-upscaler": {"pipeline_tag": "image-to-image"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
 }
@@ -292,6 +293,18 @@ def test_depth_estimation_shows_the_depth_beside_the_image(page, tmp_path):
     submit_and_wait(card, "img.depth")
     card.locator(".output img.depth").evaluate("image => image.decode()")
     assert card.locator(".output img.depth").evaluate("image => [image.naturalWidth, image.naturalHeight]") == [90, 60]
+
+
+def test_image_to_image_shows_the_image_made(page, tmp_path):
+    from widgetd.testing.images import render_image
+
+    card = widget(page, "toy-upscaler")
+    picture = tmp_path / "small.png"
+    picture.write_bytes(render_image(30, 20))
+    card.locator("input[type=file]").set_input_files(str(picture))
+    submit_and_wait(card, "img.made")
+    card.locator(".output img.made").evaluate("image => image.decode()")
+    assert card.locator(".output img.made").evaluate("image => [image.naturalWidth, image.naturalHeight]") == [60, 40]
 
 
 def test_table_question_answering_highlights_the_answer_cells(page):

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
-from widgetd.media import Audio, decode_audio, decode_image
+from widgetd.media import Audio, Picture, decode_audio, decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.audio_to_audio import SeparatedSource
 from widgetd.tasks.automatic_speech_recognition import (
@@ -258,6 +258,19 @@ def depth(request) -> DepthEstimationOutput:
     return DepthEstimationOutput(png_bytes(Image.fromarray(((1 - grey) * 255).astype(np.uint8))), (1 - grey).tolist())
 
 
+def upscaled(request) -> Picture:
+    """The image twice as large (nearest neighbour), or at target_size; no text to guide it."""
+    from PIL import Image
+
+    for name in ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale"):
+        if getattr(request.parameters, name) is not None:
+            raise InvalidInput(f"parameters.{name}: the toy backend reads none", field=f"parameters.{name}")
+    image = decode_image(request.inputs)
+    target = request.parameters.target_size
+    size = (target.width, target.height) if target else (image.width * 2, image.height * 2)
+    return Picture.of(image.resize(size, resample=Image.NEAREST))
+
+
 def audio_classes(request) -> list[ClassificationOutput]:
     """Loud, quiet or long, by the clip's loudness and length."""
     audio = decode_audio(request.inputs).mono()
@@ -290,6 +303,7 @@ ANSWERERS = {
     "document-question-answering": document_answers,
     "zero-shot-audio-classification": audio_zero_shot,
     "depth-estimation": depth,
+    "image-to-image": upscaled,
 }
 TOY_TASKS = tuple(ANSWERERS)
 

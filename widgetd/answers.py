@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 
 from widgetd.errors import InvalidAnswer
+from widgetd.media import Picture
 from widgetd.tasks import Task
 
 _PATH = re.compile(r" - at `\$([^`]*)`$")
@@ -22,11 +23,15 @@ _PATH = re.compile(r" - at `\$([^`]*)`$")
 def checked_answer(task: Task, backend: str, answer: Any) -> Any:
     """``answer`` rebuilt under ``task.output``; InvalidAnswer naming the field that breaks it."""
     arrays: list[np.ndarray] = []
+    pictures: list[Picture] = []
 
     def to_plain(value: Any) -> Any:
         if isinstance(value, np.ndarray):
             arrays.append(value)
             return {"array": len(arrays) - 1}
+        if isinstance(value, Picture):
+            pictures.append(value)
+            return {"picture": len(pictures) - 1}
         if isinstance(value, np.generic):
             return value.item()
         raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} is not data the contract knows")
@@ -34,6 +39,8 @@ def checked_answer(task: Task, backend: str, answer: Any) -> Any:
     def from_plain(expected: type, value: Any) -> Any:
         if expected is np.ndarray and isinstance(value, dict) and set(value) == {"array"}:
             return _checked_samples(arrays[value["array"]])
+        if expected is Picture and isinstance(value, dict) and set(value) == {"picture"}:
+            return _checked_picture(pictures[value["picture"]])
         raise NotImplementedError
 
     try:
@@ -52,6 +59,15 @@ def _checked_samples(samples: np.ndarray) -> np.ndarray:
     if samples.dtype.kind == "f" and not np.isfinite(samples).all():
         raise ValueError("audio samples must be finite numbers")
     return samples
+
+
+def _checked_picture(picture: Picture) -> Picture:
+    pixels = picture.pixels
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise ValueError("picture pixels must be a uint8 array")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))) or 0 in pixels.shape[:2]:
+        raise ValueError(f"picture pixels must be shaped (height, width), (height, width, 3) or (height, width, 4), got {pixels.shape}")
+    return picture
 
 
 def _split_path(message: str) -> tuple[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -125,6 +125,49 @@ def audio_format_for(accept: str | None) -> str:
         if media_type in _ACCEPT_ALIASES:
             return _ACCEPT_ALIASES[media_type]
     return "flac"
+
+
+IMAGE_FORMATS: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+"""Image formats an answer can be encoded in, with their content types."""
+
+_IMAGE_ACCEPT = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/webp": "webp"}
+
+
+class Picture:
+    """An image answer: pixels as uint8, shaped (height, width, 3) for RGB or (height, width) for greyscale.
+    Encoded in the format the Accept header asks for (PNG by default)."""
+
+    __slots__ = ("pixels",)
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+
+    @classmethod
+    def of(cls, image: Any) -> Picture:
+        """A PIL image as a Picture (RGB, or greyscale where it is)."""
+        return cls(np.asarray(image if image.mode in ("RGB", "L") else image.convert("RGB")))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL says it."""
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def encode_image(picture: Picture, image_format: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(picture.pixels).save(buffer, format=image_format.upper(), **({"quality": 95} if image_format != "png" else {}))
+    return buffer.getvalue()
+
+
+def image_format_for(accept: str | None) -> str:
+    """The first image format the Accept header names that we encode; png otherwise."""
+    for part in (accept or "").split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in _IMAGE_ACCEPT:
+            return _IMAGE_ACCEPT[media_type]
+    return "png"
 
 
 def decode_image(data: bytes):

@@ -162,8 +162,9 @@ def _task_operation(path: str, tasks: Sequence[Task], summary: str, parameters: 
             request_content.setdefault(content_type, []).append(schema)
     answers = [_ref(task.wire_output) for task in tasks if task.response_media == "json"]
     response_content: dict[str, Any] = {"application/json": {"schema": _any_of(answers)}} if answers else {}
-    if any(task.response_media == "audio" for task in tasks):
-        response_content["audio/*"] = {"schema": {"type": "string", "format": "binary"}}
+    for kind in ("audio", "image"):
+        if any(task.response_media == kind for task in tasks):
+            response_content[f"{kind}/*"] = {"schema": {"type": "string", "format": "binary"}}
     for task in tasks:
         if task.stream_output is not None:
             response_content["text/event-stream"] = _event_stream(task.stream_output)

@@ -29,6 +29,7 @@ const results = {
     inputs: { image: new Blob([await readFile(imageFile)]), question: "what is the total ?" },
     parameters: { word_boxes: [["total", [10, 50, 100, 70]], ["99", [110, 50, 160, 70]]] },
   }),
+  upscaled: await (await at("tiny-upscaler").imageToImage({ inputs: new Blob([await readFile(imageFile)]) })).arrayBuffer().then((b) => b.byteLength),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

@@ -164,6 +164,18 @@ def test_document_question_answering(server):
     assert all(a.answer == " ".join(word for word, _ in words[a.start : a.end + 1]) for a in answers)
 
 
+def test_image_to_image(server):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (13, 7), (30, 30, 200)).save(buffer, format="PNG")
+    assert client(server, "tiny-upscaler").image_to_image(buffer.getvalue()).size == (26, 14)
+    resized = client(server, "tiny-upscaler").image_to_image(buffer.getvalue(), target_size={"width": 20, "height": 30})
+    assert resized.size == (20, 30)
+
+
 def test_table_question_answering(server):
     table = {"city": ["paris", "london", "berlin"], "population": ["2", "9", "4"]}
     answer = client(server, "tiny-tapas").table_question_answering(table, "how many city ?", truncation=True)

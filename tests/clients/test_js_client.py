@@ -56,6 +56,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert isinstance(results["caption"]["generated_text"], str)
     assert isinstance(results["visualAnswer"]["answer"], str) and 0 <= results["visualAnswer"]["score"] <= 1
     assert results["documentAnswer"]["answer"] in ("total", "99", "total 99")
+    assert results["upscaled"] > 0
     table = results["table"]
     assert table["cells"] and table["aggregator"] in ("NONE", "SUM", "AVERAGE", "COUNT")
     chat = results["chat"]["choices"][0]

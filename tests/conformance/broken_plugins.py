@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import random
 
+import numpy as np
+
 from msgspec.structs import replace
 from typing import Any, Sequence
 
@@ -308,3 +310,15 @@ class DepthInTheModelsSize(_OneTaskBroken):
     def broken(self, requests):
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
         return [replace(answer, predicted_depth=[row[:32] for row in answer.predicted_depth[:32]]) for answer in answers]
+
+
+class AnswersThePadding(_OneTaskBroken):
+    """The model's padded canvas (to a multiple of its window) answered with the image."""
+
+    broken_task = "image-to-image"
+
+    def broken(self, requests):
+        from widgetd.media import Picture
+
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [Picture(np.pad(answer.pixels, ((0, 3), (0, 5), (0, 0)))) for answer in answers]

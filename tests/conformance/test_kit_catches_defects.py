@@ -61,6 +61,7 @@ DEFECTS = [
     ("EndPastTheAnswer", "DocumentQuestionAnsweringTests", "test_examples_are_answered", "joined by spaces"),
     ("DropsAnAudioCandidate", "ZeroShotAudioClassificationTests", "test_examples_are_answered", "exactly the candidate labels"),
     ("DepthInTheModelsSize", "DepthEstimationTests", "test_examples_are_answered", "predicted_depth must hold"),
+    ("AnswersThePadding", "ImageToImageTests", "test_examples_are_answered", "no padding left in it"),
     ("AnswerIsNotTheCells", "TableQuestionAnsweringTests", "test_examples_are_answered", "answer must join the cells after the aggregator"),
 ]
 

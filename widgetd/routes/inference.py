@@ -136,7 +136,8 @@ async def _answer(
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
     generation.refuse_stream(decoded)
     result, elapsed = await submitted(request, state, model, task.name, decoded)
-    reply = ReplyOptions(audio_format=media.audio_format_for(request.headers.get("accept")), user_agent=request.headers.get("user-agent", ""))
+    accept = request.headers.get("accept")
+    reply = ReplyOptions(media.audio_format_for(accept), media.image_format_for(accept), request.headers.get("user-agent", ""))
     wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
     headers = reply_headers(request, model, elapsed)
     if task.raw_body == "text":
@@ -144,6 +145,9 @@ async def _answer(
     if task.response_media == "audio":
         content = await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format)
         media_type = media.AUDIO_FORMATS[reply.audio_format]
+    elif task.response_media == "image":
+        content = await off_loop_for_media(task, media.encode_image, wire, reply.image_format)
+        media_type = media.IMAGE_FORMATS[reply.image_format]
     else:
         content, media_type = msgspec.json.encode(wire), "application/json"
     limit = state.settings.limits.max_response_bytes

@@ -421,6 +421,11 @@ async function render(task, response, request) {
     const blob = await response.blob();
     return audioPlayer(URL.createObjectURL(blob), "speech", blob.type);
   }
+  if (task === "image-to-image") {
+    const made = URL.createObjectURL(await response.blob());
+    return el("div", { class: "side-by-side" }, el("img", { src: URL.createObjectURL(request.media), alt: "image sent" }),
+      el("figure", {}, el("img", { class: "made", src: made, alt: "image made" }), el("a", { href: made, download: "image.png" }, "Download")));
+  }
   const answer = await response.json();
   switch (task) {
     case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification":

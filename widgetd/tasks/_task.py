@@ -10,7 +10,7 @@ import msgspec
 RawBody = Literal["text", "audio", "image"]
 """What a request body that is not a JSON object with ``inputs`` means for a task."""
 
-ResponseMedia = Literal["json", "audio"]
+ResponseMedia = Literal["json", "audio", "image"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class ReplyOptions:
     """What the client asked about the reply's form, beyond the task's contract."""
 
     audio_format: str = "flac"
+    image_format: str = "png"
     user_agent: str = ""
     """The client's User-Agent: two official clients parse some answers in shapes that exclude each other."""
 
@@ -34,7 +35,8 @@ class Task:
     ``output`` is what a pipeline returns for one request; ``to_wire`` shapes that
     answer the way the official clients parse it and ``wire_output`` is its type.
     ``raw_body`` says what a body that is not a JSON request means; a task whose
-    ``response_media`` is ``audio`` answers with a ``widgetd.media.Audio``.
+    ``response_media`` is ``audio`` answers with a ``widgetd.media.Audio``, one whose ``response_media`` is
+    ``image`` with a ``widgetd.media.Picture``.
     """
 
     name: str
@@ -57,8 +59,8 @@ class Task:
         return msgspec.json.schema(self.input)
 
     def response_schema(self) -> dict[str, Any]:
-        if self.response_media == "audio":
-            return {"type": "string", "format": "binary", "contentMediaType": "audio/*"}
+        if self.response_media in ("audio", "image"):
+            return {"type": "string", "format": "binary", "contentMediaType": f"{self.response_media}/*"}
         return msgspec.json.schema(self.wire_output)
 
 

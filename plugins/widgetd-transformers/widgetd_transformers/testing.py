@@ -300,6 +300,23 @@ def save_dpt(folder: Path) -> Path:
     return folder
 
 
+def save_swin2sr(folder: Path) -> Path:
+    """A two-stage Swin2SR doubling an image's size (pixel shuffle), padding to windows of 4."""
+    import torch
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessorPil
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    config = Swin2SRConfig(
+        image_size=32, patch_size=1, embed_dim=16, depths=[1, 1], num_heads=[1, 1], window_size=4, upscale=2,
+        upsampler="pixelshuffle", img_range=1.0,
+    )
+    Swin2SRForImageSuperResolution(config).save_pretrained(str(folder))
+    Swin2SRImageProcessorPil(pad_size=4).save_pretrained(str(folder))
+    card(folder, "image-to-image")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 
@@ -470,6 +487,7 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         "tiny-layoutlm": ("document-question-answering", lambda: save_layoutlm(root / "tiny-layoutlm")),
         "tiny-clap": ("zero-shot-audio-classification", lambda: save_clap(root / "tiny-clap", bpe())),
         "tiny-depth": ("depth-estimation", lambda: save_dpt(root / "tiny-depth")),
+        "tiny-upscaler": ("image-to-image", lambda: save_swin2sr(root / "tiny-upscaler")),
         "tiny-summarizer": ("summarization", lambda: save_bart(root / "tiny-summarizer", "summarization", bpe())),
         "tiny-translator": ("translation", lambda: save_bart(root / "tiny-translator", "translation", bpe())),
         "tiny-gpt2": ("text-generation", lambda: save_gpt2(root / "tiny-gpt2", bpe())),

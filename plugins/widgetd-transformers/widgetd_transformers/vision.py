@@ -1,6 +1,6 @@
 """Image tasks from JPEG, PNG or WebP bytes (Pillow image processors: no torchvision needed):
 image-classification, zero-shot-image-classification, object-detection, image-segmentation, depth-estimation,
-image-to-text and visual-question-answering."""
+image-to-image, image-to-text and visual-question-answering."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any, Sequence
 import msgspec
 
 from widgetd import InvalidInput, ModelSnapshot
-from widgetd.media import decode_image
+from widgetd.media import Picture, decode_image
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.depth_estimation import DepthEstimationInput, DepthEstimationOutput
 from widgetd.tasks.image_classification import ImageClassificationInput
 from widgetd.tasks.image_segmentation import ImageSegmentationInput, Segment
+from widgetd.tasks.image_to_image import ImageToImageInput
 from widgetd.tasks.image_to_text import ImageToTextInput, ImageToTextOutput
 from widgetd.tasks.visual_question_answering import VisualQuestionAnsweringAnswer, VisualQuestionAnsweringInput
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
@@ -148,10 +149,62 @@ class DepthEstimation:
         return answers
 
 
-def of_one_size_at_a_time(run: Any, images: list, ratio: int) -> list:
-    """``run`` over ``images`` widened to what the processor can shrink (``widened``), only images of one size
-    sharing a batch (pipelines cannot pad pixel masks of different sizes); the results in the images' order."""
-    fitting = [widened(image, ratio) for image in images]
+class ImageToImage:
+    """Image-to-image models (Swin2SR super-resolution) on their own forward pass: transformers 5 has no
+    image-to-image pipeline. The processor's padding is cut from the answer, which is the input's size times
+    the model's upscale (the 4.x pipeline answered the padding too)."""
+
+    def __init__(self, processor: Any, model: Any) -> None:
+        self.processor, self.model = processor, model
+        self.upscale = int(getattr(model.config, "upscale", 1) or 1)
+
+    @classmethod
+    def load(cls, snapshot: ModelSnapshot) -> ImageToImage:
+        from transformers import AutoImageProcessor, AutoModelForImageToImage
+
+        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
+        model = AutoModelForImageToImage.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
+        return cls(processor, model.to(snapshot.device).eval())
+
+    def __call__(self, requests: Sequence[ImageToImageInput]) -> list[Picture]:
+        for request in requests:
+            for name in UNGUIDED:
+                if getattr(request.parameters, name) is not None:
+                    raise InvalidInput(f"parameters.{name}: this model makes its image from the image alone; it reads no {name}", field=f"parameters.{name}")
+        images = [decode_image(request.inputs) for request in requests]
+        made = of_one_size_at_a_time(self.made, images, ratio=None)
+        answers = []
+        for request, image in zip(requests, made):
+            target = request.parameters.target_size
+            if target is not None and image.size != (target.width, target.height):
+                image = image.resize((target.width, target.height), resample=3)  # bicubic
+            answers.append(Picture.of(image))
+        return answers
+
+    def made(self, images: list) -> list:
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"].to(self.model.device, self.model.dtype)
+        with torch.inference_mode():
+            reconstructed = self.model(pixel_values=pixels).reconstruction.float().clamp(0, 1).cpu().numpy()
+        width, height = images[0].size  # one size per batch
+        return [
+            Image.fromarray((np.moveaxis(output, 0, -1)[: height * self.upscale, : width * self.upscale] * 255).round().astype(np.uint8))
+            for output in reconstructed
+        ]
+
+
+UNGUIDED = ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale")
+"""Options of text-guided models (diffusion) that a restoration model cannot honour."""
+
+
+def of_one_size_at_a_time(run: Any, images: list, ratio: int | None) -> list:
+    """``run`` over ``images`` widened to what the processor can shrink (``widened``; ``ratio`` None: as they
+    are), only images of one size sharing a batch (pipelines cannot pad pixel masks of different sizes); the
+    results in the images' order."""
+    fitting = images if ratio is None else [widened(image, ratio) for image in images]
     results: list[Any] = [None] * len(images)
     for positions in grouped(fitting, lambda image: image.size).values():
         for position, result in zip(positions, in_chunks(run, [fitting[position] for position in positions])):

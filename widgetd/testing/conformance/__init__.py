@@ -35,6 +35,7 @@ from widgetd.testing.conformance.media import (
     DocumentQuestionAnsweringTests,
     ImageClassificationTests,
     ImageSegmentationTests,
+    ImageToImageTests,
     ImageToTextTests,
     ObjectDetectionTests,
     TextToSpeechTests,
@@ -86,6 +87,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         DocumentQuestionAnsweringTests,
         ZeroShotAudioClassificationTests,
         DepthEstimationTests,
+        ImageToImageTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -103,6 +105,7 @@ __all__ = [
     "FillMaskTests",
     "ImageClassificationTests",
     "ImageSegmentationTests",
+    "ImageToImageTests",
     "ImageToTextTests",
     "ObjectDetectionTests",
     "QuestionAnsweringTests",

@@ -184,10 +184,10 @@ class TaskTests:
             )
 
     def decode(self, task: Task, call: Call, reply: Reply) -> Any:
-        if task.response_media == "audio":
-            if not reply.content_type.startswith("audio/"):
+        if task.response_media in ("audio", "image"):
+            if not reply.content_type.startswith(f"{task.response_media}/"):
                 raise ContractViolation(
-                    f"{task.name}: the answer must be audio, got content-type {reply.content_type!r}\n"
+                    f"{task.name}: the answer must be {task.response_media}, got content-type {reply.content_type!r}\n"
                     f"  request: {call.describe()}"
                 )
             return reply

@@ -121,10 +121,12 @@ def decode_picture(data: str) -> Picture:
 
 
 def comparable(reply: Reply) -> Any:
-    """The reply as plain data; audio (raw, or base64 ``blob`` fields) as decoded samples, images (``mask``,
-    ``depth``) as their pixels."""
+    """The reply as plain data; audio (raw, or base64 ``blob`` fields) as decoded samples, images (raw, or
+    base64 ``mask`` and ``depth`` fields) as their pixels."""
     if reply.content_type.startswith("audio/"):
         return decode_audio_bytes(reply.content)[0]
+    if reply.content_type.startswith("image/"):
+        return decode_picture(base64.b64encode(reply.content).decode())
     if reply.streamed:
         return reply.events()
     return _decode_blobs(reply.json())

@@ -705,6 +705,77 @@ class DepthEstimationTests(TaskTests):
         expect(depth.size == (width, height), f"depth is {depth.size[0]}x{depth.size[1]}: it must be the size of the {width}x{height} image as sent")
 
 
+IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+
+
+class ImageToImageTests(TaskTests):
+    """A new image as raw bytes in the format the Accept header asks for (PNG by default): ``target_size``
+    when the request gives one, else the input's size times one whole factor for both sides (set
+    ``expected_scale`` to check the model's own)."""
+
+    task_name = "image-to-image"
+
+    @pytest.fixture
+    def expected_scale(self) -> int | None:
+        return None
+
+    @pytest.fixture
+    def examples(self) -> list[Call]:
+        return [
+            *image_examples(),
+            image_call(30, 30, "P", "PNG"),
+            Call(render_image(20, 12), {"content-type": "image/png", "accept": "image/jpeg"}),
+            Call(render_image(20, 12), {"content-type": "image/png", "accept": "image/webp"}),
+            media_json_call(render_image(25, 15), target_size={"width": 40, "height": 50}),
+        ]
+
+    @pytest.fixture
+    def edge_cases(self) -> list[Call]:
+        return [
+            *broken_images(),
+            media_json_call(render_image(1, 1)),
+            media_json_call(render_image(300, 2)),
+            media_json_call(render_image(16, 16), prompt="make it a painting"),
+            media_json_call(render_image(16, 16), target_size={"width": 0, "height": 5}),
+        ]
+
+    @pytest.fixture
+    def varied_inputs(self) -> list[Call]:
+        return [media_json_call(render_image(24, 16, colour=colour)) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+
+    def check_answer(self, call: Call, answer: Reply) -> None:
+        from PIL import Image
+
+        wanted = next((kind for part in call.headers.get("accept", "").split(",") if (kind := part.strip()) in IMAGE_TYPES), "image/png")
+        expect(answer.content_type.split(";")[0] == wanted, f"the image has content-type {answer.content_type!r}, the request asked for {wanted}")
+        try:
+            with Image.open(io.BytesIO(answer.content)) as made:
+                made.load()
+        except Exception as error:
+            raise ContractViolation(f"the answer is not an image: {error}") from None
+        expect(made.format == IMAGE_TYPES[wanted], f"the answer is {made.format}, its content-type says {wanted}")
+        width, height = image_size(call)
+        target = call.parameters.get("target_size")
+        if target:
+            expect(made.size == (target["width"], target["height"]), f"target_size asks for {target['width']}x{target['height']}, got {made.size[0]}x{made.size[1]}")
+            return
+        scale = made.size[0] // width
+        expect(scale >= 1 and made.size == (width * scale, height * scale),
+               f"the {made.size[0]}x{made.size[1]} answer must be the {width}x{height} input times one whole factor (no padding left in it)")
+
+    def test_the_scale_is_the_models(self, served, examples, expected_scale):
+        from PIL import Image
+
+        scales = {}
+        for call in examples:
+            if not call.parameters.get("target_size"):
+                with Image.open(io.BytesIO(self.answer(served, call).content)) as made:
+                    scales[call.describe()] = made.size[0] / image_size(call)[0]
+        wanted = expected_scale if expected_scale is not None else next(iter(scales.values()))
+        wrong = {request: scale for request, scale in scales.items() if scale != wanted}
+        expect(not wrong, f"every image must be scaled by {wanted}{' (expected_scale)' if expected_scale is not None else ''}; got {wrong}")
+
+
 def image_size(call: Call) -> tuple[int, int]:
     """The width and height of the image a call sends (raw, or base64 in JSON)."""
     from PIL import Image
