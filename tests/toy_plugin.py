@@ -201,7 +201,7 @@ def table_answer(request) -> TableQuestionAnsweringOutput:
     values = [request.inputs.table[names[column]][row] for row, column in chosen]
     aggregator = "COUNT" if "how many" in asked.lower() else "NONE"
     prefix = "" if aggregator == "NONE" else f"{aggregator} > "
-    return TableQuestionAnsweringOutput(prefix + ", ".join(values), chosen, values, aggregator)
+    return TableQuestionAnsweringOutput(prefix + ", ".join(values), [list(cell) for cell in chosen], values, aggregator)
 
 
 def caption(request) -> ImageToTextOutput:

@@ -248,7 +248,7 @@ class ColumnFirstCoordinates(_OneTaskBroken):
 
     def broken(self, requests):
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
-        return [replace(answer, coordinates=[(column, row) for row, column in answer.coordinates]) for answer in answers]
+        return [replace(answer, coordinates=[[column, row] for row, column in answer.coordinates]) for answer in answers]
 
 
 class AnswerIsNotTheCells(_OneTaskBroken):

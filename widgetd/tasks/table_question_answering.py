@@ -53,8 +53,8 @@ class TableQuestionAnsweringInput(Strict):
 class TableQuestionAnsweringOutput(Answer):
     answer: str
     """The cells joined by ", ", after ``"{aggregator} > "`` when the aggregator is not NONE."""
-    coordinates: list[tuple[int, int]]
-    """(row, column) of each answer cell, counted from 0 (the header is no row)."""
+    coordinates: list[Annotated[list[int], msgspec.Meta(min_length=2, max_length=2)]]
+    """[row, column] of each answer cell, counted from 0 (the header is no row)."""
     cells: list[str]
     """The values at ``coordinates``, in order."""
     aggregator: str = "NONE"

@@ -32,11 +32,12 @@ class TableQuestionAnswering:
         table = self.fitting(pandas.DataFrame(request.inputs.table), request.inputs.asked, request.parameters.truncation)
         found = self.pipe(table=table, query=request.inputs.asked, truncation=request.parameters.truncation)
         return TableQuestionAnsweringOutput(
-            found["answer"], [tuple(map(int, cell)) for cell in found["coordinates"]], list(found["cells"]), found.get("aggregator", "NONE")
+            found["answer"], [list(map(int, cell)) for cell in found["coordinates"]], list(found["cells"]), found.get("aggregator", "NONE")
         )
 
     def fitting(self, table: Any, question: str, truncation: bool) -> Any:
-        """The table, or its first rows where ``truncation`` allows; InvalidInput where it cannot fit."""
+        """The table, or its first rows where ``truncation`` allows; InvalidInput where it cannot fit, or holds
+        no text at all (the pipeline fails on a table with no token)."""
         if table.shape[1] > self.most_columns:
             raise InvalidInput(f"inputs.table: {table.shape[1]} columns, more than the {self.most_columns} this model reads", field="inputs.table")
         if table.shape[0] > self.most_rows:
@@ -46,11 +47,13 @@ class TableQuestionAnswering:
                     "send parameters.truncation: true to drop the rows that do not fit", field="inputs.table",
                 )
             table = table.head(self.most_rows)
-        if not truncation:
-            tokens = len(self.pipe.tokenizer(table=table, queries=question)["input_ids"])
-            if tokens > self.most_tokens:
-                raise InvalidInput(
-                    f"inputs.table: the question and table are {tokens} tokens, more than the {self.most_tokens} this model "
-                    "reads; send parameters.truncation: true to drop the rows that do not fit", field="inputs.table",
-                )
+        encoded = self.pipe.tokenizer(table=table, queries=question, truncation=truncation)
+        if not any(types[0] == 1 for types in encoded["token_type_ids"]):  # segment 1: the table's tokens
+            raise InvalidInput("inputs.table holds no text: every column name and cell is empty", field="inputs.table")
+        tokens = len(encoded["input_ids"])
+        if tokens > self.most_tokens:
+            raise InvalidInput(
+                f"inputs.table: the question and table are {tokens} tokens, more than the {self.most_tokens} this model "
+                "reads; send parameters.truncation: true to drop the rows that do not fit", field="inputs.table",
+            )
         return table

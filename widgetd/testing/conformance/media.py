@@ -243,7 +243,8 @@ def image_call(width: int, height: int, mode: str = "RGB", image_format: str = "
 
 def image_examples() -> list[Call]:
     """Raw images in every format and mode clients send."""
-    return [image_call(64, 64), image_call(200, 100, "RGB", "JPEG"), image_call(32, 48, "RGBA", "WEBP"), image_call(40, 40, "L", "PNG")]
+    untyped = Call(render_image(50, 30, "RGB", "JPEG"))  # raw bytes with no content type, as curl --data-binary sends them
+    return [image_call(64, 64), image_call(200, 100, "RGB", "JPEG"), image_call(32, 48, "RGBA", "WEBP"), image_call(40, 40, "L", "PNG"), untyped]
 
 
 def broken_images() -> list[Call]:
@@ -252,6 +253,15 @@ def broken_images() -> list[Call]:
         Call(b"", {"content-type": "image/png"}),
         Call(b"not an image", {"content-type": "image/png"}),
         Call(png[: len(png) // 2], {"content-type": "image/png"}),
+    ]
+
+
+def thresholded_edge_cases() -> list[Call]:
+    """Detection and segmentation at the extremes: a one-pixel image, a thin one, a threshold out of range."""
+    return [
+        media_json_call(render_image(1, 1), threshold=0.0),
+        media_json_call(render_image(2000, 3), threshold=0.0),
+        media_json_call(render_image(64, 64), threshold=1.5),
     ]
 
 
@@ -397,9 +407,7 @@ class ObjectDetectionTests(TaskTests):
     def edge_cases(self) -> list[Call]:
         return [
             *broken_images(),
-            media_json_call(render_image(1, 1), threshold=0.0),
-            media_json_call(render_image(2000, 3), threshold=0.0),
-            media_json_call(render_image(64, 64), threshold=1.5),
+            *thresholded_edge_cases(),
         ]
 
     @pytest.fixture
@@ -443,9 +451,7 @@ class ImageSegmentationTests(TaskTests):
     def edge_cases(self) -> list[Call]:
         return [
             *broken_images(),
-            media_json_call(render_image(1, 1), threshold=0.0),
-            media_json_call(render_image(2000, 3), threshold=0.0),
-            media_json_call(render_image(64, 64), threshold=1.5),
+            *thresholded_edge_cases(),
             media_json_call(render_image(64, 64), subtask="everything"),
             media_json_call(render_image(64, 64), mask_threshold=-0.1),
         ]

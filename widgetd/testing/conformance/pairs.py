@@ -143,6 +143,7 @@ class TableQuestionAnsweringTests(TaskTests):
             Call({"inputs": {"question": "What?", "query": "What?", "table": CITIES}}),
             table_question("", CITIES),
             table_question("What?", {"x": [""] * 5}),
+            table_question("0", {"": [""]}),
             *(table_question(text, CITIES) for text in EDGE_TEXTS.values() if text),
             table_question("What?", {f"column {n}": ["cell"] for n in range(300)}),
             table_question("What?", {"row": [f"row {n}" for n in range(400)]}),
