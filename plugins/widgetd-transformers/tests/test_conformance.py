@@ -8,7 +8,7 @@ import widgetd_transformers
 from widgetd.testing import conformance as kit
 from widgetd.testing.conformance.chat import as_template_reads_them
 from widgetd.testing.audio import encode, speech_like
-from widgetd_transformers.testing import build_model
+from widgetd_transformers.testing import build_model, save_blip_vqa
 
 
 class TransformersFixtures:
@@ -43,6 +43,18 @@ class TestImageSegmentation(kit.ImageSegmentationTests, TransformersFixtures): .
 class TestTableQuestionAnswering(kit.TableQuestionAnsweringTests, TransformersFixtures): ...
 class TestImageToText(kit.ImageToTextTests, TransformersFixtures): ...
 class TestVisualQuestionAnswering(kit.VisualQuestionAnsweringTests, TransformersFixtures): ...
+class TestGeneratedVisualAnswers(kit.VisualQuestionAnsweringTests, TransformersFixtures):
+    """BLIP generates its answer: one, scored by its probability."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def widgetd_model(cls, tmp_path_factory):
+        return save_blip_vqa(tmp_path_factory.mktemp("blip") / "tiny-blip-vqa")
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model_labels(cls, served):
+        return None
 class TestDocumentQuestionAnswering(kit.DocumentQuestionAnsweringTests, TransformersFixtures): ...
 class TestZeroShotAudioClassification(kit.ZeroShotAudioClassificationTests, TransformersFixtures): ...
 class TestDepthEstimation(kit.DepthEstimationTests, TransformersFixtures): ...

@@ -65,6 +65,7 @@ def load(snapshot: ModelSnapshot) -> TransformersPipeline:
 ARCHITECTURE_TASKS = (
     ("TapasForQuestionAnswering", "table-question-answering"),
     ("ViltForQuestionAnswering", "visual-question-answering"),
+    ("BlipForQuestionAnswering", "visual-question-answering"),
     ("LayoutLMForQuestionAnswering", "document-question-answering"),
     ("LayoutLMv2ForQuestionAnswering", "document-question-answering"),
     ("LayoutLMv3ForQuestionAnswering", "document-question-answering"),

@@ -317,6 +317,32 @@ def save_swin2sr(folder: Path) -> Path:
     return folder
 
 
+def save_blip_vqa(folder: Path) -> Path:
+    """A one-layer BLIP answer generator (ViT reading 32-pixel images, BERT text encoder and decoder)."""
+    import torch
+    from transformers import (
+        BertTokenizerFast, BlipConfig, BlipForQuestionAnswering, BlipImageProcessorPil, BlipProcessor, BlipTextConfig, BlipVisionConfig,
+    )
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys([*specials, *WORDS, *VQA_ANSWERS[:7], "colour", "?"])) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=40, bos_token="[DEC]")
+    text = BlipTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=37, max_position_embeddings=40, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+    )
+    vision = BlipVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+    model = BlipForQuestionAnswering(BlipConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=16))
+    model.generation_config.max_new_tokens = 5
+    model.save_pretrained(str(folder))
+    BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(str(folder))
+    card(folder, "visual-question-answering")
+    return folder
+
+
 SEGMENT_LABELS = ["sky", "plane", "grass", "road"]
 
 

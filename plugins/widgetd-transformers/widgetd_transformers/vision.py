@@ -263,46 +263,64 @@ class ImageToText:
 
 class VisualQuestionAnswering:
     """Answer classifiers (ViLT), as the 4.x pipeline read them: a sigmoid score for each answer the model
-    knows, the top_k best. Questions longer than the model reads are cut to fit."""
+    knows, the top_k best. Answer generators (BLIP) answer once, scored by the probability of the answer they
+    generate (the 4.x pipeline gave no score; the clients need one). Questions longer than the model reads
+    are cut to fit."""
 
     def __init__(self, processor: Any, model: Any) -> None:
         self.processor, self.model = processor, model
-        self.answers = model.config.id2label
+        self.classifies = type(model).__name__.startswith("Vilt")
         self.most_elongated = most_elongated(processor.image_processor)
-        self.most_tokens = getattr(model.config, "max_position_embeddings", None) or processor.tokenizer.model_max_length
+        text_config = getattr(model.config, "text_config", model.config)
+        self.most_tokens = getattr(text_config, "max_position_embeddings", None) or processor.tokenizer.model_max_length
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> VisualQuestionAnswering:
         from transformers import AutoModelForVisualQuestionAnswering, AutoProcessor
 
         model = AutoModelForVisualQuestionAnswering.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
-        if not type(model).__name__.startswith("Vilt"):
-            raise RuntimeError(
-                f"{type(model).__name__} generates its answers; widgetd-transformers serves answer classifiers (ViLT) for "
-                "visual-question-answering"
-            )
         return cls(AutoProcessor.from_pretrained(str(snapshot.path)), model.to(snapshot.device).eval())
 
     def __call__(self, requests: Sequence[VisualQuestionAnsweringInput]) -> list[list[VisualQuestionAnsweringAnswer]]:
         # ViLT's processor shrinks a thin image's short side to nothing (the kit found a 1x8 image failing it).
         pairs = [(widened(decode_image(request.inputs.image), self.most_elongated), request.inputs.question) for request in requests]
-        scores = in_chunks(self.scored, pairs)
+        if not self.classifies:
+            return [[VisualQuestionAnsweringAnswer(text, score)] for text, score in in_chunks(self.generated, pairs)]
         answers = []
-        for request, probabilities in zip(requests, scores):
+        for request, probabilities in zip(requests, in_chunks(self.scored, pairs)):
             best, ids = probabilities.topk(min(request.parameters.top_k, probabilities.shape[0]))
-            answers.append([VisualQuestionAnsweringAnswer(self.answers[int(i)], float(score)) for score, i in zip(best, ids)])
+            answers.append([VisualQuestionAnsweringAnswer(self.model.config.id2label[int(i)], float(score)) for score, i in zip(best, ids)])
         return answers
 
-    def scored(self, pairs: list) -> list:
-        import torch
-
+    def batch(self, pairs: list) -> Any:
         images, questions = zip(*pairs)
         batch = self.processor(
             images=list(images), text=list(questions), padding=True, truncation=True, max_length=self.most_tokens, return_tensors="pt"
         ).to(self.model.device)
         batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+        return batch
+
+    def scored(self, pairs: list) -> list:
+        import torch
+
         with torch.inference_mode():
-            return list(self.model(**batch).logits.float().sigmoid())
+            return list(self.model(**self.batch(pairs)).logits.float().sigmoid())
+
+    def generated(self, pairs: list) -> list[tuple[str, float]]:
+        """Each greedy answer and its probability: the product of its tokens' probabilities, up to its end."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.generate(**self.batch(pairs), **generate_kwargs((), "parameters"), output_scores=True, return_dict_in_generate=True)
+        steps = len(out.scores)
+        chosen = out.sequences[:, -steps:]
+        log_probabilities = torch.stack(out.scores, dim=1).float().log_softmax(-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+        ends = torch.tensor(self.model.generation_config.eos_token_id or [], device=chosen.device).reshape(-1)
+        ended = torch.isin(chosen, ends).int()
+        after_the_end = (ended.cumsum(dim=1) - ended) > 0
+        probabilities = log_probabilities.masked_fill(after_the_end, 0.0).sum(dim=1).exp()
+        texts = self.processor.tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
+        return [(text.strip(), float(probability)) for text, probability in zip(texts, probabilities)]
 
 
 def caption_settings(request: ImageToTextInput) -> tuple:
