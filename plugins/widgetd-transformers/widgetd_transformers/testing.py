@@ -333,10 +333,12 @@ def save_blip_vqa(folder: Path) -> Path:
         vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=40, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+        initializer_range=INIT_SCALE,
     )
-    vision = BlipVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+    vision = BlipVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, initializer_range=INIT_SCALE)
     model = BlipForQuestionAnswering(BlipConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=16))
-    model.generation_config.max_new_tokens = 5
+    with torch.no_grad():  # answers end after a word or a few, as real ones do
+        model.text_decoder.cls.predictions.bias[tokenizer.sep_token_id] = 2.0
     model.save_pretrained(str(folder))
     BlipProcessor(image_processor=BlipImageProcessorPil(size={"height": 32, "width": 32}), tokenizer=tokenizer).save_pretrained(str(folder))
     card(folder, "visual-question-answering")

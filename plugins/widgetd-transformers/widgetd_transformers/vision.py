@@ -285,7 +285,7 @@ class VisualQuestionAnswering:
         # ViLT's processor shrinks a thin image's short side to nothing (the kit found a 1x8 image failing it).
         pairs = [(widened(decode_image(request.inputs.image), self.most_elongated), request.inputs.question) for request in requests]
         if not self.classifies:
-            return [[VisualQuestionAnsweringAnswer(text, score)] for text, score in in_chunks(self.generated, pairs)]
+            return [[VisualQuestionAnsweringAnswer(text, score)] for text, score in self.generated_by_length(pairs)]
         answers = []
         for request, probabilities in zip(requests, in_chunks(self.scored, pairs)):
             best, ids = probabilities.topk(min(request.parameters.top_k, probabilities.shape[0]))
@@ -305,6 +305,16 @@ class VisualQuestionAnswering:
 
         with torch.inference_mode():
             return list(self.model(**self.batch(pairs)).logits.float().sigmoid())
+
+    def generated_by_length(self, pairs: list) -> list[tuple[str, float]]:
+        """Only questions of one length share a batch: BLIP's decoder attends to every position of the question,
+        padding included (the kit found answers changing with their batch)."""
+        lengths = [len(ids) for ids in self.processor.tokenizer([q for _, q in pairs], truncation=True, max_length=self.most_tokens)["input_ids"]]
+        answers: list[Any] = [None] * len(pairs)
+        for positions in grouped(lengths, lambda length: length).values():
+            for position, answer in zip(positions, in_chunks(self.generated, [pairs[position] for position in positions])):
+                answers[position] = answer
+        return answers
 
     def generated(self, pairs: list) -> list[tuple[str, float]]:
         """Each greedy answer and its probability: the product of its tokens' probabilities, up to its end."""
