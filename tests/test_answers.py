@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,13 @@ def test_an_answer_that_breaks_its_contract_names_backend_task_and_field(task, a
 def test_numpy_numbers_are_plain_numbers_on_the_wire():
     checked = checked_answer(TASKS["text-classification"], "mylib", [ClassificationOutput("cat", np.float32(0.5))])
     assert checked == [ClassificationOutput("cat", 0.5)] and type(checked[0].score) is float
+
+
+def test_a_picture_with_alpha_is_encoded_in_every_format():
+    from PIL import Image
+
+    from widgetd.media import IMAGE_FORMATS, encode_image
+
+    picture = checked_answer(TASKS["image-to-image"], "mylib", Picture(np.full((3, 5, 4), 200, dtype=np.uint8)))
+    for image_format in IMAGE_FORMATS:
+        assert Image.open(io.BytesIO(encode_image(picture, image_format))).size == (5, 3)

@@ -156,8 +156,11 @@ class Picture:
 def encode_image(picture: Picture, image_format: str) -> bytes:
     from PIL import Image
 
+    image = Image.fromarray(picture.pixels)
+    if image_format == "jpeg" and image.mode == "RGBA":  # JPEG has no alpha
+        image = image.convert("RGB")
     buffer = io.BytesIO()
-    Image.fromarray(picture.pixels).save(buffer, format=image_format.upper(), **({"quality": 95} if image_format != "png" else {}))
+    image.save(buffer, format=image_format.upper(), **({"quality": 95} if image_format != "png" else {}))
     return buffer.getvalue()
 
 
