@@ -39,11 +39,21 @@ def tokenizer_and_model(snapshot: ModelSnapshot, model_class: str) -> tuple[Any,
     split across the visible GPUs when it does not fit one (``model.hf_device_map`` says where)."""
     import transformers
 
-    path = str(snapshot.path)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
+    model = model_for(snapshot, model_class)
+    return fit_tokenizer(tokenizer, model), model
+
+
+def model_for(snapshot: ModelSnapshot, model_class: str) -> Any:
+    """``transformers.<model_class>`` from the snapshot, on its device, for inference; split across the
+    visible GPUs when it does not fit one."""
+    import transformers
+
     placement = placement_options(snapshot)
-    model = getattr(transformers, model_class).from_pretrained(path, dtype=dtype_for(snapshot.device), trust_remote_code=False, **placement)
-    return fit_tokenizer(tokenizer, model), (model if placement else model.to(snapshot.device)).eval()
+    model = getattr(transformers, model_class).from_pretrained(
+        str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False, **placement
+    )
+    return (model if placement else model.to(snapshot.device)).eval()
 
 
 WEIGHT_FILES = (".safetensors", ".bin")
@@ -122,3 +132,13 @@ def in_chunks(
 ) -> list[Any]:
     """``run`` over ``items`` a chunk at a time; ``Abandoned`` once every request of the batch was given up."""
     return [result for chunk in cancellation.in_chunks(items, most=size, weight=weight) for result in run(chunk)]
+
+
+def in_groups(run: Callable[[list], Sequence[Any]], items: Sequence[Any], key: Callable[[Any], Any]) -> list[Any]:
+    """``run`` over ``items`` a chunk at a time, only items with the same ``key`` sharing a chunk (for models
+    whose answers a padded batch would change); the results in the items' order."""
+    results: list[Any] = [None] * len(items)
+    for positions in grouped(items, key).values():
+        for position, result in zip(positions, in_chunks(run, [items[position] for position in positions])):
+            results[position] = result
+    return results

@@ -21,7 +21,7 @@ from widgetd.tasks.visual_question_answering import VisualQuestionAnsweringAnswe
 from widgetd.tasks.object_detection import BoundingBox, DetectedObject, ObjectDetectionInput
 from widgetd.tasks.zero_shot_image_classification import ZeroShotImageClassificationInput
 from widgetd_transformers.generate_options import generate_kwargs, generation_settings
-from widgetd_transformers.loading import by_candidates, dtype_for, grouped, hf_pipeline, in_chunks, tokenizer_and_model
+from widgetd_transformers.loading import by_candidates, grouped, hf_pipeline, in_chunks, in_groups, model_for, tokenizer_and_model
 
 
 class ImageClassification:
@@ -121,8 +121,10 @@ class ImageSegmentation:
             images = [decode_image(requests[index].inputs) for index in indexes]
             run = lambda chunk: self.pipe(chunk, batch_size=len(chunk), **dict(options))  # noqa: E731
             for index, image, segments in zip(indexes, images, of_one_size_at_a_time(run, images, self.most_elongated)):
-                kept = [s for s in segments if s["mask"].size == image.size or s["mask"].crop((0, 0, *image.size)).getbbox()]
-                answers[index] = best_first([Segment(s["label"], png(s["mask"], image.size), s["score"]) for s in kept])
+                cut = [(segment, segment["mask"].crop((0, 0, *image.size))) for segment in segments]
+                # A segment found only in what ``widened`` added to the image is no segment of it.
+                kept = [(s, mask) for s, mask in cut if s["mask"].size == image.size or mask.getbbox()]
+                answers[index] = best_first([Segment(s["label"], png(mask), s["score"]) for s, mask in kept])
         return answers
 
 
@@ -145,7 +147,7 @@ class DepthEstimation:
         for image, found in zip(images, of_one_size_at_a_time(run, images, self.most_elongated)):
             width, height = image.size
             depth = found["predicted_depth"].float().cpu().numpy()[:height, :width]
-            answers.append(DepthEstimationOutput(png(found["depth"], image.size), depth.tolist()))
+            answers.append(DepthEstimationOutput(png(found["depth"].crop((0, 0, width, height))), depth.tolist()))
         return answers
 
 
@@ -160,11 +162,10 @@ class ImageToImage:
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> ImageToImage:
-        from transformers import AutoImageProcessor, AutoModelForImageToImage
+        from transformers import AutoImageProcessor
 
         processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
-        model = AutoModelForImageToImage.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
-        return cls(processor, model.to(snapshot.device).eval())
+        return cls(processor, model_for(snapshot, "AutoModelForImageToImage"))
 
     def __call__(self, requests: Sequence[ImageToImageInput]) -> list[Picture]:
         for request in requests:
@@ -205,11 +206,7 @@ def of_one_size_at_a_time(run: Any, images: list, ratio: int | None) -> list:
     are), only images of one size sharing a batch (pipelines cannot pad pixel masks of different sizes); the
     results in the images' order."""
     fitting = images if ratio is None else [widened(image, ratio) for image in images]
-    results: list[Any] = [None] * len(images)
-    for positions in grouped(fitting, lambda image: image.size).values():
-        for position, result in zip(positions, in_chunks(run, [fitting[position] for position in positions])):
-            results[position] = result
-    return results
+    return in_groups(run, fitting, key=lambda image: image.size)
 
 
 def best_first(segments: list[Segment]) -> list[Segment]:
@@ -218,11 +215,9 @@ def best_first(segments: list[Segment]) -> list[Segment]:
     return sorted(segments, key=lambda segment: -segment.score)
 
 
-def png(mask: Any, size: tuple[int, int]) -> bytes:
-    """A pipeline's mask cut back to the image as sent (``widened`` may have added to it; a segment found
-    only in what it added is dropped), as PNG bytes."""
+def png(image: Any) -> bytes:
     buffer = io.BytesIO()
-    mask.crop((0, 0, *size)).save(buffer, format="PNG")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -276,10 +271,9 @@ class VisualQuestionAnswering:
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> VisualQuestionAnswering:
-        from transformers import AutoModelForVisualQuestionAnswering, AutoProcessor
+        from transformers import AutoProcessor
 
-        model = AutoModelForVisualQuestionAnswering.from_pretrained(str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False)
-        return cls(AutoProcessor.from_pretrained(str(snapshot.path)), model.to(snapshot.device).eval())
+        return cls(AutoProcessor.from_pretrained(str(snapshot.path)), model_for(snapshot, "AutoModelForVisualQuestionAnswering"))
 
     def __call__(self, requests: Sequence[VisualQuestionAnsweringInput]) -> list[list[VisualQuestionAnsweringAnswer]]:
         # ViLT's processor shrinks a thin image's short side to nothing (the kit found a 1x8 image failing it).
@@ -309,12 +303,8 @@ class VisualQuestionAnswering:
     def generated_by_length(self, pairs: list) -> list[tuple[str, float]]:
         """Only questions of one length share a batch: BLIP's decoder attends to every position of the question,
         padding included (the kit found answers changing with their batch)."""
-        lengths = [len(ids) for ids in self.processor.tokenizer([q for _, q in pairs], truncation=True, max_length=self.most_tokens)["input_ids"]]
-        answers: list[Any] = [None] * len(pairs)
-        for positions in grouped(lengths, lambda length: length).values():
-            for position, answer in zip(positions, in_chunks(self.generated, [pairs[position] for position in positions])):
-                answers[position] = answer
-        return answers
+        tokenizer = self.processor.tokenizer
+        return in_groups(self.generated, pairs, key=lambda pair: len(tokenizer(pair[1], truncation=True, max_length=self.most_tokens)["input_ids"]))
 
     def generated(self, pairs: list) -> list[tuple[str, float]]:
         """Each greedy answer and its probability: the product of its tokens' probabilities, up to its end."""
@@ -366,7 +356,8 @@ def most_elongated(processor: Any) -> int:
 
 def widened(image: Any, ratio: int) -> Any:
     """An image more elongated than ``ratio``, or one pixel thin, with black below or to the right of it, which
-    moves no box: its pixels keep their coordinates, and answers are cut back to the image (``inside``, ``png``).
+    moves no box: its pixels keep their coordinates, and answers are cut back to the image (``inside``, the crops
+    of masks and depth maps).
     One pixel thin: the depth pipeline squeezes a 1x1 map to no image at all."""
     from PIL import Image
 
