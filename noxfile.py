@@ -14,6 +14,7 @@ PLUGINS = (
     "plugins/widgetd-sentence-transformers[default-model]",
     "plugins/widgetd-asteroid",
     "plugins/widgetd-transformers",
+    "plugins/widgetd-endpoint-handler",
 )
 
 
@@ -37,7 +38,7 @@ def tests(session: nox.Session) -> None:
 
 CONFORMANCE_SUITES = (
     "tests/conformance/test_toy_plugin_conforms.py",
-    *(f"plugins/{plugin}/tests/test_conformance.py" for plugin in ("widgetd-sentence-transformers", "widgetd-asteroid", "widgetd-transformers")),
+    *(f"plugins/{plugin}/tests/test_conformance.py" for plugin in ("widgetd-sentence-transformers", "widgetd-asteroid", "widgetd-transformers", "widgetd-endpoint-handler")),
 )
 
 

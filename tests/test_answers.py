@@ -78,9 +78,9 @@ def test_a_valid_answer_of_every_task_passes_unchanged(name):
 )
 def test_an_answer_that_breaks_its_contract_names_backend_task_and_field(task, answer, field, problem):
     with pytest.raises(InvalidAnswer) as caught:
-        checked_answer(TASKS[task], "mylib", answer)
+        checked_answer(TASKS[task], "backend 'mylib'", answer)
     error = caught.value
-    assert (error.backend, error.task, error.field) == ("mylib", task, field)
+    assert (error.answered_by, error.task, error.field) == ("backend 'mylib'", task, field)
     assert problem in error.message and "backend 'mylib'" in error.message
 
 

@@ -329,3 +329,16 @@ def test_a_models_default_route_answers_its_other_tasks_by_the_body_shape(tmp_pa
         assert pair.json() == [1.0]
         embedding = httpx.post(server.url, json={"inputs": "hello"})
         assert embedding.status_code == 200 and len(embedding.json()) == 3
+
+
+def test_predict_is_the_roots_alias(toy_server):
+    assert httpx.post(f"{toy_server.url}/predict", json=QA).json() == httpx.post(toy_server.url, json=QA).json()
+
+
+def test_query_string_parameters_join_the_bodys_the_body_winning(toy_server):
+    listed = httpx.post(toy_server.url, json=QA, params={"top_k": "3"}).json()
+    assert isinstance(listed, list) and 1 <= len(listed) <= 3
+    body_wins = httpx.post(toy_server.url, json={**QA, "parameters": {"top_k": 1}}, params={"top_k": "3"}).json()
+    assert isinstance(body_wins, dict)
+    unknown = httpx.post(toy_server.url, json=QA, params={"colour": "blue"})
+    assert_json_error(unknown, 400, "colour")

@@ -20,8 +20,11 @@ from widgetd.tasks import Task
 _PATH = re.compile(r" - at `\$([^`]*)`$")
 
 
-def checked_answer(task: Task, backend: str, answer: Any) -> Any:
-    """``answer`` rebuilt under ``task.output``; InvalidAnswer naming the field that breaks it."""
+def checked_answer(task: Task, answered_by: str, answer: Any) -> Any:
+    """``answer`` rebuilt under ``task.output``; InvalidAnswer naming what answered (``backend 'x'``) and
+    the field that breaks it."""
+    if task.response_media == "any":
+        return _checked_free_answer(task, answered_by, answer)
     arrays: list[np.ndarray] = []
     pictures: list[Picture] = []
 
@@ -48,9 +51,25 @@ def checked_answer(task: Task, backend: str, answer: Any) -> Any:
         return msgspec.convert(plain, task.output, dec_hook=from_plain)
     except msgspec.ValidationError as error:
         message, field = _split_path(str(error))
-        raise InvalidAnswer(backend, task.name, message, field) from None
+        raise InvalidAnswer(answered_by, task.name, message, field) from None
     except (TypeError, ValueError) as error:
-        raise InvalidAnswer(backend, task.name, str(error)) from None
+        raise InvalidAnswer(answered_by, task.name, str(error)) from None
+
+
+def _checked_free_answer(task: Task, answered_by: str, answer: Any) -> Any:
+    """A task with no answer contract: an image, raw bytes, or anything JSON can carry (numpy as lists)."""
+    if isinstance(answer, (bytes, bytearray, Picture)):
+        return bytes(answer) if isinstance(answer, bytearray) else answer
+
+    def to_plain(value: Any) -> Any:
+        if isinstance(value, (np.ndarray, np.generic)):
+            return value.tolist()
+        raise TypeError(f"a {type(value).__module__}.{type(value).__qualname__} cannot be sent as JSON")
+
+    try:
+        return msgspec.json.decode(msgspec.json.encode(answer, enc_hook=to_plain))
+    except (TypeError, ValueError, OverflowError) as error:
+        raise InvalidAnswer(answered_by, task.name, str(error)) from None
 
 
 def _checked_samples(samples: np.ndarray) -> np.ndarray:

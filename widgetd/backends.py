@@ -26,6 +26,20 @@ class ModelSnapshot:
     (``widgetd.devices.split_plan``)."""
     limits: Limits = field(default_factory=Limits)
     """The server's limits on one request, for what only the backend can measure (e.g. an answer's size)."""
+    trust_remote_code: bool = False
+    """Whether the operator allows code shipped in the model's repo to run (``--trust-remote-code``)."""
+
+
+@dataclass(frozen=True)
+class PlannedModel:
+    """A model about to be served, before anything is downloaded: what ``Backend.check`` reads."""
+
+    model_id: str
+    files: tuple[str, ...]
+    card: dict[str, Any]
+    trust_remote_code: bool
+    read_text: Callable[[str], str]
+    """One small file of the repo (e.g. ``requirements.txt``), fetched alone."""
 
 
 class Pipeline(Protocol):
@@ -36,7 +50,8 @@ class Pipeline(Protocol):
     a ``widgetd.generating.Engine``) generates text token by token: the server then streams and
     batches text-generation and chat through it (continuous batching) and never asks ``__call__``
     for text-generation; ``placement`` (optional) says where the parts of a split model run;
-    ``count_tokens(texts)`` (optional) gives the tokens texts are read as, for usage on /v1/embeddings.
+    ``count_tokens(texts)`` (optional) gives the tokens texts are read as, for usage on /v1/embeddings;
+    ``answered_by`` (optional) names what answers in errors about its answers (default: its backend).
     """
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...
@@ -72,6 +87,10 @@ def recognizes_nothing(repo_files: Sequence[str]) -> bool:
     return False
 
 
+def accepts_every_model(model: PlannedModel) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """How one library serves Hub models.
@@ -91,3 +110,14 @@ class Backend:
     """How many requests ``load``'s pipeline may be given at once; 1 turns batching off."""
     infer_task: Callable[[Path], str | None] | None = None
     """The task of a model on disk whose card names none (e.g. from its config), if it can tell."""
+    recognizes_first: bool = False
+    """``recognizes`` is asked before the card's ``library_name`` is read: a repo shipping its own
+    serving code (a ``handler.py``) is served by that code, whatever library its card names."""
+    fallback_task: str | None = None
+    """The task for a model whose card names one this backend does not serve, instead of refusing it."""
+    batches: bool = True
+    """False: its pipelines get one request at a time, whatever ``--max-batch-size`` says (code that is
+    neither thread-safe nor written for batches)."""
+    check: Callable[[PlannedModel], None] = accepts_every_model
+    """Refuse a model this backend cannot serve here, at startup and before any download, by raising
+    ``widgetd.ModelResolutionError`` that says why and what to do."""

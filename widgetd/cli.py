@@ -44,9 +44,21 @@ def _parser() -> argparse.ArgumentParser:
         "--model-id",
         action="append",
         help="Hub repo id (org/name or org/name@revision) or local folder; repeat for several "
-        f"models; the first is served at POST / (default: $MODEL_ID or {DEFAULT_MODEL_ID})",
+        "models; the first is served at POST / (default: $MODEL_ID, else Inference Endpoints' folder "
+        f"$HF_MODEL_DIR if it holds files, or $HF_MODEL_ID at $HF_REVISION, else {DEFAULT_MODEL_ID})",
     )
-    serve.add_argument("--task", default=os.environ.get("TASK"), help="override the card's pipeline_tag ($TASK)")
+    serve.add_argument(
+        "--task",
+        default=os.environ.get("HF_TASK") or os.environ.get("TASK"),
+        help="override the card's pipeline_tag ($HF_TASK or $TASK)",
+    )
+    serve.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=_env_flag("HF_TRUST_REMOTE_CODE"),
+        help="let code shipped in a model's repo run (a handler.py, transformers' custom architectures); "
+        "it runs with this server's rights, so read it first ($HF_TRUST_REMOTE_CODE=1)",
+    )
     serve.add_argument("--library", help="override the card's library_name")
     serve.add_argument("--device", default=os.environ.get("WIDGETD_DEVICE"), help="auto (default), cpu, cuda or cuda:N")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -106,6 +118,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def default_model_id() -> str:
+    """The model named by the environment: widgetd's ``MODEL_ID``, or Inference Endpoints' variables read as
+    their toolkit reads them: the files already in ``HF_MODEL_DIR``, else ``HF_MODEL_ID`` at ``HF_REVISION``."""
+    if os.environ.get("MODEL_ID"):
+        return os.environ["MODEL_ID"]
+    model_dir = os.environ.get("HF_MODEL_DIR")
+    if model_dir and Path(model_dir).is_dir() and any(Path(model_dir).iterdir()):
+        return model_dir
+    if os.environ.get("HF_MODEL_ID"):
+        revision = os.environ.get("HF_REVISION")
+        return os.environ["HF_MODEL_ID"] + (f"@{revision}" if revision else "")
+    return DEFAULT_MODEL_ID
+
+
+def _use_endpoint_token() -> None:
+    """Inference Endpoints pass the Hub token as ``HF_HUB_TOKEN``; huggingface_hub reads ``HF_TOKEN``."""
+    token = os.environ.get("HF_HUB_TOKEN")
+    if token and not os.environ.get("HF_TOKEN"):
+        os.environ["HF_TOKEN"] = token
+
+
 def _registry():
     manager = create_plugin_manager()
     return manager, collect(manager)
@@ -155,6 +192,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.state import ServerState
 
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _use_endpoint_token()
     mask_secrets_in_logs(known_secrets(arguments.api_key))
     for chatty in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
@@ -162,9 +200,15 @@ def _serve(arguments: argparse.Namespace) -> int:
     # (health checks, new requests) answering within milliseconds while they run.
     sys.setswitchinterval(0.001)
     manager, registry = _registry()
-    model_ids = arguments.model_id or [os.environ.get("MODEL_ID") or DEFAULT_MODEL_ID]
+    model_ids = arguments.model_id or [default_model_id()]
     requests = [
-        ModelRequest(model_id, task=arguments.task, library=arguments.library, device=arguments.device)
+        ModelRequest(
+            model_id,
+            task=arguments.task,
+            library=arguments.library,
+            device=arguments.device,
+            trust_remote_code=arguments.trust_remote_code,
+        )
         for model_id in model_ids
     ]
     settings = ServerSettings(
@@ -179,6 +223,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         keep_alive_timeout=arguments.keep_alive_timeout,
         max_connections=arguments.max_connections,
         shutdown_timeout=arguments.shutdown_timeout,
+        trust_remote_code=arguments.trust_remote_code,
         limits=Limits(
             max_inputs=arguments.max_inputs,
             max_characters=arguments.max_characters,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import msgspec
 
@@ -18,18 +18,25 @@ IGNORED_KEYS = ("options",)
 _FIELD_PATH = re.compile(r"at `\$\.?([^`]*)`$")
 
 
-def decode_request(task: Task, body: bytes, content_type: str | None, limits: Limits = Limits()) -> msgspec.Struct:
+def decode_request(
+    task: Task, body: bytes, content_type: str | None, limits: Limits = Limits(), query: Mapping[str, str] | None = None
+) -> msgspec.Struct:
     """The request Struct for ``body``, within ``limits``; InvalidInput (400), PayloadTooLarge (413) or
-    UnsupportedMedia (415) otherwise."""
+    UnsupportedMedia (415) otherwise. ``query`` (the URL's query string) adds parameters the body lacks, as
+    Inference Endpoints' toolkit did."""
     if not body:
         raise InvalidInput(f"the request body is empty; {task.name} expects {_expected(task)}")
+    if task.raw_body == "any":
+        payload = with_query_parameters(_free_payload(body, content_type), query)
+        check_request(payload, limits)
+        return payload
     if task.raw_body in ("audio", "image"):
         payload = _media_payload(body, content_type)
     elif _declares_json(content_type):
         payload = _json_text_payload(_parse_json(body), body.decode("utf-8", "replace"))
     else:
         payload = _text_payload(body)
-    request = convert_request(task, payload)
+    request = convert_request(task, with_query_parameters(payload, query))
     check_request(request, limits)
     if task.raw_body == "audio":
         media.check_audio(request.inputs, limits.max_audio_seconds)
@@ -96,7 +103,40 @@ def _field_of(message: str) -> str | None:
     return where or None
 
 
+def with_query_parameters(payload: Any, query: Mapping[str, str] | None) -> Any:
+    """``?top_k=3&truncation=true`` as parameters, read as numbers and booleans where they are ones; the
+    body's own parameters win."""
+    if not query or not isinstance(payload, dict) or not isinstance(payload.get("parameters", {}), dict):
+        return payload
+    return {**payload, "parameters": {**{key: _query_value(value) for key, value in query.items()}, **payload.get("parameters", {})}}
+
+
+def _query_value(text: str) -> Any:
+    if text in ("true", "false"):
+        return text == "true"
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _free_payload(body: bytes, content_type: str | None) -> Any:
+    """A body for a task with no request contract: JSON as it is, else ``{"inputs": text or bytes}``."""
+    if _declares_json(content_type) or body.lstrip()[:1] in (b"{", b"["):
+        return _parse_json(body)
+    if (content_type or "").lower().startswith("text/"):
+        try:
+            return {"inputs": body.decode("utf-8")}
+        except UnicodeDecodeError:
+            raise InvalidInput("the body is declared text but is not UTF-8") from None
+    return {"inputs": body}
+
+
 def _expected(task: Task) -> str:
+    if task.raw_body == "any":
+        return "a JSON body, or raw bytes"
     if task.raw_body == "text":
         return 'JSON {"inputs": ..., "parameters": {...}} or raw UTF-8 text'
     return f'raw {task.raw_body} bytes, or JSON {{"inputs": "<base64>", "parameters": {{...}}}}'

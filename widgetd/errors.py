@@ -77,12 +77,10 @@ class InvalidAnswer(WidgetdError):
 
     status = 500
 
-    def __init__(self, backend: str, task: str, problem: str, field: str = "answer") -> None:
-        self.message = (
-            f"backend {backend!r} gave a {task} answer that breaks the task's contract at {field}: {problem}"
-        )
+    def __init__(self, answered_by: str, task: str, problem: str, field: str = "answer") -> None:
+        self.message = f"{answered_by} gave a {task} answer that breaks the task's contract at {field}: {problem}"
         super().__init__(self.message)
-        self.backend, self.task, self.field = backend, task, field
+        self.answered_by, self.task, self.field = answered_by, task, field
 
 
 class PluginError(WidgetdError):

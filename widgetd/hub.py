@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from huggingface_hub import HfApi, metadata_load, snapshot_download
+from huggingface_hub import HfApi, hf_hub_download, metadata_load, snapshot_download
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -144,7 +144,12 @@ def _read_card(folder: Path) -> dict[str, Any]:
 def choose_backend(
     source: ModelSource, backends: Mapping[str, Backend], *, library: str | None = None
 ) -> Backend:
-    """The backend for the card's library (or ``library``), else one that recognizes the files."""
+    """``library``'s backend, else one that serves repos like this whatever their card says (a custom
+    handler's), else the card's library's, else one that recognizes the files."""
+    if not library:
+        for backend in backends.values():
+            if backend.recognizes_first and backend.recognizes(source.files):
+                return backend
     wanted = library or source.library
     if wanted:
         for backend in backends.values():
@@ -172,6 +177,8 @@ def choose_task(source: ModelSource, backend: Backend, *, task: str | None = Non
     """``task``, else the card's pipeline_tag, else what the backend infers, else its first task."""
     inferred = backend.infer_task(source.path) if backend.infer_task and source.path else None
     chosen = task or source.pipeline_tag or inferred or backend.tasks[0]
+    if not task and chosen not in backend.tasks and backend.fallback_task:
+        chosen = backend.fallback_task
     if chosen not in backend.tasks:
         raise ModelResolutionError(
             f"model {source.model_id!r} needs task {chosen!r}, but backend {backend.name!r} "
@@ -202,3 +209,20 @@ def fetch_model(source: ModelSource, backend: Backend) -> ModelSource:
             "start once with the Hub reachable to download them"
         ) from None
     return replace(source, path=Path(snapshot), commit=Path(snapshot).name)
+
+
+def read_repo_text(source: ModelSource, name: str) -> str:
+    """One small text file of the model (``requirements.txt``), downloaded alone into the HF cache."""
+    try:
+        if source.path is not None:
+            return (source.path / name).read_text(encoding="utf-8")
+        path = hf_hub_download(
+            source.repo_id, name, revision=source.commit or source.revision, local_files_only=source.offline
+        )
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelResolutionError(f"could not read {name} of model {source.model_id!r}: {error}") from None
+    except Exception as error:
+        raise ModelResolutionError(
+            f"could not download {name} of model {source.model_id!r} ({type(error).__name__})"
+        ) from None

@@ -12,7 +12,7 @@ import os
 from typing import Any, Iterable
 
 MASK = "***"
-TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN")
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "HF_HUB_TOKEN")
 
 
 def known_secrets(api_key: str | None = None) -> list[str]:

@@ -173,6 +173,16 @@ def image_format_for(accept: str | None) -> str:
     return "png"
 
 
+def binary_type_for(accept: str | None) -> str:
+    """The content type of raw answer bytes (a custom handler's): the first audio, image or video type the
+    Accept header names, as Inference Endpoints' toolkit labelled them; ``application/octet-stream`` otherwise."""
+    for part in (accept or "").split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type.split("/")[0] in ("audio", "image", "video") and not media_type.endswith("/*"):
+            return media_type
+    return "application/octet-stream"
+
+
 def decode_image(data: bytes):
     """Open JPEG, PNG, WebP, GIF or BMP bytes as an RGB PIL image; UnsupportedMedia otherwise."""
     from PIL import Image, UnidentifiedImageError

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from widgetd import devices, hub
-from widgetd.backends import Backend, ModelSnapshot, Pipeline
+from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.generating import Engine, GenerationLoop
@@ -26,6 +27,8 @@ class ModelRequest:
     task: str | None = None
     library: str | None = None
     device: str | None = None
+    trust_remote_code: bool = False
+    """Whether code shipped in the model's repo may run (``--trust-remote-code``)."""
 
 
 @dataclass
@@ -35,6 +38,7 @@ class ServedModel:
     backend: Backend
     task: str
     device_request: str | None = None
+    trust_remote_code: bool = False
     state: str = "loading"
     problem: str | None = None
     """Why it failed to load, in full: for the log and for clients holding the API key."""
@@ -96,8 +100,17 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
         task = hub.choose_task(source, backend, task=request.task)
         if source.model_id in planned:
             raise ModelResolutionError(f"model {source.model_id!r} is given twice")
+        backend.check(
+            PlannedModel(
+                model_id=source.model_id,
+                files=source.files,
+                card=dict(source.card),
+                trust_remote_code=request.trust_remote_code,
+                read_text=functools.partial(hub.read_repo_text, source),
+            )
+        )
         planned[source.model_id] = ServedModel(
-            source.model_id, source, backend, task, device_request=request.device
+            source.model_id, source, backend, task, device_request=request.device, trust_remote_code=request.trust_remote_code
         )
     return list(planned.values())
 
@@ -126,6 +139,7 @@ def load_model(
                 card=dict(model.source.card),
                 accelerators=accelerators if (model.device_request or "auto") == "auto" else (),
                 limits=limits,
+                trust_remote_code=model.trust_remote_code,
             )
         )
     except Exception as error:

@@ -55,6 +55,7 @@ def served_openapi_document(models: Sequence[ServedModel], tasks: Mapping[str, T
         summary = f"{model.model_id}: {model.task}, or another of its tasks that the body fits"
         if position == 0:
             paths["/"] = {**SERVICE_PATHS["/"], "post": _task_operation("/", served, summary, [])}
+            paths["/predict"] = {"post": _task_operation("/predict", served, f"{summary} (Inference Endpoints' name for POST /)", [])}
         path = f"/models/{model.model_id}"
         paths[path] = {"get": _service_operation("The model, as /info describes it", ("200", "401")), "post": _task_operation(path, served, summary, [])}
         paths[f"/models/{model.model_id}/health"] = {"get": _service_operation("The model is loaded", ("200", "503"))}
@@ -160,11 +161,13 @@ def _task_operation(path: str, tasks: Sequence[Task], summary: str, parameters: 
     for task in tasks:
         for content_type, schema in request_bodies(task).items():
             request_content.setdefault(content_type, []).append(schema)
-    answers = [_ref(task.wire_output) for task in tasks if task.response_media == "json"]
+    answers = [_ref(task.wire_output) for task in tasks if task.response_media in ("json", "any")]
     response_content: dict[str, Any] = {"application/json": {"schema": _any_of(answers)}} if answers else {}
     for kind in ("audio", "image"):
-        if any(task.response_media == kind for task in tasks):
+        if any(task.response_media in (kind, "any") for task in tasks):
             response_content[f"{kind}/*"] = {"schema": {"type": "string", "format": "binary"}}
+    if any(task.response_media == "any" for task in tasks):
+        response_content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
     for task in tasks:
         if task.stream_output is not None:
             response_content["text/event-stream"] = _event_stream(task.stream_output)
@@ -187,6 +190,8 @@ def request_bodies(task: Task) -> dict[str, dict[str, Any]]:
     """What a request body may be, by content type: the task's request, and the bare forms
     api-inference-community also read (its ``inputs`` alone; for text, any JSON scalar read as text;
     raw text or raw audio and image bytes)."""
+    if task.raw_body == "any":
+        return {"application/json": {}, "application/octet-stream": {"type": "string", "format": "binary", "minLength": 1}}
     (request,), components = msgspec.json.schema_components([task.input], ref_template=REF)
     struct = components[request["$ref"].rsplit("/", 1)[1]]
     inputs = struct["properties"]["inputs"]

@@ -42,6 +42,8 @@ class ServerSettings:
     """Seconds running requests get to finish once the server is told to stop; the rest are answered 503."""
     limits: Limits = field(default_factory=Limits)
     """How much work one request may ask for."""
+    trust_remote_code: bool = False
+    """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
 
 
 class Shutdown:
@@ -69,14 +71,16 @@ class ServerState:
     shutdown: Shutdown = field(default_factory=Shutdown)
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
+        answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"
+        batch_size = (self.settings.max_batch_size or model.backend.max_batch_size) if model.backend.batches else 1
         return Batcher(
             pipeline,
-            max_batch_size=self.settings.max_batch_size or model.backend.max_batch_size,
+            max_batch_size=batch_size,
             max_queue=self.settings.max_queue,
             max_wait=self.settings.max_batch_wait,
             name=model.model_id,
             on_batch=lambda size: self.metrics.observe_batch(model.model_id, size),
-            check_answer=lambda task, answer: checked_answer(self.registry.task(task), model.backend.name, answer),
+            check_answer=lambda task, answer: checked_answer(self.registry.task(task), answered_by, answer),
         )
 
     def generation_for(self, model: ServedModel, engine: Engine, batcher: Batcher) -> GenerationLoop:

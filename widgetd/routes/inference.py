@@ -38,8 +38,9 @@ FAILED_RETRY_SECONDS = 60
 """A model that failed to load stays so until an operator acts: clients should not retry at once."""
 
 
-@post("/", status_code=200)
+@post(["/", "/predict"], status_code=200)
 async def predict_default(request: Request) -> Response:
+    """The first model's default task; ``/predict`` is Inference Endpoints' name for it."""
     state = state_of(request)
     if not state.models:
         raise NotFound("this server serves no model")
@@ -130,7 +131,8 @@ async def _answer(
         raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
     body = await request.body()
     content_type = request.headers.get("content-type")
-    task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type)
+    query = dict(request.query_params.items())
+    task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type, query)
     measured["task"] = task.name
     if task.name == "text-generation" and model.generator is not None:
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
@@ -142,14 +144,7 @@ async def _answer(
     headers = reply_headers(request, model, elapsed)
     if task.raw_body == "text":
         headers["x-compute-characters"] = str(input_characters(decoded))
-    if task.response_media == "audio":
-        content = await off_loop_for_media(task, media.encode_audio, wire, reply.audio_format)
-        media_type = media.AUDIO_FORMATS[reply.audio_format]
-    elif task.response_media == "image":
-        content = await off_loop_for_media(task, media.encode_image, wire, reply.image_format)
-        media_type = media.IMAGE_FORMATS[reply.image_format]
-    else:
-        content, media_type = msgspec.json.encode(wire), "application/json"
+    content, media_type = await encoded_answer(task, wire, reply, accept)
     limit = state.settings.limits.max_response_bytes
     if len(content) > limit:
         raise PayloadTooLarge(
@@ -158,6 +153,23 @@ async def _answer(
             field="inputs",
         )
     return Response(content, media_type=media_type, headers=headers)
+
+
+async def encoded_answer(task: Task, wire: Any, reply: ReplyOptions, accept: str | None) -> tuple[bytes, str]:
+    """The answer's bytes and content type: audio and images in the format Accept asks for, else JSON."""
+    kind = task.response_media
+    if kind == "any":
+        kind = "image" if isinstance(wire, media.Picture) else "bytes" if isinstance(wire, bytes) else "json"
+    loop = asyncio.get_running_loop()
+    if kind == "audio":
+        content = await loop.run_in_executor(None, media.encode_audio, wire, reply.audio_format)
+        return content, media.AUDIO_FORMATS[reply.audio_format]
+    if kind == "image":
+        content = await loop.run_in_executor(None, media.encode_image, wire, reply.image_format)
+        return content, media.IMAGE_FORMATS[reply.image_format]
+    if kind == "bytes":
+        return wire, media.binary_type_for(accept)
+    return msgspec.json.encode(wire), "application/json"
 
 
 async def submitted(request: Request, state: ServerState, model: ServedModel, task_name: str, decoded: Any) -> tuple[Any, float]:
@@ -173,7 +185,7 @@ async def submitted(request: Request, state: ServerState, model: ServedModel, ta
 
 
 async def decode_for_first_task(
-    state: ServerState, task_names: Sequence[str], body: bytes, content_type: str | None
+    state: ServerState, task_names: Sequence[str], body: bytes, content_type: str | None, query: dict[str, str] | None = None
 ) -> tuple[Task, Any]:
     """The first task whose contract the body fits: a model's default route also answers its
     other tasks (a sentence-transformers model embeds a bare text), as the Hub's API did."""
@@ -181,7 +193,7 @@ async def decode_for_first_task(
     for name in task_names:
         task = state.registry.task(name)
         try:
-            return task, await off_loop_for_media(task, decode_request, task, body, content_type, state.settings.limits)
+            return task, await off_loop_for_media(task, decode_request, task, body, content_type, state.settings.limits, query)
         except ClientError as error:
             # If nothing fits, the client hears why it does not fit the default task.
             first_error = first_error or error
@@ -190,7 +202,7 @@ async def decode_for_first_task(
 
 async def off_loop_for_media(task: Task, function: Callable[..., Any], *args: Any) -> Any:
     """Decoding and encoding audio or images can take a while: keep it off the event loop."""
-    if task.raw_body == "text" and task.response_media == "json":
+    if task.raw_body in ("text", "any") and task.response_media == "json":
         return function(*args)
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 

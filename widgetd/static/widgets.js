@@ -195,7 +195,24 @@ async function toWav(blob) {
   return new Blob([buffer], { type: "audio/wav" });
 }
 
+function jsonInput() {
+  // A task with no contract (a custom handler's): the request body as JSON, checked before it is sent.
+  const editor = el("textarea", { name: "json", class: "json-editor", spellcheck: "false", rows: 8 }, '{\n  "inputs": "Hello!"\n}');
+  return {
+    fields: [el("label", { class: "field" }, "Request body (JSON)"), editor],
+    prefill: (example) => { if (example.text) editor.value = JSON.stringify({ inputs: example.text }, null, 2); },
+    read: () => {
+      try {
+        return { json: JSON.parse(editor.value) };
+      } catch (error) {
+        throw new Error(`the request body is not valid JSON: ${error.message}`);
+      }
+    },
+  };
+}
+
 function inputFor(task, meta) {
+  if (meta.raw_body === "any") return jsonInput();
   if (task === "zero-shot-image-classification") return zeroShotMediaInput("image");
   if (task === "zero-shot-audio-classification") return zeroShotMediaInput("audio");
   if (task === "visual-question-answering" || task === "document-question-answering") return imageQuestionInput(task);
@@ -282,7 +299,10 @@ async function send(url, read, readParameters) {
   const options = readParameters();
   const headers = { ...authHeaders() };
   let body;
-  if ("media" in input) {
+  if ("json" in input) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(input.json);
+  } else if ("media" in input) {
     if (!input.media) throw new Error("choose a file first");
     const parameters = { ...(input.parameters || {}), ...options.parameters };
     if ("question" in input) {
@@ -416,6 +436,16 @@ function audioPlayer(src, label, type) {
     el("a", { href: src, download: `${label}.${extension}` }, "Download"));
 }
 
+async function freeAnswer(response) {
+  // Whatever a custom handler answered: JSON, an image, or bytes to download.
+  const type = (response.headers.get("content-type") || "").split(";")[0];
+  if (type === "application/json") return el("pre", { class: "json-answer" }, JSON.stringify(await response.json(), null, 2));
+  const made = URL.createObjectURL(await response.blob());
+  if (type.startsWith("image/")) return el("figure", {}, el("img", { class: "made", src: made, alt: "image answered" }));
+  if (type.startsWith("audio/")) return audioPlayer(made, "answer", type);
+  return el("a", { href: made, download: "answer.bin" }, `Download the answer (${type})`);
+}
+
 async function render(task, response, request) {
   if (task === "text-to-speech") {
     const blob = await response.blob();
@@ -426,6 +456,7 @@ async function render(task, response, request) {
     return el("div", { class: "side-by-side" }, el("img", { src: URL.createObjectURL(request.media), alt: "image sent" }),
       el("figure", {}, el("img", { class: "made", src: made, alt: "image made" }), el("a", { href: made, download: "image.png" }, "Download")));
   }
+  if (task === "custom") return freeAnswer(response);
   const answer = await response.json();
   switch (task) {
     case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification":

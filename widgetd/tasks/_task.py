@@ -7,10 +7,13 @@ from typing import Any, Callable, Literal
 
 import msgspec
 
-RawBody = Literal["text", "audio", "image"]
-"""What a request body that is not a JSON object with ``inputs`` means for a task."""
+RawBody = Literal["text", "audio", "image", "any"]
+"""What a request body that is not a JSON object with ``inputs`` means for a task; ``any``: the task has no
+request contract, a JSON body is the request as it is, other bodies are ``{"inputs": text or bytes}``."""
 
-ResponseMedia = Literal["json", "audio", "image"]
+ResponseMedia = Literal["json", "audio", "image", "any"]
+"""``any``: the task has no answer contract; an answer is an image (a ``widgetd.media.Picture``), raw bytes,
+or JSON."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class Task:
 
     name: str
     summary: str
-    input: type[msgspec.Struct]
+    input: Any
+    """A ``msgspec.Struct`` type; ``Any`` for a task with no request contract (``raw_body="any"``)."""
     output: Any
     raw_body: RawBody = "text"
     response_media: ResponseMedia = "json"
@@ -59,6 +63,8 @@ class Task:
         return msgspec.json.schema(self.input)
 
     def response_schema(self) -> dict[str, Any]:
+        if self.response_media == "any":
+            return {}
         if self.response_media in ("audio", "image"):
             return {"type": "string", "format": "binary", "contentMediaType": f"{self.response_media}/*"}
         return msgspec.json.schema(self.wire_output)

@@ -53,12 +53,16 @@ class LiveServer:
         for name, plugin in plugins.items():
             add_plugin(manager, plugin, name)
         registry = collect(manager)
-        requests = [ModelRequest(m, task=task, library=library, device=device) for m in model_ids]
+        settings = settings or ServerSettings()
+        requests = [
+            ModelRequest(m, task=task, library=library, device=device, trust_remote_code=settings.trust_remote_code)
+            for m in model_ids
+        ]
         state = ServerState(
             models=plan_models(requests, registry),
             registry=registry,
             plugins=describe_plugins(manager, registry),
-            settings=settings or ServerSettings(),
+            settings=settings,
         )
         return cls(state)
 

@@ -18,7 +18,7 @@ def recognizes(repo_files: Sequence[str]) -> bool:
 def load(snapshot: ModelSnapshot):
     from widgetd_sentence_transformers.pipeline import SentenceTransformersPipeline
 
-    return SentenceTransformersPipeline.load(snapshot.path, snapshot.device)
+    return SentenceTransformersPipeline.load(snapshot.path, snapshot.device, trust_remote_code=snapshot.trust_remote_code)
 
 
 def bundled_model_path() -> Path | None:

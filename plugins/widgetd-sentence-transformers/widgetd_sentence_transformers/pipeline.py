@@ -25,11 +25,11 @@ class SentenceTransformersPipeline:
         self.model = model
 
     @classmethod
-    def load(cls, path: Path, device: str) -> SentenceTransformersPipeline:
+    def load(cls, path: Path, device: str, *, trust_remote_code: bool = False) -> SentenceTransformersPipeline:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(
-            str(path), device=device, local_files_only=True, trust_remote_code=False
+            str(path), device=device, local_files_only=True, trust_remote_code=trust_remote_code
         )
         if device.startswith("cuda"):
             model.half()

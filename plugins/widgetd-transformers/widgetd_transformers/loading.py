@@ -26,7 +26,7 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
         model=str(snapshot.path),
         device=snapshot.device,
         dtype=dtype_for(snapshot.device),
-        trust_remote_code=False,
+        trust_remote_code=snapshot.trust_remote_code,
         **kwargs,
     )
     if getattr(pipe, "tokenizer", None) is not None:
@@ -39,7 +39,7 @@ def tokenizer_and_model(snapshot: ModelSnapshot, model_class: str) -> tuple[Any,
     split across the visible GPUs when it does not fit one (``model.hf_device_map`` says where)."""
     import transformers
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=False)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=snapshot.trust_remote_code)
     model = model_for(snapshot, model_class)
     return fit_tokenizer(tokenizer, model), model
 
@@ -51,7 +51,7 @@ def model_for(snapshot: ModelSnapshot, model_class: str) -> Any:
 
     placement = placement_options(snapshot)
     model = getattr(transformers, model_class).from_pretrained(
-        str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=False, **placement
+        str(snapshot.path), dtype=dtype_for(snapshot.device), trust_remote_code=snapshot.trust_remote_code, **placement
     )
     return (model if placement else model.to(snapshot.device)).eval()
 

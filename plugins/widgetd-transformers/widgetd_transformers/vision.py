@@ -164,7 +164,7 @@ class ImageToImage:
     def load(cls, snapshot: ModelSnapshot) -> ImageToImage:
         from transformers import AutoImageProcessor
 
-        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
+        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False, trust_remote_code=snapshot.trust_remote_code)
         return cls(processor, model_for(snapshot, "AutoModelForImageToImage"))
 
     def __call__(self, requests: Sequence[ImageToImageInput]) -> list[Picture]:
@@ -233,7 +233,7 @@ class ImageToText:
         from PIL import Image
         from transformers import AutoImageProcessor
 
-        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
+        processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False, trust_remote_code=snapshot.trust_remote_code)
         runner = cls(processor, *tokenizer_and_model(snapshot, "AutoModelForImageTextToText"))
         # A model that needs a text prompt beside the image (a chat VLM) fails here, at startup, not on a request.
         runner.caption([Image.new("RGB", (32, 32))], (("max_new_tokens", 1),))
@@ -273,7 +273,7 @@ class VisualQuestionAnswering:
     def load(cls, snapshot: ModelSnapshot) -> VisualQuestionAnswering:
         from transformers import AutoProcessor
 
-        return cls(AutoProcessor.from_pretrained(str(snapshot.path)), model_for(snapshot, "AutoModelForVisualQuestionAnswering"))
+        return cls(AutoProcessor.from_pretrained(str(snapshot.path), trust_remote_code=snapshot.trust_remote_code), model_for(snapshot, "AutoModelForVisualQuestionAnswering"))
 
     def __call__(self, requests: Sequence[VisualQuestionAnsweringInput]) -> list[list[VisualQuestionAnsweringAnswer]]:
         # ViLT's processor shrinks a thin image's short side to nothing (the kit found a 1x8 image failing it).
@@ -381,5 +381,5 @@ def image_pipeline(task: str, snapshot: ModelSnapshot) -> Any:
     """A transformers pipeline for ``task`` with the model's Pillow image processor (the fast ones need torchvision)."""
     from transformers import AutoImageProcessor
 
-    processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False)
+    processor = AutoImageProcessor.from_pretrained(str(snapshot.path), use_fast=False, trust_remote_code=snapshot.trust_remote_code)
     return hf_pipeline(task, snapshot, image_processor=processor)

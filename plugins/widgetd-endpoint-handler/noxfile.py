@@ -1,0 +1,21 @@
+"""`nox -s conformance`: widgetd's conformance kit (widgetd.testing.conformance) against this plugin."""
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+
+REPO = Path(__file__).resolve().parents[2]
+# The widgetd core beside this plugin; a plugin living elsewhere installs "widgetd[testing]" instead.
+CORE = f"{REPO}[testing]"
+CPU_TORCH = ("-c", str(REPO / ".ci" / "constraints.txt"))
+# The test handlers run tiny transformers models, built by widgetd-transformers' testing module.
+TRANSFORMERS_PLUGIN = str(REPO / "plugins" / "widgetd-transformers")
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """A handler repo for a built-in task, served over HTTP and checked against the task's contract."""
+    session.install(*CPU_TORCH, "-e", CORE, "-e", TRANSFORMERS_PLUGIN, "-e", ".")
+    session.run("pytest", "tests/test_conformance.py", *session.posargs)
