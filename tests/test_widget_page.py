@@ -7,6 +7,7 @@ A screenshot of every widget is saved under test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -86,16 +87,23 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, page_server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+@contextlib.contextmanager
+def widget_page_at(browser, url: str, width: int = 1400, height: int = 1000):
+    """The widget page of the server at ``url``, its widgets drawn; fails if the page raised a JavaScript error."""
+    page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(page_server.url)
+    page.goto(url)
     page.wait_for_selector("section.widget")
     yield page
     page.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, page_server):
+    with widget_page_at(browser, page_server.url) as page:
+        yield page
 
 
 def widget(page, model_id: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -20,6 +21,8 @@ from widgetd.backends import Backend
 from widgetd.errors import ModelResolutionError
 
 CARD_FILE = "README.md"
+
+log = logging.getLogger("widgetd")
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,14 @@ def _served_libraries(backends: Mapping[str, Backend]) -> str:
 
 
 def choose_task(source: ModelSource, backend: Backend, *, task: str | None = None) -> str:
-    """``task``, else the card's pipeline_tag, else what the backend infers, else its first task."""
+    """``task``, else the card's pipeline_tag, else what the backend infers, else its first task; one the
+    backend does not serve becomes its ``fallback_task`` where it has one, else stops startup."""
     inferred = backend.infer_task(source.path) if backend.infer_task and source.path else None
     chosen = task or source.pipeline_tag or inferred or backend.tasks[0]
-    if not task and chosen not in backend.tasks and backend.fallback_task:
+    if chosen not in backend.tasks and backend.fallback_task:
+        log.warning(
+            "model %s: task %r has no contract here; serving it as %r", source.model_id, chosen, backend.fallback_task
+        )
         chosen = backend.fallback_task
     if chosen not in backend.tasks:
         raise ModelResolutionError(

@@ -27,7 +27,7 @@ class Limits:
         return asdict(self)
 
 
-def check_request(request: Any, limits: Limits) -> None:
+def check_request(request: msgspec.Struct, limits: Limits) -> None:
     """Every text and list of a decoded request within ``limits``; PayloadTooLarge naming the first field over."""
     texts = 0
     for path, part in texts_and_lists(request):
@@ -63,6 +63,3 @@ def texts_and_lists(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     elif isinstance(value, msgspec.Struct):
         for name in value.__struct_fields__:
             yield from texts_and_lists(getattr(value, name), f"{path}.{name}".lstrip("."))
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield from texts_and_lists(item, f"{path}.{name}".lstrip("."))

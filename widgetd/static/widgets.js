@@ -456,7 +456,6 @@ async function render(task, response, request) {
     return el("div", { class: "side-by-side" }, el("img", { src: URL.createObjectURL(request.media), alt: "image sent" }),
       el("figure", {}, el("img", { class: "made", src: made, alt: "image made" }), el("a", { href: made, download: "image.png" }, "Download")));
   }
-  if (task === "custom") return freeAnswer(response);
   const answer = await response.json();
   switch (task) {
     case "text-classification": case "zero-shot-classification": case "image-classification": case "audio-classification":
@@ -646,7 +645,8 @@ function widget(model, catalog) {
           return;
         }
         const time = response.headers.get("x-compute-time");
-        output.replaceChildren(await render(task, response, request),
+        const shown = meta.response_media === "any" ? await freeAnswer(response) : await render(task, response, request);
+        output.replaceChildren(shown,
           el("div", { class: "time" }, `Computed in ${time} s on ${response.headers.get("x-compute-type")}`));
       } catch (error) {
         output.replaceChildren(el("div", { class: "error", role: "alert" }, error.message));

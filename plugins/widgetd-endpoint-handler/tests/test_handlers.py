@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from PIL import Image
 
-from widgetd.testing.audio import encode, tone
+from widgetd.testing.audio import encode
 from widgetd.testing.process import ServeProcess
 
 
@@ -231,3 +231,16 @@ def test_the_handler_server_does_what_its_openapi_document_says(handler_server):
 
     # The wrong-shape handler answers 500 on purpose (test above).
     assert_openapi_holds(handler_server.url, max_examples=10, exclude_paths="wrong-shape")
+
+
+def test_a_handler_past_the_request_timeout_is_a_504_and_the_next_request_is_answered(repos):
+    import widgetd_endpoint_handler
+    from widgetd.app import ServerSettings
+    from widgetd.testing.server import LiveServer
+
+    settings = ServerSettings(trust_remote_code=True, request_timeout=0.1)
+    with LiveServer.for_models([str(repos["custom"])], plugins={"endpoint-handler": widgetd_endpoint_handler}, settings=settings) as server:
+        late = httpx.post(server.url, json={"inputs": "slow"}, timeout=10)
+        assert late.status_code == 504 and "no answer within 0.1 s" in late.json()["error"]
+        time.sleep(0.25)  # the handler cannot be interrupted: its call ends on its own
+        assert httpx.post(server.url, json={"text": "next"}, timeout=10).json()["shouted"] == "NEXT!"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import widgetd_endpoint_handler
-from tests.test_widget_page import CHROMIUM, CHROMIUM_FLAGS, _playwright, screenshot, submit_and_wait, widget
+from tests.test_widget_page import CHROMIUM, CHROMIUM_FLAGS, _playwright, screenshot, submit_and_wait, widget, widget_page_at
 from widgetd.app import ServerSettings
 from widgetd.testing.server import LiveServer
 
@@ -19,14 +19,9 @@ def custom_page(repos):
     with LiveServer.for_models([str(repos["custom"])], plugins={"endpoint-handler": widgetd_endpoint_handler}, settings=settings) as server:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server.url)
-            page.wait_for_selector("section.widget")
-            yield page
+            with widget_page_at(browser, server.url, 1200, 900) as page:
+                yield page
             browser.close()
-            assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def send_json(page, body) -> object:

@@ -42,7 +42,7 @@ def load_handler(folder: Path) -> tuple[Callable[[dict], Any], str]:
 def _with_own_modules(call: Callable[[Any], Any], folder: Path) -> Callable[[Any], Any]:
     """``call``, with the repo's own modules back in ``sys.modules`` first: an ``import helpers`` run
     inside the handler finds its repo's ``helpers``, even after another repo's was imported."""
-    own = {name: module for name, module in sys.modules.items() if _inside(getattr(module, "__file__", None), folder)}
+    own = {name: module for name, module in list(sys.modules.items()) if _inside(getattr(module, "__file__", None), folder)}
 
     def with_own_modules(data: Any) -> Any:
         sys.modules.update(own)

@@ -106,8 +106,8 @@ def contract_answer(task: Task, answered_by: str, answer: Any) -> Any:
     """The handler's answer in the task's answer types (the core checks it, naming the field it breaks).
 
     Handlers answer as the pipelines they wrap do, or as the wire shows: audio as bytes or
-    ``{"audio", "sampling_rate"}``, images as PIL images, masks as PIL images or base64 PNGs, and
-    often one answer in a list (``[{"summary_text": ...}]``), which is unwrapped where the task answers one.
+    ``{"audio", "sampling_rate"}``, images as PIL images, masks as PIL images or base64 PNGs, one answer
+    in a list (``[{"summary_text": ...}]``) or one bare where the task answers a list.
     """
     try:
         if task.response_media == "audio":
@@ -120,8 +120,11 @@ def contract_answer(task: Task, answered_by: str, answer: Any) -> Any:
         # Bytes the handler answered that are not audio or an image: its fault, not the client's.
         raise InvalidAnswer(answered_by, task.name, getattr(error, "message", str(error))) from None
     answer = plain(answer, images_as_png=True)
-    if isinstance(answer, list) and len(answer) == 1 and not _fits(task, answered_by, answer) and _fits(task, answered_by, answer[0]):
-        return answer[0]
+    # The pipelines answer one item bare where the task's answer is a list (QA with top_k 1), or one answer
+    # in a list where it is one object (summaries): try the other if the answer as given does not fit.
+    other = (answer[0] if len(answer) == 1 else None) if isinstance(answer, list) else [answer]
+    if other is not None and not _fits(task, answered_by, answer) and _fits(task, answered_by, other):
+        return other
     return answer
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from widgetd import Backend, ModelSnapshot
-from widgetd.backends import pytorch_files
+from widgetd import Backend, ModelResolutionError, ModelSnapshot
+from widgetd.backends import PlannedModel, pytorch_files
 from widgetd_transformers import audio, documents, generation, question_answering, speech, tables, text, vision
 from widgetd_transformers.continuous import placement_of
 
@@ -117,6 +117,36 @@ def recognizes(repo_files: Sequence[str]) -> bool:
     return "config.json" in repo_files and "modules.json" not in repo_files
 
 
+def check(model: PlannedModel) -> None:
+    """A model whose architecture is its repo's own code (``auto_map``, a ``model_type`` transformers does not
+    know) stops startup without ``--trust-remote-code``, before anything is downloaded."""
+    if model.trust_remote_code or "config.json" not in model.files:
+        return
+    try:
+        config = json.loads(model.read_text("config.json"))
+    except ValueError:
+        return  # loading says what is wrong with it
+    if not isinstance(config, dict) or not config.get("auto_map"):
+        return
+    from transformers import CONFIG_MAPPING
+
+    if config.get("model_type") in CONFIG_MAPPING:
+        return  # transformers has the architecture itself and uses it, without the repo's code
+    code = sorted({str(target).split(".")[0] + ".py" for target in _auto_map_targets(config["auto_map"])})
+    raise ModelResolutionError(
+        f"model {model.model_id!r} is built by its own code ({', '.join(code)}, model_type "
+        f"{config.get('model_type')!r}), which runs only with --trust-remote-code (or HF_TRUST_REMOTE_CODE=1); "
+        "read it first, since it runs with this server's rights"
+    )
+
+
+def _auto_map_targets(auto_map: Any) -> list[str]:
+    targets = []
+    for target in (auto_map.values() if isinstance(auto_map, dict) else []):
+        targets.extend(item for item in (target if isinstance(target, list) else [target]) if item)
+    return [target.split("--")[-1] for target in targets]
+
+
 BACKEND = Backend(
     name="transformers",
     library="transformers",
@@ -126,4 +156,5 @@ BACKEND = Backend(
     recognizes=recognizes,
     max_batch_size=16,
     infer_task=infer_task,
+    check=check,
 )
