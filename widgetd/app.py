@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from widgetd.models import load_model
-from widgetd.routes import STATE_KEY, inference, openai, status
+from widgetd.routes import STATE_KEY, admin, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.state import ServerSettings, ServerState
 
@@ -30,6 +30,8 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             load_all()
 
     def stop_models() -> None:
+        for task in state.pool.planning.values():
+            task.cancel()
         for model in state.models:
             if model.generator:
                 model.generator.close()
@@ -37,7 +39,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
                 model.batcher.close()
 
     return Litestar(
-        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *openai.ROUTES, *status.ROUTES],
+        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
         on_shutdown=[stop_models],

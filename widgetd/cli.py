@@ -59,6 +59,21 @@ def _parser() -> argparse.ArgumentParser:
         help="let code shipped in a model's repo run (a handler.py, transformers' custom architectures); "
         "it runs with this server's rights, so read it first ($HF_TRUST_REMOTE_CODE=1)",
     )
+    serve.add_argument(
+        "--allow-model",
+        action="append",
+        default=_env_list("WIDGETD_ALLOW_MODELS"),
+        metavar="PATTERN",
+        help="load a Hub model matching this glob (e.g. 'my-org/*') on its first request; repeatable "
+        "($WIDGETD_ALLOW_MODELS, comma separated)",
+    )
+    serve.add_argument(
+        "--max-models",
+        type=int,
+        default=_env_int("WIDGETD_MAX_MODELS"),
+        help="models held at once; the least recently used idle on-demand model is unloaded to make room "
+        "($WIDGETD_MAX_MODELS; default: no limit)",
+    )
     serve.add_argument("--library", help="override the card's library_name")
     serve.add_argument("--device", default=os.environ.get("WIDGETD_DEVICE"), help="auto (default), cpu, cuda or cuda:N")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -122,7 +137,17 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def default_model_id() -> str:
+def _env_list(name: str) -> list[str] | None:
+    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return items or None
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
+
+
+def default_model_id() -> str | None:
     """The model named by the environment: widgetd's ``MODEL_ID``, or Inference Endpoints' variables read as
     their toolkit reads them: the files already in ``HF_MODEL_DIR``, else ``HF_MODEL_ID`` at ``HF_REVISION``."""
     if os.environ.get("MODEL_ID"):
@@ -133,7 +158,7 @@ def default_model_id() -> str:
     if os.environ.get("HF_MODEL_ID"):
         revision = os.environ.get("HF_REVISION")
         return os.environ["HF_MODEL_ID"] + (f"@{revision}" if revision else "")
-    return DEFAULT_MODEL_ID
+    return None
 
 
 def _use_endpoint_token() -> None:
@@ -200,7 +225,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     # (health checks, new requests) answering within milliseconds while they run.
     sys.setswitchinterval(0.001)
     manager, registry = _registry()
-    model_ids = arguments.model_id or [default_model_id()]
+    # A server of on-demand models pins none unless told; otherwise the default model is served.
+    named = arguments.model_id or [default_model_id() or ("" if arguments.allow_model else DEFAULT_MODEL_ID)]
+    model_ids = [model_id for model_id in named if model_id]
     requests = [
         ModelRequest(
             model_id,
@@ -224,6 +251,8 @@ def _serve(arguments: argparse.Namespace) -> int:
         max_connections=arguments.max_connections,
         shutdown_timeout=arguments.shutdown_timeout,
         trust_remote_code=arguments.trust_remote_code,
+        allow_models=tuple(arguments.allow_model or ()),
+        max_models=arguments.max_models,
         limits=Limits(
             max_inputs=arguments.max_inputs,
             max_characters=arguments.max_characters,

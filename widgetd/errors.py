@@ -46,6 +46,12 @@ class MethodNotAllowed(ClientError):
         self.headers = {"Allow": allow}
 
 
+class Conflict(ClientError):
+    """The request is fine but the resource's state forbids it now (a model answering requests cannot be unloaded)."""
+
+    status = 409
+
+
 class PayloadTooLarge(ClientError):
     status = 413
 
@@ -62,6 +68,9 @@ class RequestTimedOut(ClientError):
 
 class ServiceUnavailable(WidgetdError):
     """A transient state (a model loading, a full queue): the client should retry after ``retry_after`` seconds."""
+
+    details: dict = {}
+    """More fields of the JSON answer (e.g. a loading model's ``estimated_time``)."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

@@ -38,6 +38,8 @@ class ModelSource:
     card: Mapping[str, Any] = field(default_factory=dict)
     offline: bool = False
     """The Hub could not be asked: files come from the cache alone."""
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    """Each file's size in bytes, where the Hub said."""
 
     @property
     def library(self) -> str | None:
@@ -53,10 +55,11 @@ def split_revision(model_id: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def locate_model(model_id: str, bundled: Mapping[str, Path]) -> ModelSource:
-    """Read a model's card and file list: from disk, or from the Hub (the cache when offline)."""
+def locate_model(model_id: str, bundled: Mapping[str, Path], *, hub_only: bool = False) -> ModelSource:
+    """Read a model's card and file list: from disk, or from the Hub (the cache when offline). ``hub_only``:
+    a repo id from a request, never read as a folder on this machine."""
     local = Path(model_id).expanduser()
-    if local.is_dir():
+    if not hub_only and local.is_dir():
         return _local_source(local.resolve().name, local.resolve())
     repo_id, revision = split_revision(model_id)
     if revision is None and repo_id in bundled:
@@ -64,7 +67,7 @@ def locate_model(model_id: str, bundled: Mapping[str, Path]) -> ModelSource:
     if hub_constants.HF_HUB_OFFLINE:
         return _cached_source(repo_id, revision, reason="HF_HUB_OFFLINE is set")
     try:
-        info = HfApi().model_info(repo_id, revision=revision)
+        info = HfApi().model_info(repo_id, revision=revision, files_metadata=True)
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:
         raise ModelResolutionError(_hub_refusal(repo_id, revision, error)) from None
     except Exception as error:
@@ -80,6 +83,7 @@ def locate_model(model_id: str, bundled: Mapping[str, Path]) -> ModelSource:
         commit=info.sha,
         files=tuple(sibling.rfilename for sibling in info.siblings or ()),
         card=card,
+        sizes={sibling.rfilename: sibling.size for sibling in info.siblings or () if sibling.size is not None},
     )
 
 

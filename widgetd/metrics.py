@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
-from typing import Iterable, Sequence
+from collections import Counter, defaultdict
+from typing import Iterable, Mapping, Sequence
 
 from widgetd.models import ServedModel
 
@@ -67,7 +67,8 @@ class Metrics:
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_sizes.observe((model,), size)
 
-    def render(self, models: Sequence[ServedModel]) -> str:
+    def render(self, models: Sequence[ServedModel], loads: Mapping[str, int] = {}, evictions: Mapping[str, int] = {}) -> str:
+        """The metrics as Prometheus text; ``loads`` and ``evictions`` count each on-demand model's loads and unloads."""
         lines = [
             "# HELP widgetd_requests_total Inference requests by model, task and HTTP status.",
             "# TYPE widgetd_requests_total counter",
@@ -118,6 +119,18 @@ class Metrics:
             "# HELP widgetd_model_ready Whether each model is loaded (1) or not (0).",
             "# TYPE widgetd_model_ready gauge",
             *(f"widgetd_model_ready{_labels(('model',), (m.model_id,))} {int(m.ready)}" for m in models),
+            "# HELP widgetd_model_loads_total Models loaded on demand (--allow-model).",
+            "# TYPE widgetd_model_loads_total counter",
+            *(f"widgetd_model_loads_total{_labels(('model',), (model,))} {count}" for model, count in sorted(loads.items())),
+            "# HELP widgetd_model_evictions_total Models unloaded to make room or through the admin API.",
+            "# TYPE widgetd_model_evictions_total counter",
+            *(f"widgetd_model_evictions_total{_labels(('model',), (model,))} {count}" for model, count in sorted(evictions.items())),
+            "# HELP widgetd_models_loaded Models held now, by device.",
+            "# TYPE widgetd_models_loaded gauge",
+            *(
+                f"widgetd_models_loaded{_labels(('device',), (device,))} {count}"
+                for device, count in sorted(Counter(m.device or "none" for m in models if m.ready).items())
+            ),
         ]
         return "\n".join(lines) + "\n"
 

@@ -29,6 +29,8 @@ class ModelRequest:
     device: str | None = None
     trust_remote_code: bool = False
     """Whether code shipped in the model's repo may run (``--trust-remote-code``)."""
+    on_demand: bool = False
+    """Asked for by a request (a Hub repo id, never a folder here), and unloaded when room is needed."""
 
 
 @dataclass
@@ -53,6 +55,17 @@ class ServedModel:
     planned_at: float = field(default_factory=time.time)
     placement: dict[str, str] | None = None
     """Where each part of a model split across devices runs (its ``device_map``)."""
+    pinned: bool = True
+    """Named at startup (or pinned through the admin API): never unloaded to make room."""
+    last_used: float = field(default_factory=time.time)
+    in_flight: int = 0
+    """Requests being answered now: a model with any is never unloaded."""
+    load_started: float = field(default_factory=time.monotonic)
+
+    @property
+    def download_bytes(self) -> int:
+        """What its backend fetches, as the Hub sized it (0 when unknown)."""
+        return sum(self.source.sizes.get(name, 0) for name in self.backend.files(self.source.files))
 
     @property
     def ready(self) -> bool:
@@ -62,6 +75,12 @@ class ServedModel:
     def chat(self) -> bool:
         """Whether the model answers chat messages (it generates, and has a chat template)."""
         return self.generator is not None and bool(getattr(self.generator.engine, "chat", False))
+
+    @property
+    def busy(self) -> bool:
+        """Answering, queued or streaming requests: never unloaded then."""
+        streaming = bool(self.generator and (self.generator.active or self.generator.waiting))
+        return self.in_flight > 0 or self.queue_depth > 0 or streaming
 
     @property
     def queue_depth(self) -> int:
@@ -82,6 +101,7 @@ class ServedModel:
             "revision": self.source.commit,
             "state": self.state,
             "problem": self.problem_for(trusted),
+            "pinned": self.pinned,
             **({"placement": self.placement} if self.placement else {}),
             **({"generation": self._generation()} if self.generator else {}),
         }
@@ -95,7 +115,7 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
     planned: dict[str, ServedModel] = {}
     for request in requests:
         devices.check_device_name(request.device)
-        source = hub.locate_model(request.model_id, registry.bundled_models)
+        source = hub.locate_model(request.model_id, registry.bundled_models, hub_only=request.on_demand)
         backend = hub.choose_backend(source, registry.backends, library=request.library)
         task = hub.choose_task(source, backend, task=request.task)
         if source.model_id in planned:
@@ -110,7 +130,13 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
             )
         )
         planned[source.model_id] = ServedModel(
-            source.model_id, source, backend, task, device_request=request.device, trust_remote_code=request.trust_remote_code
+            source.model_id,
+            source,
+            backend,
+            task,
+            device_request=request.device,
+            trust_remote_code=request.trust_remote_code,
+            pinned=not request.on_demand,
         )
     return list(planned.values())
 

@@ -15,6 +15,7 @@ from widgetd.generating import Engine, GenerationLoop
 from widgetd.limits import Limits
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel
+from widgetd.on_demand import Pool
 from widgetd.plugins import Registry
 
 log = logging.getLogger("widgetd")
@@ -44,6 +45,10 @@ class ServerSettings:
     """How much work one request may ask for."""
     trust_remote_code: bool = False
     """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
+    allow_models: tuple[str, ...] = ()
+    """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""
+    max_models: int | None = None
+    """Models held at once; the least recently used idle on-demand one is unloaded to make room."""
 
 
 class Shutdown:
@@ -69,6 +74,10 @@ class ServerState:
     settings: ServerSettings = field(default_factory=ServerSettings)
     metrics: Metrics = field(default_factory=Metrics)
     shutdown: Shutdown = field(default_factory=Shutdown)
+    pool: Pool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = Pool(allow=tuple(self.settings.allow_models), max_models=self.settings.max_models)
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"

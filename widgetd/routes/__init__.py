@@ -7,7 +7,9 @@ import hmac
 
 from litestar import Request
 
-from widgetd.errors import Unauthorized
+from widgetd.errors import NotFound, Unauthorized
+from widgetd.models import ServedModel
+from widgetd.on_demand import not_served, request_model, served_or_loading, split_repo_path
 from widgetd.state import ServerState
 
 STATE_KEY = "widgetd"
@@ -17,15 +19,45 @@ def state_of(request: Request) -> ServerState:
     return request.app.state[STATE_KEY]
 
 
-def methods_of(rest: str) -> str | None:
-    """The methods a path under ``/models/{model_id}`` answers, by what follows the model id; None: no such route."""
+def methods_of(rest: str, admin: bool = False) -> str | None:
+    """The methods a path under ``/models/{model_id}`` answers, by what follows the model id; None: no such
+    route. ``admin``: the server has an API key, so its admin routes (load, unload) are open to its holders."""
     if rest.startswith("pipeline/") and rest != "pipeline/":
         return "POST"
     if rest in ("health", "info", "v1/models"):
         return "GET"
-    if rest in ("v1/chat/completions", "v1/embeddings"):
+    if rest in ("v1/chat/completions", "v1/embeddings") or (admin and rest == "load"):
         return "POST"
-    return "GET, POST" if rest == "" else None
+    if rest == "":
+        return "GET, POST, DELETE" if admin else "GET, POST"
+    return None
+
+
+def admin_open(request: Request) -> bool:
+    """Whether the admin routes exist here: only behind an API key, so no anonymous client unloads a model."""
+    return bool(state_of(request).settings.api_key)
+
+
+def waits_for_model(request: Request) -> bool:
+    return request.headers.get("x-wait-for-model", "").strip().lower() == "true"
+
+
+async def model_at(request: Request, path: str) -> tuple[ServedModel, str]:
+    """The served model a path under /models names, and the rest of the path. An allowed Hub model not served
+    yet starts loading: ModelLoading (503 with an estimate) until it is ready, or the wait for it with
+    ``x-wait-for-model: true``."""
+    state = state_of(request)
+    try:
+        return state.split_model_path(path)
+    except NotFound:
+        named = split_repo_path(path)
+        # Allowed, or being loaded at an admin's word.
+        if named is None or not (state.pool.allows(named[0]) or named[0] in state.pool.planning):
+            raise not_served(state, path) from None
+    model_id, rest = named
+    require_key(request)
+    request_model(state, model_id)
+    return await served_or_loading(state, model_id, wait=waits_for_model(request)), rest
 
 
 def require_key(request: Request) -> None:

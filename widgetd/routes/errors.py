@@ -60,7 +60,7 @@ def _http_error(request: Request, error: HTTPException) -> Response:
 
 
 def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
-    response = error_response(503, str(error), openai=is_openai_route(request))
+    response = error_response(503, str(error), openai=is_openai_route(request), **error.details)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 

@@ -26,7 +26,8 @@ from widgetd.errors import (
     ServiceUnavailable,
 )
 from widgetd.models import ServedModel
-from widgetd.routes import generation, openai, holds_key, methods_of, require_key, state_of
+from widgetd.on_demand import served_or_loading
+from widgetd.routes import admin, generation, openai, admin_open, holds_key, methods_of, model_at, require_key, state_of, waits_for_model
 from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
 from widgetd.tasks import ReplyOptions, Task
@@ -49,10 +50,12 @@ async def predict_default(request: Request) -> Response:
 
 @post("/models/{model_path:path}", status_code=200)
 async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
-    model, rest = state_of(request).split_model_path(model_path)
+    if admin_open(request) and model_path.rstrip("/").endswith("/load"):
+        return await admin.load(request, model_path.rstrip("/").removesuffix("/load"))
+    model, rest = await model_at(request, model_path)
     if rest in openai.MODEL_ROUTES:
         return await openai.MODEL_ROUTES[rest](request, model)
-    allowed = methods_of(rest)
+    allowed = methods_of(rest, admin_open(request))
     if allowed is None:
         raise NotFound(f"no route /models/{model.model_id}/{rest}; use /models/{model.model_id}/pipeline/<task>")
     if "POST" not in allowed:
@@ -75,6 +78,7 @@ async def measured(
     state = state_of(request)
     started, status = time.perf_counter(), 500
     measured = {"task": label}
+    model.in_flight += 1
     try:
         response = await respond(measured)
         status = response.status_code or 200
@@ -94,6 +98,8 @@ async def measured(
         state.metrics.observe_invalid_answer(model.model_id, error.task)
         raise
     finally:
+        model.in_flight -= 1
+        model.last_used = time.time()
         state.metrics.observe_request(model.model_id, measured["task"], status, time.perf_counter() - started)
 
 
@@ -104,13 +110,16 @@ def _task_label(state: ServerState, model: ServedModel, task_name: str | None) -
     return task_name if task_name in state.registry.tasks else "unknown"
 
 
-def check_serving(request: Request, state: ServerState, model: ServedModel) -> None:
-    """The key, and a model ready for requests on a server that takes them."""
+async def check_serving(request: Request, state: ServerState, model: ServedModel) -> None:
+    """The key, and a model ready for requests on a server that takes them: a loading model answers the
+    serverless API's 503 with an estimate, or is waited for (``x-wait-for-model: true``)."""
     require_key(request)
     if state.shutdown.stopping:
         raise ServiceUnavailable("this server is shutting down; send the request again (to another replica)", 1)
     if model.state == "loading":
-        raise ServiceUnavailable(f"model {model.model_id} is loading", LOADING_RETRY_SECONDS)
+        await served_or_loading(state, model.model_id, wait=waits_for_model(request))
+    if model.state == "unloaded":
+        raise ServiceUnavailable(f"model {model.model_id} was unloaded; send the request again to load it", 1)
     if model.state == "failed":
         problem = model.problem_for(holds_key(request))
         raise ServiceUnavailable(f"model {model.model_id} failed to load: {problem}", FAILED_RETRY_SECONDS)
@@ -126,7 +135,7 @@ def reply_headers(request: Request, model: ServedModel, elapsed: float | None = 
 async def _answer(
     request: Request, state: ServerState, model: ServedModel, task_name: str | None, measured: dict[str, str]
 ) -> Response:
-    check_serving(request, state, model)
+    await check_serving(request, state, model)
     if task_name is not None and task_name not in model.tasks:
         raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
     body = await request.body()

@@ -98,7 +98,7 @@ async def chat(request: Request, model: ServedModel | None) -> Response:
 
 
 async def _chat(request: Request, state: ServerState, model: ServedModel, decoded: ChatCompletionInput, by_path: bool) -> Response:
-    inference.check_serving(request, state, model)
+    await inference.check_serving(request, state, model)
     if model.generator is None:
         raise _unable(model, "does not generate text token by token, so it serves no chat completions", by_path)
     job = chat_job(decoded)
@@ -125,7 +125,7 @@ async def embed(request: Request, model: ServedModel | None) -> Response:
 
 
 async def _embed(request: Request, state: ServerState, model: ServedModel, decoded: EmbeddingsInput, by_path: bool) -> Response:
-    inference.check_serving(request, state, model)
+    await inference.check_serving(request, state, model)
     if "feature-extraction" not in model.tasks:
         raise _unable(model, f"does not embed text; it serves {list(model.tasks)}", by_path)
     texts = _texts(decoded.input)

@@ -10,10 +10,12 @@ from litestar.static_files import create_static_files_router
 
 from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
-from widgetd.routes import holds_key, methods_of, require_key, state_of
+from widgetd.on_demand import not_served, split_repo_path
+from widgetd.routes import admin_open, holds_key, methods_of, require_key, state_of
 from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
 from widgetd.routes.openai import model_list
 from widgetd.spec import served_openapi_document
+from widgetd.state import ServerState
 from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page
 
 
@@ -26,7 +28,7 @@ def root_options(request: Request) -> Response:
 def model_options(request: Request, model_path: FromPath[str]) -> Response:
     """The methods of each path under /models exactly: one route serves them all, so litestar cannot say."""
     model, rest = state_of(request).split_model_path(model_path)
-    methods = methods_of(rest)
+    methods = methods_of(rest, admin_open(request))
     if methods is None:
         raise NotFound(f"no route /models/{model.model_id}/{rest}")
     return _allow(methods)
@@ -52,7 +54,8 @@ def widgets(request: Request) -> dict[str, Any]:
 
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response:
-    return health_of(state_of(request).models, holds_key(request))
+    """The pinned models' health: models loading or unloaded on demand do not make a server unhealthy."""
+    return health_of([model for model in state_of(request).models if model.pinned], holds_key(request))
 
 
 @get("/info", sync_to_thread=False)
@@ -65,7 +68,8 @@ def info(request: Request) -> dict[str, Any]:
 def metrics(request: Request) -> Response:
     require_key(request)
     state = state_of(request)
-    return Response(state.metrics.render(state.models), media_type="text/plain; version=0.0.4")
+    rendered = state.metrics.render(state.models, state.pool.loads, state.pool.evictions)
+    return Response(rendered, media_type="text/plain; version=0.0.4")
 
 
 @get("/openapi.json", sync_to_thread=False)
@@ -76,7 +80,11 @@ def openapi(request: Request) -> dict[str, Any]:
 
 @get("/models/{model_path:path}", sync_to_thread=False)
 def model_resource(request: Request, model_path: FromPath[str]) -> Any:
-    model, rest = state_of(request).split_model_path(model_path)
+    state = state_of(request)
+    try:
+        model, rest = state.split_model_path(model_path)
+    except NotFound:
+        return _not_loaded_health(state, model_path)
     if rest == "health":
         return health_of([model], holds_key(request))
     require_key(request)
@@ -84,10 +92,19 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
         return info_of(request, [model])
     if rest == "v1/models":
         return model_list([model])
-    allowed = methods_of(rest)
+    allowed = methods_of(rest, admin_open(request))
     if allowed is None:
         raise NotFound(f"no route /models/{model.model_id}/{rest}")
     raise MethodNotAllowed(f"/models/{model.model_id}/{rest} answers {allowed} requests", allow=allowed)
+
+
+def _not_loaded_health(state: ServerState, path: str) -> Response:
+    """An allowed on-demand model not loaded now: its health says so (asking does not load it)."""
+    named = split_repo_path(path) if state.pool.enabled else None
+    if named is None or named[1] != "health" or not state.pool.allows(named[0]):
+        raise not_served(state, path)
+    status = "loading" if named[0] in state.pool.planning else "unloaded"
+    return Response({"status": status, "model": named[0]}, status_code=503, headers={"Retry-After": str(LOADING_RETRY_SECONDS)})
 
 
 def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:

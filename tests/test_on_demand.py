@@ -1,0 +1,195 @@
+"""Models on demand: allowed Hub models load on their first request, the least recently used idle ones make
+room, and the admin API manages them. ``widgetd serve`` runs as a process against a LocalHub, with a small
+plugin whose loads and answers take as long as each repo says."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_plugins import install_fake_distribution
+from widgetd.testing.process import ServeProcess
+
+TIMED_PLUGIN = '''
+import json
+import time
+from pathlib import Path
+from widgetd import Backend, hookimpl
+
+
+class Timed:
+    def __init__(self, settings):
+        self.scale, self.answer_seconds = settings["scale"], settings.get("answer_seconds", 0)
+
+    def __call__(self, task, requests):
+        time.sleep(self.answer_seconds)
+        return [[self.scale * len(request.inputs)] for request in requests]
+
+
+def load(snapshot):
+    settings = json.loads((Path(snapshot.path) / "timed.json").read_text())
+    time.sleep(settings.get("load_seconds", 0))
+    return Timed(settings)
+
+
+@hookimpl
+def register_backends(register):
+    register(Backend(
+        name="timed", library="timed", tasks=("feature-extraction",), load=load,
+        files=lambda files: [f for f in files if f.endswith((".json", ".bin"))],
+        recognizes=lambda files: "timed.json" in files,
+    ))
+'''
+KEY = "admin-key-1234"
+
+
+def publish(local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0) -> str:
+    folder = tmp_path / "repos" / repo_id.replace("/", "--")
+    folder.mkdir(parents=True)
+    (folder / "timed.json").write_text(f'{{"scale": {scale}, "load_seconds": {load_seconds}, "answer_seconds": {answer_seconds}}}')
+    (folder / "weights.bin").write_bytes(b"\0" * (1024 * 1024))
+    local_hub.publish(repo_id, folder, card={"library_name": "timed", "pipeline_tag": "feature-extraction"})
+    return repo_id
+
+
+@pytest.fixture
+def env(hub_env, tmp_path) -> dict[str, str]:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_distribution(site, "widgetd-timed", TIMED_PLUGIN)
+    return {
+        **hub_env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+        "WIDGETD_LOAD_PLUGINS": "widgetd-timed",
+    }
+
+
+def embed(server: ServeProcess, model: str, text: str = "abc", **headers) -> httpx.Response:
+    return httpx.post(f"{server.url}/models/{model}", json={"inputs": text}, headers=headers, timeout=60)
+
+
+def until_answered(server: ServeProcess, model: str, timeout: float = 30) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = embed(server, model)
+        if response.status_code != 503:
+            return response
+        time.sleep(0.1)
+    raise TimeoutError(f"{model} never loaded")
+
+
+def resolved_files(local_hub, repo_id: str) -> list[str]:
+    return [path for method, path in local_hub.requests if method == "GET" and path.startswith(f"/{repo_id}/resolve/")]
+
+
+def test_a_first_request_is_answered_loading_then_the_model_serves(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/slow", scale=2, load_seconds=1.0)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        first = embed(server, "org/slow")
+        assert first.status_code == 503
+        assert first.json()["error"] == "Model org/slow is currently loading"
+        assert first.json()["estimated_time"] > 0 and int(first.headers["retry-after"]) >= 1
+        assert httpx.get(f"{server.url}/health").status_code == 200  # an on-demand model loading is not a problem
+        assert until_answered(server, "org/slow").json() == [6.0]
+        assert httpx.get(f"{server.url}/models/org/slow/health").json()["status"] == "ok"
+
+
+def test_x_wait_for_model_waits_for_the_load(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/waited", scale=3, load_seconds=0.5)
+    with ServeProcess(["--allow-model", "org/waited"], env) as server:
+        response = embed(server, "org/waited", **{"x-wait-for-model": "true"})
+        assert response.status_code == 200 and response.json() == [9.0]
+
+
+def test_fifty_concurrent_first_requests_cause_one_download_and_one_load(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/popular", scale=1, load_seconds=0.5)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        local_hub.clear_log()
+        with ThreadPoolExecutor(50) as pool:
+            answers = list(pool.map(lambda _: embed(server, "org/popular", **{"x-wait-for-model": "true"}), range(50)))
+        assert {response.status_code for response in answers} == {200}
+        downloads = Counter(path.rsplit("/", 1)[1] for path in resolved_files(local_hub, "org/popular"))
+        assert downloads["weights.bin"] == downloads["timed.json"] == 1
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'widgetd_model_loads_total{model="org/popular"} 1' in metrics
+
+
+def test_a_model_not_allowed_is_a_404_naming_the_allow_list_and_nothing_is_fetched(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "other/secret", scale=1)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        local_hub.clear_log()
+        response = embed(server, "other/secret")
+        assert response.status_code == 404 and "org/*" in response.json()["error"]
+        assert embed(server, "../etc/passwd").status_code == 404
+        assert not [path for _, path in local_hub.requests if "other/secret" in path]
+
+
+def test_the_least_recently_used_idle_model_makes_room(local_hub, env, tmp_path):
+    for name, scale in (("a", 1), ("b", 2), ("c", 3)):
+        publish(local_hub, tmp_path, f"org/{name}", scale=scale)
+    with ServeProcess(["--allow-model", "org/*", "--max-models", "2", "--api-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}"}
+        wait = {**auth, "x-wait-for-model": "true"}
+        assert embed(server, "org/a", **wait).status_code == 200
+        assert embed(server, "org/b", **wait).status_code == 200
+        assert embed(server, "org/a", **wait).status_code == 200  # a is now the more recently used
+        assert embed(server, "org/c", **wait).json() == [9.0]
+        listed = httpx.get(f"{server.url}/models", headers=auth).json()
+        assert sorted(model["model_id"] for model in listed["models"]) == ["org/a", "org/c"]
+        metrics = httpx.get(f"{server.url}/metrics", headers=auth).text
+        assert 'widgetd_model_evictions_total{model="org/b"} 1' in metrics
+        assert embed(server, "org/b", **wait).json() == [6.0]  # unloaded models load again when asked
+
+
+def test_a_model_answering_requests_is_never_unloaded(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/busy", scale=1, answer_seconds=2.0)
+    publish(local_hub, tmp_path, "org/next", scale=2)
+    with ServeProcess(["--allow-model", "org/*", "--max-models", "1"], env) as server:
+        assert until_answered(server, "org/busy").status_code == 200
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(embed, server, "org/busy")
+            time.sleep(0.5)
+            refused = embed(server, "org/next")
+            assert refused.status_code == 503 and "--max-models" in refused.json()["error"]
+            assert running.result().json() == [3.0]
+        assert until_answered(server, "org/next").json() == [6.0]
+
+
+def test_the_admin_api_loads_lists_and_unloads_behind_the_key(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/managed", scale=5)
+    with ServeProcess(["--allow-model", "nothing/*", "--api-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}"}
+        assert httpx.post(f"{server.url}/models/org/managed/load").status_code == 401
+        loading = httpx.post(f"{server.url}/models/org/managed/load", json={"pin": True}, headers=auth)
+        assert loading.status_code == 202 and loading.json()["state"] == "loading"
+        assert embed(server, "org/managed", **auth, **{"x-wait-for-model": "true"}).json() == [15.0]
+        [listed] = httpx.get(f"{server.url}/models", headers=auth).json()["models"]
+        assert (listed["model_id"], listed["state"], listed["pinned"]) == ("org/managed", "ready", True)
+        assert httpx.delete(f"{server.url}/models/org/managed").status_code == 401
+        assert httpx.delete(f"{server.url}/models/org/managed", headers=auth).json() == {"model_id": "org/managed", "state": "unloaded"}
+        assert httpx.get(f"{server.url}/models", headers=auth).json()["models"] == []
+        assert httpx.delete(f"{server.url}/models/org/managed", headers=auth).status_code == 404
+
+
+def test_without_an_api_key_there_is_no_unloading(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/kept", scale=1)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        assert until_answered(server, "org/kept").status_code == 200
+        refused = httpx.delete(f"{server.url}/models/org/kept")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"
+        assert embed(server, "org/kept").status_code == 200
+
+
+def test_the_inference_client_waits_for_an_on_demand_model(local_hub, env, tmp_path):
+    from huggingface_hub import InferenceClient
+
+    publish(local_hub, tmp_path, "org/client", scale=2, load_seconds=0.5)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        client = InferenceClient(base_url=f"{server.url}/models/org/client", headers={"x-wait-for-model": "true"})
+        assert client.feature_extraction("abcd").tolist() == [8.0]

@@ -1,0 +1,195 @@
+"""Models on demand, as the serverless Inference API served them: an allowed Hub model loads on its
+first request (answered 503 with an estimate until it is ready), and the least recently used idle models
+are unloaded to make room when the server holds ``--max-models``.
+
+Everything here runs on the event loop, so choosing a model to unload and taking it out of service
+happen with no request in between; downloads and loads run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import gc
+import logging
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
+from widgetd.models import ModelRequest, ServedModel, load_model, plan_models
+
+if TYPE_CHECKING:
+    from widgetd.state import ServerState
+
+log = logging.getLogger("widgetd")
+
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+DEFAULT_LOAD_SECONDS = 20.0
+"""The estimate before any model has loaded here (the serverless API's usual answer)."""
+FAILURE_MEMORY_SECONDS = 60.0
+"""How long a model that could not be found or loaded is answered from memory before it is tried again."""
+WAIT_STEP_SECONDS = 0.05
+
+
+class ModelLoading(ServiceUnavailable):
+    """The serverless API's 503: ``{"error": "Model X is currently loading", "estimated_time": seconds}``."""
+
+    def __init__(self, model_id: str, estimated_time: float) -> None:
+        super().__init__(f"Model {model_id} is currently loading", max(1, round(estimated_time)))
+        self.details = {"estimated_time": round(estimated_time, 1)}
+
+
+@dataclass
+class Pool:
+    """What the server knows of its on-demand models beyond those in ``ServerState.models``."""
+
+    allow: tuple[str, ...] = ()
+    max_models: int | None = None
+    planning: dict[str, asyncio.Task] = field(default_factory=dict)
+    """Models being looked up on the Hub, before they join the served models."""
+    failures: dict[str, tuple[float, Exception]] = field(default_factory=dict)
+    history: list[tuple[int, float]] = field(default_factory=list)
+    """(bytes downloaded, seconds to download and load) of each model loaded here."""
+    loads: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    evictions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allow)
+
+    def allows(self, model_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.allow)
+
+    def estimate(self, model: ServedModel | None) -> float:
+        """Seconds until ``model`` is ready: its download size at the pace of past loads here, less the time
+        it has already taken."""
+        if not self.history:
+            expected = DEFAULT_LOAD_SECONDS
+        elif model is not None and model.download_bytes and sum(size for size, _ in self.history):
+            pace = sum(seconds for _, seconds in self.history) / sum(size for size, _ in self.history)
+            expected = model.download_bytes * pace
+        else:
+            expected = sum(seconds for _, seconds in self.history) / len(self.history)
+        spent = time.monotonic() - model.load_started if model is not None else 0.0
+        return max(1.0, expected - spent)
+
+
+def split_repo_path(path: str) -> tuple[str, str] | None:
+    """``org/name/pipeline/task`` as the repo id ``org/name`` and the rest; None if it names no repo."""
+    parts = path.strip("/").split("/")
+    model_id = "/".join(parts[:2])
+    if len(parts) < 2 or not REPO_ID.fullmatch(model_id) or ".." in model_id:
+        return None
+    return model_id, "/".join(parts[2:])
+
+
+def not_served(state: ServerState, path: str) -> NotFound:
+    allowed = f"; models loaded on demand: {list(state.pool.allow)}" if state.pool.enabled else ""
+    return NotFound(f"model {path.strip('/')!r} is not served here; served: {state.model_ids()}{allowed}")
+
+
+def request_model(state: ServerState, model_id: str, *, task: str | None = None, device: str | None = None, pin: bool = False) -> None:
+    """Start fetching and loading ``model_id`` unless it is already on its way; one load however many ask."""
+    if model_id in state.pool.planning:
+        return
+    known = next((model for model in state.models if model.model_id == model_id), None)
+    if known is not None:
+        if known.state != "failed" or known.pinned or time.monotonic() - known.load_started < FAILURE_MEMORY_SECONDS:
+            return
+        unload(state, known, reason="failed to load; trying again")
+    failed = state.pool.failures.get(model_id)
+    if failed and time.monotonic() - failed[0] < FAILURE_MEMORY_SECONDS:
+        raise_failure(model_id, failed[1])
+    make_room(state, model_id)
+    request = ModelRequest(
+        model_id, task=task, device=device, trust_remote_code=state.settings.trust_remote_code, on_demand=True
+    )
+    state.pool.planning[model_id] = asyncio.get_running_loop().create_task(_plan_and_load(state, request, pin))
+
+
+def raise_failure(model_id: str, error: Exception) -> None:
+    if isinstance(error, NotFound):
+        raise error
+    raise ServiceUnavailable(f"model {model_id} could not be loaded: {told_to_clients(error)}", int(FAILURE_MEMORY_SECONDS))
+
+
+async def _plan_and_load(state: ServerState, request: ModelRequest, pin: bool) -> None:
+    model_id = request.model_id
+    try:
+        try:
+            [model] = await asyncio.to_thread(plan_models, [request], state.registry)
+        except Exception as error:
+            log.warning("model %s cannot be served on demand: %s", model_id, error)
+            # The Hub or the plugins say it cannot be served here: a 404 until the failure is forgotten. A Hub
+            # out of reach may come back: a 503.
+            permanent = isinstance(error, ModelResolutionError) and "cannot be downloaded" not in str(error)
+            failure = NotFound(str(error)) if permanent else error
+            state.pool.failures[model_id] = (time.monotonic(), failure)
+            return
+        model.pinned = pin
+        state.models.append(model)
+        await asyncio.to_thread(
+            load_model, model, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits
+        )
+        if model.ready:
+            state.pool.history.append((model.download_bytes, model.load_seconds or 0.0))
+            state.pool.loads[model_id] += 1
+            state.pool.failures.pop(model_id, None)
+    finally:
+        state.pool.planning.pop(model_id, None)
+
+
+def make_room(state: ServerState, model_id: str) -> None:
+    """Unload the least recently used idle unpinned models until one more fits in ``--max-models``;
+    ServiceUnavailable saying why when the others are all pinned or busy."""
+    limit = state.pool.max_models
+    if limit is None:
+        return
+    while len(state.models) + len(state.pool.planning) >= limit:
+        idle = [model for model in state.models if not model.pinned and not model.busy and model.state != "loading"]
+        if not idle:
+            raise ServiceUnavailable(
+                f"model {model_id} cannot be loaded now: this server holds at most {limit} models (--max-models) "
+                "and the others are pinned, loading or answering requests",
+                5,
+            )
+        unload(state, min(idle, key=lambda model: model.last_used), reason="least recently used")
+
+
+def unload(state: ServerState, model: ServedModel, *, reason: str) -> None:
+    """Take ``model`` out of service and free its memory (its thread ends; GPU caches are emptied)."""
+    state.models.remove(model)
+    model.state = "unloaded"
+    if model.generator is not None:
+        model.generator.close()
+    if model.batcher is not None:
+        model.batcher.close()
+    model.batcher = model.generator = None
+    state.pool.evictions[model.model_id] += 1
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    log.info("model %s unloaded (%s)", model.model_id, reason)
+
+
+async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:
+    """The model once it may be asked (ready, or failed: the caller says why); until then ModelLoading, or
+    with ``wait`` (``x-wait-for-model: true``) the wait, up to the request timeout."""
+    deadline = time.monotonic() + state.settings.request_timeout
+    while True:
+        model = next((model for model in state.models if model.model_id == model_id), None)
+        if model is not None and model.state != "loading":
+            return model
+        failed = state.pool.failures.get(model_id)
+        if model is None and model_id not in state.pool.planning and failed:
+            raise_failure(model_id, failed[1])
+        if not wait:
+            raise ModelLoading(model_id, state.pool.estimate(model))
+        if time.monotonic() > deadline:
+            raise RequestTimedOut(f"model {model_id} did not load within {state.settings.request_timeout:g} s")
+        await asyncio.sleep(WAIT_STEP_SECONDS)

@@ -1,0 +1,87 @@
+"""Managing models at run time: list them, load one, unload one. Loading and unloading exist only on a server
+with an API key, and only for its holders: no anonymous client can unload what others use."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, get
+from litestar.params import FromPath
+
+from widgetd.errors import Conflict, InvalidInput, MethodNotAllowed, NotFound
+from widgetd.models import ServedModel
+from widgetd.on_demand import not_served, request_model, split_repo_path, unload
+from widgetd.routes import admin_open, require_key, state_of
+
+
+class LoadRequest(msgspec.Struct, forbid_unknown_fields=True):
+    task: str | None = None
+    device: str | None = None
+    pin: bool = False
+
+
+@get("/models", sync_to_thread=False)
+def list_models(request: Request) -> dict[str, Any]:
+    """Every model this server knows: served, loading, failed; with what the on-demand pool allows."""
+    require_key(request)
+    state = state_of(request)
+    planning = [{"model_id": model_id, "state": "loading", "pinned": False} for model_id in state.pool.planning]
+    return {
+        "models": [{**_described(model), "loads": state.pool.loads.get(model.model_id, 0)} for model in state.models] + planning,
+        "allowed": list(state.pool.allow),
+        "max_models": state.pool.max_models,
+    }
+
+
+def _described(model: ServedModel) -> dict[str, Any]:
+    return {
+        **model.describe(trusted=True),
+        "in_flight": model.in_flight,
+        "last_used": model.last_used,
+        "idle_seconds": round(time.time() - model.last_used, 1),
+    }
+
+
+async def load(request: Request, model_id: str) -> Response:
+    """``POST /models/{id}/load`` (optionally ``{"task", "device", "pin"}``): 202 while it loads, 200 if it serves."""
+    require_key(request)
+    state = state_of(request)
+    model_id = model_id.strip("/")
+    body = await request.body()
+    try:
+        asked = msgspec.json.decode(body, type=LoadRequest) if body.strip() else LoadRequest()
+    except msgspec.ValidationError as error:
+        raise InvalidInput(f"invalid load request: {error}") from None
+    except msgspec.DecodeError as error:
+        raise InvalidInput(f"the body is not valid JSON: {error}") from None
+    served = next((model for model in state.models if model.model_id == model_id), None)
+    if served is not None and served.state != "failed":
+        served.pinned = served.pinned or asked.pin
+        return Response({"model_id": model_id, "state": served.state, "pinned": served.pinned}, status_code=200)
+    if split_repo_path(model_id) is None:
+        raise not_served(state, model_id)
+    request_model(state, model_id, task=asked.task, device=asked.device, pin=asked.pin)
+    return Response({"model_id": model_id, "state": "loading", "estimated_time": round(state.pool.estimate(None), 1)}, status_code=202)
+
+
+@delete("/models/{model_path:path}", status_code=200)
+async def unload_model(request: Request, model_path: FromPath[str]) -> dict[str, Any]:
+    """Unload a model now (pinned ones too: the operator asks); 409 while it answers requests."""
+    if not admin_open(request):
+        raise MethodNotAllowed("/models/{model_id} answers GET and POST (unloading needs a server with --api-key)", allow="GET, POST")
+    require_key(request)
+    state = state_of(request)
+    model, rest = state.split_model_path(model_path)
+    if rest:
+        raise NotFound(f"no route DELETE /models/{model.model_id}/{rest}")
+    if model.state == "loading":
+        raise Conflict(f"model {model.model_id} is loading; unload it once it is ready")
+    if model.busy:
+        raise Conflict(f"model {model.model_id} is answering requests; unload it once they are answered")
+    unload(state, model, reason="asked through the admin API")
+    return {"model_id": model.model_id, "state": "unloaded"}
+
+
+ROUTES = [list_models, unload_model]
