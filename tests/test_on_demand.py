@@ -193,3 +193,63 @@ def test_the_inference_client_waits_for_an_on_demand_model(local_hub, env, tmp_p
     with ServeProcess(["--allow-model", "org/*"], env) as server:
         client = InferenceClient(base_url=f"{server.url}/models/org/client", headers={"x-wait-for-model": "true"})
         assert client.feature_extraction("abcd").tolist() == [8.0]
+
+
+def test_a_reload_switches_revision_with_no_failed_request_under_load(local_hub, env, tmp_path):
+    import threading
+
+    repo = publish(local_hub, tmp_path, "org/evolving", scale=1, load_seconds=0.5)
+    with ServeProcess(["--model-id", repo, "--api-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}"}
+        answers: list[httpx.Response] = []
+        stop = threading.Event()
+
+        def keep_asking() -> None:
+            while not stop.is_set():
+                answers.append(embed(server, repo, "abcd", **auth))
+
+        with ThreadPoolExecutor(3) as pool:
+            for _ in range(3):
+                pool.submit(keep_asking)
+            time.sleep(0.3)
+            folder = tmp_path / "repos" / "org--evolving"
+            (folder / "timed.json").write_text('{"scale": 2, "load_seconds": 0.5}')
+            new_commit = local_hub.publish(repo, folder, card={"library_name": "timed", "pipeline_tag": "feature-extraction"})
+            reloading = httpx.post(f"{server.url}/models/{repo}/reload", headers=auth)
+            assert reloading.status_code == 202
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (not answers or answers[-1].json() != [8.0]):
+                time.sleep(0.05)
+            time.sleep(0.3)
+            stop.set()
+        assert {response.status_code for response in answers} == {200}
+        values = [response.json() for response in answers]
+        assert values[0] == [4.0] and values[-1] == [8.0]
+        switched = values.index([8.0])
+        # Requests that began on the old copy end on it; after them, the new copy answers alone.
+        assert set(map(tuple, values)) == {(4.0,), (8.0,)} and all(value == [8.0] for value in values[switched + 6 :])
+        [listed] = httpx.get(f"{server.url}/models", headers=auth).json()["models"]
+        assert (listed["revision"], listed["pinned"]) == (new_commit, True)
+
+
+def test_the_widget_page_opens_an_allowed_model_and_follows_its_load(local_hub, env, tmp_path):
+    from tests.test_widget_page import CHROMIUM, CHROMIUM_FLAGS, _playwright, screenshot, widget_page_at
+
+    sync_playwright = _playwright()
+    publish(local_hub, tmp_path, "org/opened", scale=1, load_seconds=1.5)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            with widget_page_at(browser, server.url) as page:
+                opener = page.locator("section.opener")
+                opener.locator("input[name=model_id]").fill("org/opened")
+                opener.locator("button[type=submit]").click()
+                opener.locator(".loading").wait_for(timeout=10000)
+                assert "Loading org/opened" in opener.locator(".loading").inner_text()
+                page.locator('section[data-model="org/opened"]').wait_for(timeout=30000)
+                screenshot(page.locator('section[data-model="org/opened"]'), "on-demand-opened")
+                opener.locator("input[name=model_id]").fill("other/not-allowed")
+                opener.locator("button[type=submit]").click()
+                opener.locator(".error").wait_for(timeout=10000)
+                assert "404" in opener.locator(".error").inner_text()
+            browser.close()

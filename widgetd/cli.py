@@ -22,12 +22,22 @@ DEFAULT_PORT = 8000
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser, serve = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        defaults_from_environment(serve)
+    except WidgetdError as error:
+        print(f"widgetd: error: {error}", file=sys.stderr)
+        return 2
     arguments = parser.parse_args(argv)
     if not hasattr(arguments, "run"):
         parser.print_help()
         return 2
     try:
+        if getattr(arguments, "config", None) and arguments.run is _serve:
+            apply_config(arguments, serve, argv)
+        if arguments.run is _config_check:
+            arguments.options = serve_options(serve)
         return arguments.run(arguments) or 0
     except WidgetdError as error:
         # A Hub that echoes the request's headers must not get the token onto the terminal.
@@ -35,11 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The command line, and its ``serve`` command's own parser."""
     parser = argparse.ArgumentParser(prog="widgetd", description=__doc__)
     commands = parser.add_subparsers(title="commands")
 
-    serve = commands.add_parser("serve", help="serve models over HTTP")
+    serve = commands.add_parser(
+        "serve",
+        help="serve models over HTTP",
+        epilog="Every option is also an environment variable, WIDGETD_ and its name (WIDGETD_MAX_QUEUE=64), "
+        "and a setting of the --config file's [server] table (max_queue = 64); flags win over both.",
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("WIDGETD_CONFIG"),
+        help="a widgetd.toml describing the server ([server]) and its models ([[models]]); flags override it",
+    )
     serve.add_argument(
         "--model-id",
         action="append",
@@ -62,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-model",
         action="append",
+        dest="allow_models",
         default=_env_list("WIDGETD_ALLOW_MODELS"),
         metavar="PATTERN",
         help="load a Hub model matching this glob (e.g. 'my-org/*') on its first request; repeatable "
@@ -130,7 +153,84 @@ def _parser() -> argparse.ArgumentParser:
     spec.add_argument("--out", type=Path, default=Path("spec"), help="folder to write (default: spec)")
     spec.add_argument("--check", action="store_true", help="only report files that are stale; exit 1 if any")
     spec.set_defaults(run=_spec)
-    return parser
+
+    config = commands.add_parser("config", help="check a widgetd.toml")
+    checks = config.add_subparsers(title="config commands")
+    check = checks.add_parser("check", help="validate a config file; errors name the line")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_config_check)
+    return parser, serve
+
+
+NOT_IN_CONFIG = ("help", "config", "model_id")
+"""Options the config's [server] table does not hold: the models are its [[models]] tables."""
+
+
+def serve_options(serve: argparse.ArgumentParser) -> dict[str, type]:
+    """Each ``serve`` option's setting name and type: what the config's [server] table may hold."""
+    options = {}
+    for action in serve._actions:
+        if action.option_strings and action.dest not in NOT_IN_CONFIG:
+            options[action.dest] = _kind(action)
+    return options
+
+
+def _kind(action: argparse.Action) -> type:
+    if action.nargs == 0:
+        return bool
+    if type(action).__name__ == "_AppendAction":
+        return list
+    return action.type if action.type in (int, float) else str
+
+
+def defaults_from_environment(serve: argparse.ArgumentParser) -> None:
+    """``WIDGETD_<OPTION>`` (``WIDGETD_MAX_QUEUE=64``) as the default of each ``serve`` option."""
+    for action in serve._actions:
+        name = "WIDGETD_" + action.dest.upper()
+        value = os.environ.get(name)
+        if not action.option_strings or value is None or action.dest == "help":
+            continue
+        kind = _kind(action)
+        try:
+            action.default = (
+                _env_flag(name) if kind is bool else [item.strip() for item in value.split(",") if item.strip()] if kind is list else kind(value)
+            )
+        except ValueError:
+            raise WidgetdError(f"${name} is {value!r}, not {'an' if kind is int else 'a'} {kind.__name__}") from None
+
+
+def apply_config(arguments: argparse.Namespace, serve: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """The config file's settings where the command line says nothing, and its models unless --model-id names some."""
+    from widgetd.config import read_config
+
+    config = read_config(arguments.config, serve_options(serve))
+    given = {
+        action.dest
+        for action in serve._actions
+        for flag in action.option_strings
+        if any(argument == flag or argument.startswith(flag + "=") for argument in argv)
+    }
+    for key, value in config.server.items():
+        if key not in given:
+            setattr(arguments, key, value)
+    arguments.config_models = [] if arguments.model_id else config.models
+
+
+def _config_check(arguments: argparse.Namespace) -> int:
+    from widgetd.config import ConfigError, read_config
+    from widgetd.devices import check_device_name
+
+    config = read_config(arguments.file, arguments.options)
+    _, registry = _registry()
+    for index, model in enumerate(config.models):
+        if model.task and model.task not in registry.tasks:
+            raise ConfigError(f"{arguments.file}: models[{index}].task {model.task!r} is not a task here; known: {sorted(registry.tasks)}")
+        try:
+            check_device_name(model.device)
+        except WidgetdError as error:
+            raise ConfigError(f"{arguments.file}: models[{index}].device: {error}") from None
+    print(f"{arguments.file}: ok ({len(config.server)} settings, {len(config.models)} models)")
+    return 0
 
 
 def _env_flag(name: str) -> bool:
@@ -225,19 +325,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     # (health checks, new requests) answering within milliseconds while they run.
     sys.setswitchinterval(0.001)
     manager, registry = _registry()
-    # A server of on-demand models pins none unless told; otherwise the default model is served.
-    named = arguments.model_id or [default_model_id() or ("" if arguments.allow_model else DEFAULT_MODEL_ID)]
-    model_ids = [model_id for model_id in named if model_id]
-    requests = [
-        ModelRequest(
-            model_id,
-            task=arguments.task,
-            library=arguments.library,
-            device=arguments.device,
-            trust_remote_code=arguments.trust_remote_code,
-        )
-        for model_id in model_ids
-    ]
+    requests = _model_requests(arguments)
     settings = ServerSettings(
         api_key=arguments.api_key,
         max_body_size=arguments.max_body_size,
@@ -251,7 +339,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         max_connections=arguments.max_connections,
         shutdown_timeout=arguments.shutdown_timeout,
         trust_remote_code=arguments.trust_remote_code,
-        allow_models=tuple(arguments.allow_model or ()),
+        allow_models=tuple(arguments.allow_models or ()),
         max_models=arguments.max_models,
         limits=Limits(
             max_inputs=arguments.max_inputs,
@@ -272,6 +360,30 @@ def _serve(arguments: argparse.Namespace) -> int:
     server.run()
     _exit_even_if_a_model_is_busy()
     return 0
+
+
+def _model_requests(arguments: argparse.Namespace) -> list:
+    """The models to serve: --model-id's, else the config file's, else the environment's or the default one
+    (none for a server of on-demand models)."""
+    from widgetd.models import ModelRequest
+
+    common = dict(task=arguments.task, library=arguments.library, device=arguments.device, trust_remote_code=arguments.trust_remote_code)
+    configured = getattr(arguments, "config_models", [])
+    if configured and not arguments.model_id:
+        return [
+            ModelRequest(
+                entry.full_id,
+                task=entry.task or arguments.task,
+                library=entry.library or arguments.library,
+                device=entry.device or arguments.device,
+                trust_remote_code=entry.trust_remote_code or arguments.trust_remote_code,
+                pinned=entry.pinned,
+                max_batch_size=entry.batch_size,
+            )
+            for entry in configured
+        ]
+    named = arguments.model_id or [default_model_id() or ("" if arguments.allow_models else DEFAULT_MODEL_ID)]
+    return [ModelRequest(model_id, **common) for model_id in named if model_id]
 
 
 def _exit_even_if_a_model_is_busy() -> None:

@@ -31,6 +31,10 @@ class ModelRequest:
     """Whether code shipped in the model's repo may run (``--trust-remote-code``)."""
     on_demand: bool = False
     """Asked for by a request (a Hub repo id, never a folder here), and unloaded when room is needed."""
+    pinned: bool = True
+    """Never unloaded to make room (on-demand models never are pinned unless an admin says so)."""
+    max_batch_size: int | None = None
+    """This model's largest batch, over the server's ``--max-batch-size``."""
 
 
 @dataclass
@@ -61,6 +65,9 @@ class ServedModel:
     in_flight: int = 0
     """Requests being answered now: a model with any is never unloaded."""
     load_started: float = field(default_factory=time.monotonic)
+    request: ModelRequest | None = field(default=None, repr=False)
+    """What it was asked as: a reload asks for it again."""
+    max_batch_size: int | None = None
 
     @property
     def download_bytes(self) -> int:
@@ -102,6 +109,7 @@ class ServedModel:
             "state": self.state,
             "problem": self.problem_for(trusted),
             "pinned": self.pinned,
+            **({"max_batch_size": self.batcher.max_batch_size} if self.batcher else {}),
             **({"placement": self.placement} if self.placement else {}),
             **({"generation": self._generation()} if self.generator else {}),
         }
@@ -136,7 +144,9 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
             task,
             device_request=request.device,
             trust_remote_code=request.trust_remote_code,
-            pinned=not request.on_demand,
+            pinned=request.pinned and not request.on_demand,
+            request=request,
+            max_batch_size=request.max_batch_size,
         )
     return list(planned.values())
 

@@ -51,6 +51,8 @@ class Pool:
     max_models: int | None = None
     planning: dict[str, asyncio.Task] = field(default_factory=dict)
     """Models being looked up on the Hub, before they join the served models."""
+    reloading: dict[str, asyncio.Task] = field(default_factory=dict)
+    """Served models whose new copy is loading beside them."""
     failures: dict[str, tuple[float, Exception]] = field(default_factory=dict)
     history: list[tuple[int, float]] = field(default_factory=list)
     """(bytes downloaded, seconds to download and load) of each model loaded here."""
@@ -160,16 +162,18 @@ def make_room(state: ServerState, model_id: str) -> None:
         unload(state, min(idle, key=lambda model: model.last_used), reason="least recently used")
 
 
-def unload(state: ServerState, model: ServedModel, *, reason: str) -> None:
+def unload(state: ServerState, model: ServedModel, *, reason: str, evicted: bool = True) -> None:
     """Take ``model`` out of service and free its memory (its thread ends; GPU caches are emptied)."""
-    state.models.remove(model)
+    if model in state.models:
+        state.models.remove(model)
     model.state = "unloaded"
     if model.generator is not None:
         model.generator.close()
     if model.batcher is not None:
         model.batcher.close()
     model.batcher = model.generator = None
-    state.pool.evictions[model.model_id] += 1
+    if evicted:
+        state.pool.evictions[model.model_id] += 1
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -193,3 +197,36 @@ async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) ->
         if time.monotonic() > deadline:
             raise RequestTimedOut(f"model {model_id} did not load within {state.settings.request_timeout:g} s")
         await asyncio.sleep(WAIT_STEP_SECONDS)
+
+
+def reload(state: ServerState, model: ServedModel) -> None:
+    """Load ``model`` again (the revision the Hub has now, its folder as it is now) beside the copy serving;
+    traffic switches to the new copy once it is ready, and the old one is unloaded when its requests are answered."""
+    if model.model_id in state.pool.reloading:
+        return
+    if model.request is None:
+        raise ServiceUnavailable(f"model {model.model_id} cannot be reloaded", 60)
+    state.pool.reloading[model.model_id] = asyncio.get_running_loop().create_task(_reload(state, model))
+
+
+async def _reload(state: ServerState, old: ServedModel) -> None:
+    try:
+        try:
+            [fresh] = await asyncio.to_thread(plan_models, [old.request], state.registry)
+        except Exception as error:
+            log.warning("model %s could not be reloaded: %s", old.model_id, error)
+            return
+        fresh.pinned = old.pinned
+        await asyncio.to_thread(
+            load_model, fresh, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits
+        )
+        if not fresh.ready or old not in state.models:
+            log.warning("model %s keeps its old copy: the new one %s", old.model_id, fresh.problem or "was not needed")
+            return
+        state.models[state.models.index(old)] = fresh
+        log.info("model %s now serves revision %s", fresh.model_id, fresh.source.commit)
+        while old.busy:
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+        unload(state, old, reason="replaced by its reload", evicted=False)
+    finally:
+        state.pool.reloading.pop(old.model_id, None)

@@ -81,7 +81,8 @@ class ServerState:
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"
-        batch_size = (self.settings.max_batch_size or model.backend.max_batch_size) if model.backend.batches else 1
+        wanted = model.max_batch_size or self.settings.max_batch_size or model.backend.max_batch_size
+        batch_size = wanted if model.backend.batches else 1
         return Batcher(
             pipeline,
             max_batch_size=batch_size,

@@ -26,10 +26,12 @@ def widget_page() -> str:
     return (STATIC_FILES / "index.html").read_text(encoding="utf-8")
 
 
-def widget_catalog(models: Sequence[ServedModel], registry: Registry) -> dict[str, Any]:
-    """The served models with their widget examples, and each task's request schema."""
+def widget_catalog(models: Sequence[ServedModel], registry: Registry, allowed: Sequence[str] = ()) -> dict[str, Any]:
+    """The served models with their widget examples, each task's request schema, and the globs of the models
+    the page may open on demand."""
     served_tasks = {name for model in models for name in (model.tasks or (model.task,))}
     return {
+        "allowed": list(allowed),
         "models": [
             {**model.describe(), "examples": widget_examples(model.source.card)} for model in models
         ],

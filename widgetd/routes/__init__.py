@@ -26,7 +26,7 @@ def methods_of(rest: str, admin: bool = False) -> str | None:
         return "POST"
     if rest in ("health", "info", "v1/models"):
         return "GET"
-    if rest in ("v1/chat/completions", "v1/embeddings") or (admin and rest == "load"):
+    if rest in ("v1/chat/completions", "v1/embeddings") or (admin and rest in ("load", "reload")):
         return "POST"
     if rest == "":
         return "GET, POST, DELETE" if admin else "GET, POST"

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 
 from widgetd.errors import Conflict, InvalidInput, MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
-from widgetd.on_demand import not_served, request_model, split_repo_path, unload
+from widgetd.on_demand import not_served, reload, request_model, split_repo_path, unload
 from widgetd.routes import admin_open, require_key, state_of
 
 
@@ -28,8 +28,12 @@ def list_models(request: Request) -> dict[str, Any]:
     require_key(request)
     state = state_of(request)
     planning = [{"model_id": model_id, "state": "loading", "pinned": False} for model_id in state.pool.planning]
+    reloading = set(state.pool.reloading)
     return {
-        "models": [{**_described(model), "loads": state.pool.loads.get(model.model_id, 0)} for model in state.models] + planning,
+        "models": [
+            {**_described(model), "loads": state.pool.loads.get(model.model_id, 0), "reloading": model.model_id in reloading}
+            for model in state.models
+        ] + planning,
         "allowed": list(state.pool.allow),
         "max_models": state.pool.max_models,
     }
@@ -42,6 +46,13 @@ def _described(model: ServedModel) -> dict[str, Any]:
         "last_used": model.last_used,
         "idle_seconds": round(time.time() - model.last_used, 1),
     }
+
+
+async def reload_model(request: Request, model: ServedModel) -> Response:
+    """``POST /models/{id}/reload``: 202 while the new copy loads beside the one serving."""
+    require_key(request)
+    reload(state_of(request), model)
+    return Response({"model_id": model.model_id, "state": "reloading", "revision": model.source.commit}, status_code=202)
 
 
 async def load(request: Request, model_id: str) -> Response:

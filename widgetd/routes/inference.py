@@ -53,6 +53,8 @@ async def predict_model(request: Request, model_path: FromPath[str]) -> Response
     if admin_open(request) and model_path.rstrip("/").endswith("/load"):
         return await admin.load(request, model_path.rstrip("/").removesuffix("/load"))
     model, rest = await model_at(request, model_path)
+    if rest == "reload" and admin_open(request):
+        return await admin.reload_model(request, model)
     if rest in openai.MODEL_ROUTES:
         return await openai.MODEL_ROUTES[rest](request, model)
     allowed = methods_of(rest, admin_open(request))

@@ -49,7 +49,7 @@ def root(request: Request) -> Any:
 def widgets(request: Request) -> dict[str, Any]:
     require_key(request)
     state = state_of(request)
-    return widget_catalog(state.models, state.registry)
+    return widget_catalog(state.models, state.registry, state.pool.allow)
 
 
 @get("/health", sync_to_thread=False)

@@ -678,7 +678,51 @@ async function main() {
   }
   const catalog = await response.json();
   container.replaceChildren(...catalog.models.map((model) => widget(model, catalog)));
-  if (!catalog.models.length) container.append(el("p", { class: "muted" }, "This server serves no model."));
+  if (!catalog.models.length) container.append(el("p", { class: "muted" }, "This server serves no model yet."));
+  if (catalog.allowed.length) container.prepend(modelOpener(catalog.allowed));
+}
+
+// ---- models on demand: open any allowed Hub model, following its load -------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function modelOpener(allowed) {
+  const name = el("input", { type: "text", name: "model_id", placeholder: allowed[0].replace("*", "model-name") });
+  const status = el("div", { class: "output", "aria-live": "polite" });
+  const button = el("button", { type: "submit" }, "Open");
+  const form = el("form", {}, el("p", { class: "muted" }, `Any Hub model matching ${allowed.join(", ")} loads on its first request.`),
+    name, button, status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const modelId = name.value.trim();
+    button.disabled = true;
+    try {
+      // Any request starts the load; an empty body is refused (400) only once the model is ready.
+      for (;;) {
+        const response = await fetch(`/models/${modelId}`, { method: "POST", headers: authHeaders(), body: "" });
+        if (response.status !== 503) {
+          if (response.status === 404 || response.status === 401) {
+            const problem = await response.json().catch(() => ({ error: response.statusText }));
+            status.replaceChildren(el("div", { class: "error", role: "alert" }, `${response.status}: ${problem.error}`));
+            return;
+          }
+          await main();
+          document.querySelector(`section[data-model="${modelId}"]`)?.scrollIntoView();
+          return;
+        }
+        const problem = await response.json().catch(() => ({}));
+        if (!("estimated_time" in problem)) {
+          status.replaceChildren(el("div", { class: "error", role: "alert" }, `503: ${problem.error}`));
+          return;
+        }
+        status.replaceChildren(el("p", { class: "loading" }, `Loading ${modelId}… about ${Math.ceil(problem.estimated_time)} s left`));
+        await sleep(Math.min(2000, Math.max(250, problem.estimated_time * 500)));
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return el("section", { class: "widget opener" }, el("h2", {}, "Open a model"), form);
 }
 
 main();
