@@ -312,7 +312,7 @@ def _spec(arguments: argparse.Namespace) -> int:
 
 def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.app import create_app
-    from widgetd.models import ModelRequest, plan_models
+    from widgetd.models import plan_models
     from widgetd.serving import GracefulServer, uvicorn_config
     from widgetd.state import ServerState
 
