@@ -4,6 +4,7 @@ plugin whose loads and answers take as long as each repo says."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from widgetd import Backend, hookimpl
 class Timed:
     def __init__(self, settings):
         self.scale, self.answer_seconds = settings["scale"], settings.get("answer_seconds", 0)
+        self.weights = b"\\x01" * settings.get("hold_bytes", 0)  # resident, as loaded weights are
 
     def __call__(self, task, requests):
         time.sleep(self.answer_seconds)
@@ -49,10 +51,13 @@ def register_backends(register):
 KEY = "admin-key-1234"
 
 
-def publish(local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0) -> str:
+def publish(
+    local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0, hold_bytes: int = 0
+) -> str:
     folder = tmp_path / "repos" / repo_id.replace("/", "--")
     folder.mkdir(parents=True)
-    (folder / "timed.json").write_text(f'{{"scale": {scale}, "load_seconds": {load_seconds}, "answer_seconds": {answer_seconds}}}')
+    settings = {"scale": scale, "load_seconds": load_seconds, "answer_seconds": answer_seconds, "hold_bytes": hold_bytes}
+    (folder / "timed.json").write_text(json.dumps(settings))
     (folder / "weights.bin").write_bytes(b"\0" * (1024 * 1024))
     local_hub.publish(repo_id, folder, card={"library_name": "timed", "pipeline_tag": "feature-extraction"})
     return repo_id
@@ -253,3 +258,34 @@ def test_the_widget_page_opens_an_allowed_model_and_follows_its_load(local_hub, 
                 opener.locator(".error").wait_for(timeout=10000)
                 assert "404" in opener.locator(".error").inner_text()
             browser.close()
+
+
+MiB = 1024 * 1024
+
+
+def test_a_memory_budget_unloads_the_least_recently_used_idle_models(local_hub, env, tmp_path):
+    for name in ("a", "b", "c"):
+        publish(local_hub, tmp_path, f"mem/{name}", scale=1, hold_bytes=20 * MiB)
+    with ServeProcess(["--allow-model", "mem/*", "--memory-budget", "cpu=50MiB", "--api-key", KEY], env) as server:
+        wait = {"authorization": f"Bearer {KEY}", "x-wait-for-model": "true"}
+        for name in ("a", "b", "a", "c"):
+            assert embed(server, f"mem/{name}", **wait).status_code == 200
+        listed = httpx.get(f"{server.url}/models", headers=wait).json()["models"]
+        assert sorted(model["model_id"] for model in listed) == ["mem/a", "mem/c"]
+        assert all(19 * MiB < model["memory_bytes"] < 26 * MiB for model in listed)
+        metrics = httpx.get(f"{server.url}/metrics", headers=wait).text
+        assert 'widgetd_model_memory_bytes{model="mem/a",device="cpu"}' in metrics
+        assert 'widgetd_model_evictions_total{model="mem/b"} 1' in metrics
+
+
+def test_unloading_gives_the_memory_back(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "mem/large", scale=1, hold_bytes=200 * MiB)
+    with ServeProcess(["--allow-model", "mem/*", "--api-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}"}
+        assert embed(server, "mem/large", **auth, **{"x-wait-for-model": "true"}).status_code == 200
+        loaded = server.resident_bytes()
+        assert httpx.delete(f"{server.url}/models/mem/large", headers=auth).status_code == 200
+        deadline = time.monotonic() + 10
+        while loaded - server.resident_bytes() < 150 * MiB and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loaded - server.resident_bytes() > 150 * MiB

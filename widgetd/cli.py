@@ -97,6 +97,14 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help="models held at once; the least recently used idle on-demand model is unloaded to make room "
         "($WIDGETD_MAX_MODELS; default: no limit)",
     )
+    serve.add_argument(
+        "--memory-budget",
+        action="append",
+        metavar="[DEVICE=]SIZE",
+        help="memory the models may hold: '12GiB' on every device, 'cpu=8GiB', 'cuda=20GiB' (each GPU) or "
+        "'cuda:1=10GiB'; repeatable; the least recently used idle on-demand models make room (default: no "
+        "budget, but a model never loads onto a GPU without the free memory for it)",
+    )
     serve.add_argument("--library", help="override the card's library_name")
     serve.add_argument("--device", default=os.environ.get("WIDGETD_DEVICE"), help="auto (default), cpu, cuda or cuda:N")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -340,6 +348,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         shutdown_timeout=arguments.shutdown_timeout,
         trust_remote_code=arguments.trust_remote_code,
         allow_models=tuple(arguments.allow_models or ()),
+        memory_budget=memory_budgets(arguments.memory_budget or []),
         max_models=arguments.max_models,
         limits=Limits(
             max_inputs=arguments.max_inputs,
@@ -360,6 +369,22 @@ def _serve(arguments: argparse.Namespace) -> int:
     server.run()
     _exit_even_if_a_model_is_busy()
     return 0
+
+
+def memory_budgets(values: Sequence[str]) -> dict[str, int]:
+    """``["12GiB", "cuda:1=10GiB"]`` as {"*": ..., "cuda:1": ...}."""
+    from widgetd.devices import check_device_name, parse_size
+
+    budgets = {}
+    for value in values:
+        device, _, size = value.rpartition("=")
+        if device and device != "cuda":
+            check_device_name(device)
+        try:
+            budgets[device or "*"] = parse_size(size)
+        except ValueError as error:
+            raise WidgetdError(f"--memory-budget {value!r}: {error}") from None
+    return budgets
 
 
 def _model_requests(arguments: argparse.Namespace) -> list:

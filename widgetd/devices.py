@@ -76,3 +76,35 @@ def _checked(requested: str, inventory: Sequence[Accelerator]) -> str:
         visible = [a.name for a in inventory] or "none"
         raise ModelResolutionError(f"--device {requested!r} is not visible (CUDA devices: {visible})")
     return requested
+
+
+def memory_in_use(device: str) -> int | None:
+    """Bytes this process holds on ``device`` now: resident memory for the CPU (Linux), allocated memory
+    for a CUDA device; None where it cannot be told."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.memory_allocated(torch.device(device)))
+    if device != "cpu":
+        return None
+    try:
+        with open("/proc/self/statm") as statm:
+            resident_pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``12GiB``, ``500MB``, ``1.5G`` or bytes; ValueError otherwise."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (e.g. 12GiB, 500MB)")
+    number, unit, binary = match.groups()
+    base = 1024 if binary or not unit else 1000
+    return int(float(number) * base ** "_kmgt".index(unit.lower() or "_"))

@@ -125,6 +125,13 @@ class Metrics:
             "# HELP widgetd_model_evictions_total Models unloaded to make room or through the admin API.",
             "# TYPE widgetd_model_evictions_total counter",
             *(f"widgetd_model_evictions_total{_labels(('model',), (model,))} {count}" for model, count in sorted(evictions.items())),
+            "# HELP widgetd_model_memory_bytes Memory each model took on its device as it loaded.",
+            "# TYPE widgetd_model_memory_bytes gauge",
+            *(
+                f"widgetd_model_memory_bytes{_labels(('model', 'device'), (m.model_id, m.device or 'none'))} {m.memory_bytes}"
+                for m in models
+                if m.memory_bytes is not None and m.ready
+            ),
             "# HELP widgetd_models_loaded Models held now, by device.",
             "# TYPE widgetd_models_loaded gauge",
             *(

@@ -110,6 +110,7 @@ class ServedModel:
             "problem": self.problem_for(trusted),
             "pinned": self.pinned,
             **({"max_batch_size": self.batcher.max_batch_size} if self.batcher else {}),
+            **({"memory_bytes": self.memory_bytes} if self.memory_bytes is not None else {}),
             **({"placement": self.placement} if self.placement else {}),
             **({"generation": self._generation()} if self.generator else {}),
         }
@@ -165,6 +166,7 @@ def load_model(
         model.source = hub.fetch_model(model.source, model.backend)
         accelerators = tuple(inventory())
         model.device = devices.choose_device(model.device_request, accelerators)
+        held_before = devices.memory_in_use(model.device)
         pipeline = model.backend.load(
             ModelSnapshot(
                 model_id=model.model_id,
@@ -183,6 +185,9 @@ def load_model(
         model.public_problem = told_to_clients(error)
         log.exception("model %s failed to load: %s", model.model_id, model.problem)
         return
+    held_after = devices.memory_in_use(model.device)
+    measured = held_after - held_before if held_before is not None and held_after is not None else 0
+    model.memory_bytes = measured if measured > 0 else model.download_bytes
     served = getattr(pipeline, "tasks", None) or model.backend.tasks
     # The default task first: the order in which a model's default route tries a body's shape.
     model.tasks = (model.task, *(task for task in served if task != model.task))

@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from widgetd import devices
 from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
 from widgetd.models import ModelRequest, ServedModel, load_model, plan_models
 
@@ -49,6 +50,8 @@ class Pool:
 
     allow: tuple[str, ...] = ()
     max_models: int | None = None
+    memory_budget: dict[str, int] = field(default_factory=dict)
+    """Bytes the models may hold on a device (``cpu``, ``cuda:0``), on every GPU (``cuda``), or on any (``*``)."""
     planning: dict[str, asyncio.Task] = field(default_factory=dict)
     """Models being looked up on the Hub, before they join the served models."""
     reloading: dict[str, asyncio.Task] = field(default_factory=dict)
@@ -133,11 +136,18 @@ async def _plan_and_load(state: ServerState, request: ModelRequest, pin: bool) -
             state.pool.failures[model_id] = (time.monotonic(), failure)
             return
         model.pinned = pin
+        try:
+            await _room_in_memory(state, model)
+        except (ServiceUnavailable, ModelResolutionError) as error:
+            # Remembered briefly: room comes back as soon as a request ends.
+            state.pool.failures[model_id] = (time.monotonic() - FAILURE_MEMORY_SECONDS + 5, error)
+            return
         state.models.append(model)
         await asyncio.to_thread(
             load_model, model, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits
         )
         if model.ready:
+            trim_to_budget(state, model)
             state.pool.history.append((model.download_bytes, model.load_seconds or 0.0))
             state.pool.loads[model_id] += 1
             state.pool.failures.pop(model_id, None)
@@ -162,6 +172,58 @@ def make_room(state: ServerState, model_id: str) -> None:
         unload(state, min(idle, key=lambda model: model.last_used), reason="least recently used")
 
 
+def budget_of(budgets: dict[str, int], device: str) -> int | None:
+    kind = "cuda" if device.startswith("cuda") else device
+    return budgets.get(device, budgets.get(kind, budgets.get("*")))
+
+
+def _held(state: ServerState, device: str) -> list[ServedModel]:
+    return [model for model in state.models if model.device == device and model.state in ("ready", "loading")]
+
+
+def _unloadable(model: ServedModel) -> bool:
+    return not model.pinned and not model.busy and model.state != "loading"
+
+
+async def _room_in_memory(state: ServerState, model: ServedModel) -> None:
+    """Before ``model`` loads: unload the least recently used idle models on its device until its download
+    size fits the device's budget and, on a GPU, its free memory; ServiceUnavailable saying why when they
+    cannot be. GPUs are asked off the event loop."""
+    inventory = await asyncio.to_thread(devices.cuda_inventory)
+    device = devices.choose_device(model.device_request, inventory)
+    need = model.download_bytes
+    budget = budget_of(state.pool.memory_budget, device)
+    while True:
+        held = _held(state, device)
+        over_budget = budget is not None and sum(m.memory_bytes or m.download_bytes for m in held) + need > budget
+        free = next((accelerator.free_memory for accelerator in inventory if accelerator.name == device), None)
+        short = free is not None and free < need * devices.SPLIT_HEADROOM
+        if not (over_budget or short):
+            return
+        idle = [m for m in held if _unloadable(m)]
+        if not idle:
+            why = f"its --memory-budget of {budget} bytes" if over_budget else f"its {free} bytes free"
+            raise ServiceUnavailable(
+                f"model {model.model_id} ({need} bytes) does not fit {device}: {why}, and the models there are "
+                "pinned, loading or answering requests",
+                5,
+            )
+        unload(state, min(idle, key=lambda m: m.last_used), reason=f"room on {device}")
+        if free is not None:
+            inventory = await asyncio.to_thread(devices.cuda_inventory)
+
+
+def trim_to_budget(state: ServerState, loaded: ServedModel) -> None:
+    """After a load measured more than its download size: unload idle models until the device is within its budget."""
+    budget = budget_of(state.pool.memory_budget, loaded.device or "cpu")
+    while budget is not None:
+        held = _held(state, loaded.device)
+        idle = [m for m in held if _unloadable(m) and m is not loaded]
+        if sum(m.memory_bytes or m.download_bytes for m in held) <= budget or not idle:
+            return
+        unload(state, min(idle, key=lambda m: m.last_used), reason=f"back within the budget of {loaded.device}")
+
+
 def unload(state: ServerState, model: ServedModel, *, reason: str, evicted: bool = True) -> None:
     """Take ``model`` out of service and free its memory (its thread ends; GPU caches are emptied)."""
     if model in state.models:
@@ -174,11 +236,16 @@ def unload(state: ServerState, model: ServedModel, *, reason: str, evicted: bool
     model.batcher = model.generator = None
     if evicted:
         state.pool.evictions[model.model_id] += 1
+    # Once the model's worker task has ended (its cancellation runs next on the loop), nothing holds the model.
+    asyncio.get_running_loop().call_soon(_free_memory)
+    log.info("model %s unloaded (%s)", model.model_id, reason)
+
+
+def _free_memory() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    log.info("model %s unloaded (%s)", model.model_id, reason)
 
 
 async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:

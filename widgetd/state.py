@@ -49,6 +49,8 @@ class ServerSettings:
     """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""
     max_models: int | None = None
     """Models held at once; the least recently used idle on-demand one is unloaded to make room."""
+    memory_budget: dict[str, int] = field(default_factory=dict)
+    """Bytes models may hold per device (``cpu``, ``cuda:0``), per GPU (``cuda``) or on any (``*``)."""
 
 
 class Shutdown:
@@ -77,7 +79,8 @@ class ServerState:
     pool: Pool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pool = Pool(allow=tuple(self.settings.allow_models), max_models=self.settings.max_models)
+        settings = self.settings
+        self.pool = Pool(allow=tuple(settings.allow_models), max_models=settings.max_models, memory_budget=dict(settings.memory_budget))
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"
