@@ -30,7 +30,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
             load_all()
 
     def stop_models() -> None:
-        for task in state.pool.planning.values():
+        for task in (*state.pool.planning.values(), *state.pool.reloading.values()):
             task.cancel()
         for model in state.models:
             if model.generator:
