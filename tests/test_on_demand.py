@@ -289,3 +289,17 @@ def test_unloading_gives_the_memory_back(local_hub, env, tmp_path):
         while loaded - server.resident_bytes() < 150 * MiB and time.monotonic() < deadline:
             time.sleep(0.1)
         assert loaded - server.resident_bytes() > 150 * MiB
+
+
+def test_openai_routes_load_the_allowed_model_a_body_names(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/embedder", scale=2, load_seconds=0.3)
+    with ServeProcess(["--allow-model", "org/*"], env) as server:
+        body = {"model": "org/embedder", "input": "abc"}
+        first = httpx.post(f"{server.url}/v1/embeddings", json=body, timeout=30)
+        assert first.status_code == 503 and "currently loading" in first.json()["error"]["message"]
+        waited = httpx.post(f"{server.url}/v1/embeddings", json=body, headers={"x-wait-for-model": "true"}, timeout=30)
+        assert waited.status_code == 200 and waited.json()["model"] == "org/embedder"
+        # A name not allowed is a placeholder, as before: the model that embeds answers, and nothing is fetched.
+        local_hub.clear_log()
+        placeholder = httpx.post(f"{server.url}/v1/embeddings", json={"model": "else/where", "input": "abc"}, timeout=30)
+        assert placeholder.json()["model"] == "org/embedder" and not local_hub.requests

@@ -15,7 +15,8 @@ from widgetd.chat import Completion, chat_job, usage
 from widgetd.decoding import decode_json
 from widgetd.errors import ClientError, InvalidInput, NotFound
 from widgetd.models import ServedModel
-from widgetd.routes import require_key, state_of
+from widgetd.on_demand import request_model, served_or_loading, split_repo_path
+from widgetd.routes import require_key, state_of, waits_for_model
 from widgetd.routes import inference
 from widgetd.routes.generation import generate, sse_response, start_stream
 from widgetd.state import ServerState
@@ -57,12 +58,17 @@ def _embeds(model: ServedModel) -> bool:
     return any(task in EMBEDDING_TASKS for task in (model.task, *model.tasks))
 
 
-def chosen_model(state: ServerState, named: str | None, fits: Callable[[ServedModel], bool], what: str) -> ServedModel:
-    """The model a body names, when it is served; else the first that ``fits``: OpenAI clients must name
-    some model, and tools often send a placeholder."""
+async def chosen_model(
+    request: Request, state: ServerState, named: str | None, fits: Callable[[ServedModel], bool], what: str
+) -> ServedModel:
+    """The model a body names, when it is served or allowed on demand (then loaded as on its own path); else
+    the first that ``fits``: OpenAI clients must name some model, and tools often send a placeholder."""
     for model in state.models:
         if model.model_id == named:
             return model
+    if named and split_repo_path(named) == (named, "") and (state.pool.allows(named) or named in state.pool.planning):
+        request_model(state, named)
+        return await served_or_loading(state, named, wait=waits_for_model(request))
     for model in state.models:
         if fits(model):
             return model
@@ -86,7 +92,7 @@ async def _routed(
     require_key(request)
     decoded = decode_json(await request.body(), request_type, name, state.settings.limits)
     by_path = model is not None
-    model = model or chosen_model(state, decoded.model, fits, what)
+    model = model or await chosen_model(request, state, decoded.model, fits, what)
     return await inference.measured(request, model, label, lambda _: respond(request, state, model, decoded, by_path))
 
 
