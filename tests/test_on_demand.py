@@ -52,13 +52,14 @@ KEY = "admin-key-1234"
 
 
 def publish(
-    local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0, hold_bytes: int = 0
+    local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0, hold_bytes: int = 0,
+    weights_bytes: int = 1024 * 1024,
 ) -> str:
     folder = tmp_path / "repos" / repo_id.replace("/", "--")
     folder.mkdir(parents=True)
     settings = {"scale": scale, "load_seconds": load_seconds, "answer_seconds": answer_seconds, "hold_bytes": hold_bytes}
     (folder / "timed.json").write_text(json.dumps(settings))
-    (folder / "weights.bin").write_bytes(b"\0" * (1024 * 1024))
+    (folder / "weights.bin").write_bytes(b"\0" * weights_bytes)
     local_hub.publish(repo_id, folder, card={"library_name": "timed", "pipeline_tag": "feature-extraction"})
     return repo_id
 
@@ -188,6 +189,9 @@ def test_without_an_api_key_there_is_no_unloading(local_hub, env, tmp_path):
         assert until_answered(server, "org/kept").status_code == 200
         refused = httpx.delete(f"{server.url}/models/org/kept")
         assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"
+        for action in ("load", "reload"):
+            off = httpx.post(f"{server.url}/models/org/kept/{action}")
+            assert off.status_code == 403 and "--api-key" in off.json()["error"]
         assert embed(server, "org/kept").status_code == 200
 
 
@@ -303,3 +307,16 @@ def test_openai_routes_load_the_allowed_model_a_body_names(local_hub, env, tmp_p
         local_hub.clear_log()
         placeholder = httpx.post(f"{server.url}/v1/embeddings", json={"model": "else/where", "input": "abc"}, timeout=30)
         assert placeholder.json()["model"] == "org/embedder" and not local_hub.requests
+
+
+def test_a_model_that_does_not_fit_beside_busy_ones_is_a_503_saying_why(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "mem/busy", scale=1, answer_seconds=3.0, hold_bytes=20 * MiB, weights_bytes=20 * MiB)
+    publish(local_hub, tmp_path, "mem/waiting", scale=2, hold_bytes=20 * MiB, weights_bytes=20 * MiB)
+    with ServeProcess(["--allow-model", "mem/*", "--memory-budget", "30MiB"], env) as server:
+        assert until_answered(server, "mem/busy", timeout=60).status_code == 200
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(embed, server, "mem/busy")
+            time.sleep(0.5)
+            refused = embed(server, "mem/waiting", **{"x-wait-for-model": "true"})
+            assert refused.status_code == 503 and "--memory-budget" in refused.json()["error"]
+            assert running.result().status_code == 200

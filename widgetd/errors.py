@@ -46,6 +46,12 @@ class MethodNotAllowed(ClientError):
         self.headers = {"Allow": allow}
 
 
+class Forbidden(ClientError):
+    """The request is understood, and this server does not allow it (its admin API is off)."""
+
+    status = 403
+
+
 class Conflict(ClientError):
     """The request is fine but the resource's state forbids it now (a model answering requests cannot be unloaded)."""
 

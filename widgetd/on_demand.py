@@ -117,7 +117,7 @@ def request_model(state: ServerState, model_id: str, *, task: str | None = None,
 
 
 def raise_failure(model_id: str, error: Exception) -> None:
-    if isinstance(error, NotFound):
+    if isinstance(error, (NotFound, ServiceUnavailable)):
         raise error
     raise ServiceUnavailable(f"model {model_id} could not be loaded: {told_to_clients(error)}", int(FAILURE_MEMORY_SECONDS))
 

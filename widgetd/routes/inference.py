@@ -18,6 +18,7 @@ from widgetd.batching import QueueFull
 from widgetd.decoding import decode_request, input_characters
 from widgetd.errors import (
     ClientError,
+    Forbidden,
     ClientGone,
     InvalidAnswer,
     MethodNotAllowed,
@@ -50,8 +51,13 @@ async def predict_default(request: Request) -> Response:
 
 @post("/models/{model_path:path}", status_code=200)
 async def predict_model(request: Request, model_path: FromPath[str]) -> Response:
-    if admin_open(request) and model_path.rstrip("/").endswith("/load"):
-        return await admin.load(request, model_path.rstrip("/").removesuffix("/load"))
+    path = model_path.strip("/")
+    action = next((name for name in ("load", "reload") if path.endswith("/" + name)), None)
+    if action and path not in state_of(request).model_ids():
+        if not admin_open(request):
+            raise Forbidden(f"{action}: the admin API is off; start the server with --api-key to manage models")
+        if action == "load":
+            return await admin.load(request, path.removesuffix("/load"))
     model, rest = await model_at(request, model_path)
     if rest == "reload" and admin_open(request):
         return await admin.reload_model(request, model)
