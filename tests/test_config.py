@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.test_on_demand import TIMED_PLUGIN
-from tests.test_plugins import install_fake_distribution
+from tests.test_plugins import env_with_plugin
 from widgetd.cli import main
 from widgetd.testing.process import ServeProcess
 
@@ -75,10 +74,7 @@ def test_errors_name_the_file_the_line_and_the_setting(tmp_path, capsys, text, l
 
 @pytest.fixture
 def timed_env(hub_env, tmp_path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    install_fake_distribution(site, "widgetd-timed", TIMED_PLUGIN)
-    return {**hub_env, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])), "WIDGETD_LOAD_PLUGINS": "widgetd-timed"}
+    return env_with_plugin(hub_env, tmp_path / "site", "widgetd-timed", TIMED_PLUGIN)
 
 
 def timed_folder(tmp_path: Path, name: str, scale: float) -> Path:

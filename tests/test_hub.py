@@ -6,13 +6,12 @@ HF cache, with a small plugin installed through a real entry point.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_plugins import install_fake_distribution
+from tests.test_plugins import env_with_plugin
 from widgetd.testing.process import ServeProcess
 
 ECHO_PLUGIN = '''
@@ -56,14 +55,7 @@ def make_repo(folder: Path, scale: float) -> Path:
 
 @pytest.fixture
 def env(hub_env, tmp_path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    install_fake_distribution(site, "widgetd-echo", ECHO_PLUGIN)
-    return {
-        **hub_env,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
-        "WIDGETD_LOAD_PLUGINS": "widgetd-echo",
-    }
+    return env_with_plugin(hub_env, tmp_path / "site", "widgetd-echo", ECHO_PLUGIN)
 
 
 def embed(server: ServeProcess, text: str, **headers) -> list:

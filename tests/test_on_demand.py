@@ -5,7 +5,6 @@ plugin whose loads and answers take as long as each repo says."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_plugins import install_fake_distribution
+from tests.test_plugins import env_with_plugin
 from widgetd.testing.process import ServeProcess
 
 TIMED_PLUGIN = '''
@@ -66,14 +65,7 @@ def publish(
 
 @pytest.fixture
 def env(hub_env, tmp_path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    install_fake_distribution(site, "widgetd-timed", TIMED_PLUGIN)
-    return {
-        **hub_env,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
-        "WIDGETD_LOAD_PLUGINS": "widgetd-timed",
-    }
+    return env_with_plugin(hub_env, tmp_path / "site", "widgetd-timed", TIMED_PLUGIN)
 
 
 def embed(server: ServeProcess, model: str, text: str = "abc", **headers) -> httpx.Response:

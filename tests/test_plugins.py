@@ -51,6 +51,14 @@ def install_fake_distribution(site: Path, name: str, module_source: str) -> None
     (dist_info / "entry_points.txt").write_text(f"[widgetd]\n{name} = {module}\n")
 
 
+def env_with_plugin(env: dict[str, str], site: Path, name: str, module_source: str) -> dict[str, str]:
+    """``env`` for a ``widgetd serve`` process that loads only the plugin ``name``, installed into ``site``."""
+    site.mkdir(exist_ok=True)
+    install_fake_distribution(site, name, module_source)
+    python_path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return {**env, "PYTHONPATH": python_path, "WIDGETD_LOAD_PLUGINS": name}
+
+
 def widgetd_cli(*args: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, **env}
     if site is not None:

@@ -162,7 +162,7 @@ def make_room(state: ServerState, model_id: str) -> None:
     if limit is None:
         return
     while len(state.models) + len(state.pool.planning) >= limit:
-        idle = [model for model in state.models if not model.pinned and not model.busy and model.state != "loading"]
+        idle = [model for model in state.models if _unloadable(model)]
         if not idle:
             raise ServiceUnavailable(
                 f"model {model_id} cannot be loaded now: this server holds at most {limit} models (--max-models) "
