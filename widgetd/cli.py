@@ -237,7 +237,12 @@ def _config_check(arguments: argparse.Namespace) -> int:
             check_device_name(model.device)
         except WidgetdError as error:
             raise ConfigError(f"{arguments.file}: models[{index}].device: {error}") from None
-    print(f"{arguments.file}: ok ({len(config.server)} settings, {len(config.models)} models)")
+    try:
+        memory_budgets(config.server.get("memory_budget", []))
+    except WidgetdError as error:
+        raise ConfigError(f"{arguments.file}: server.memory_budget: {error}") from None
+    settings, models = len(config.server), len(config.models)
+    print(f"{arguments.file}: ok ({settings} setting{'s' * (settings != 1)}, {models} model{'s' * (models != 1)})")
     return 0
 
 
