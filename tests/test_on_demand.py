@@ -164,6 +164,9 @@ def test_the_admin_api_loads_lists_and_unloads_behind_the_key(local_hub, env, tm
     with ServeProcess(["--allow-model", "nothing/*", "--api-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         assert httpx.post(f"{server.url}/models/org/managed/load").status_code == 401
+        for body, field in (({"pin": "yes"}, "pin"), ({"pinned": True}, "pinned"), ([1], None)):
+            bad = httpx.post(f"{server.url}/models/org/managed/load", json=body, headers=auth)
+            assert bad.status_code == 400 and bad.json().get("field") == field, bad.text
         loading = httpx.post(f"{server.url}/models/org/managed/load", json={"pin": True}, headers=auth)
         assert loading.status_code == 202 and loading.json()["state"] == "loading"
         assert embed(server, "org/managed", **auth, **{"x-wait-for-model": "true"}).json() == [15.0]

@@ -59,8 +59,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument(
         "--config",
         type=Path,
-        default=os.environ.get("WIDGETD_CONFIG"),
-        help="a widgetd.toml describing the server ([server]) and its models ([[models]]); flags override it",
+        help="a widgetd.toml describing the server ([server]) and its models ([[models]]); flags override it "
+        "($WIDGETD_CONFIG)",
     )
     serve.add_argument(
         "--model-id",
@@ -85,7 +85,6 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--allow-model",
         action="append",
         dest="allow_models",
-        default=_env_list("WIDGETD_ALLOW_MODELS"),
         metavar="PATTERN",
         help="load a Hub model matching this glob (e.g. 'my-org/*') on its first request; repeatable "
         "($WIDGETD_ALLOW_MODELS, comma separated)",
@@ -93,7 +92,6 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument(
         "--max-models",
         type=int,
-        default=_env_int("WIDGETD_MAX_MODELS"),
         help="models held at once; the least recently used idle on-demand model is unloaded to make room "
         "($WIDGETD_MAX_MODELS; default: no limit)",
     )
@@ -106,18 +104,17 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "budget, but a model never loads onto a GPU without the free memory for it)",
     )
     serve.add_argument("--library", help="override the card's library_name")
-    serve.add_argument("--device", default=os.environ.get("WIDGETD_DEVICE"), help="auto (default), cpu, cuda or cuda:N")
+    serve.add_argument("--device", help="auto (default), cpu, cuda or cuda:N ($WIDGETD_DEVICE)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     serve.add_argument(
         "--api-key",
-        default=os.environ.get("WIDGETD_API_KEY"),
         help="require 'Authorization: Bearer KEY' on inference routes ($WIDGETD_API_KEY)",
     )
     serve.add_argument(
         "--max-body-size",
         type=int,
-        default=int(os.environ.get("WIDGETD_MAX_BODY_SIZE", 50 * 1024 * 1024)),
+        default=50 * 1024 * 1024,
         help="largest accepted request body in bytes; larger ones get 413 (default 50 MiB)",
     )
     serve.add_argument("--max-batch-size", type=int, help="largest batch a model runs (default: the backend's)")
@@ -248,16 +245,6 @@ def _config_check(arguments: argparse.Namespace) -> int:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_list(name: str) -> list[str] | None:
-    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
-    return items or None
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else None
 
 
 def default_model_id() -> str | None:

@@ -24,7 +24,7 @@ from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, Serv
 from widgetd.models import ModelRequest, ServedModel, load_model, plan_models
 
 if TYPE_CHECKING:
-    from widgetd.state import ServerState
+    from widgetd.state import ServerSettings, ServerState
 
 log = logging.getLogger("widgetd")
 
@@ -46,12 +46,10 @@ class ModelLoading(ServiceUnavailable):
 
 @dataclass
 class Pool:
-    """What the server knows of its on-demand models beyond those in ``ServerState.models``."""
+    """What the server knows of its on-demand models beyond those in ``ServerState.models``; what it may
+    load, and how many, comes from its settings."""
 
-    allow: tuple[str, ...] = ()
-    max_models: int | None = None
-    memory_budget: dict[str, int] = field(default_factory=dict)
-    """Bytes the models may hold on a device (``cpu``, ``cuda:0``), on every GPU (``cuda``), or on any (``*``)."""
+    settings: ServerSettings
     planning: dict[str, asyncio.Task] = field(default_factory=dict)
     """Models being looked up on the Hub, before they join the served models."""
     reloading: dict[str, asyncio.Task] = field(default_factory=dict)
@@ -63,11 +61,24 @@ class Pool:
     evictions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @property
-    def enabled(self) -> bool:
-        return bool(self.allow)
+    def allow(self) -> tuple[str, ...]:
+        return tuple(self.settings.allow_models)
+
+    @property
+    def max_models(self) -> int | None:
+        return self.settings.max_models
+
+    @property
+    def memory_budget(self) -> dict[str, int]:
+        """Bytes the models may hold on a device (``cpu``, ``cuda:0``), on every GPU (``cuda``), or on any (``*``)."""
+        return self.settings.memory_budget
 
     def allows(self, model_id: str) -> bool:
         return any(fnmatch.fnmatchcase(model_id, pattern) for pattern in self.allow)
+
+    def may_load(self, model_id: str) -> bool:
+        """Allowed, or being loaded at an admin's word."""
+        return self.allows(model_id) or model_id in self.planning
 
     def estimate(self, model: ServedModel | None) -> float:
         """Seconds until ``model`` is ready: its download size at the pace of past loads here, less the time
@@ -93,7 +104,7 @@ def split_repo_path(path: str) -> tuple[str, str] | None:
 
 
 def not_served(state: ServerState, path: str) -> NotFound:
-    allowed = f"; models loaded on demand: {list(state.pool.allow)}" if state.pool.enabled else ""
+    allowed = f"; models loaded on demand: {list(state.pool.allow)}" if state.pool.allow else ""
     return NotFound(f"model {path.strip('/')!r} is not served here; served: {state.model_ids()}{allowed}")
 
 
@@ -181,6 +192,11 @@ def _held(state: ServerState, device: str) -> list[ServedModel]:
     return [model for model in state.models if model.device == device and model.state in ("ready", "loading")]
 
 
+def _bytes_held(models: list[ServedModel]) -> int:
+    """Their measured memory; their download size for those still loading."""
+    return sum(model.memory_bytes or model.download_bytes for model in models)
+
+
 def _unloadable(model: ServedModel) -> bool:
     return not model.pinned and not model.busy and model.state != "loading"
 
@@ -195,7 +211,7 @@ async def _room_in_memory(state: ServerState, model: ServedModel) -> None:
     budget = budget_of(state.pool.memory_budget, device)
     while True:
         held = _held(state, device)
-        over_budget = budget is not None and sum(m.memory_bytes or m.download_bytes for m in held) + need > budget
+        over_budget = budget is not None and _bytes_held(held) + need > budget
         free = next((accelerator.free_memory for accelerator in inventory if accelerator.name == device), None)
         short = free is not None and free < need * devices.SPLIT_HEADROOM
         if not (over_budget or short):
@@ -219,7 +235,7 @@ def trim_to_budget(state: ServerState, loaded: ServedModel) -> None:
     while budget is not None:
         held = _held(state, loaded.device)
         idle = [m for m in held if _unloadable(m) and m is not loaded]
-        if sum(m.memory_bytes or m.download_bytes for m in held) <= budget or not idle:
+        if _bytes_held(held) <= budget or not idle:
             return
         unload(state, min(idle, key=lambda m: m.last_used), reason=f"back within the budget of {loaded.device}")
 
@@ -246,6 +262,12 @@ def _free_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+async def loaded_on_demand(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:
+    """``model_id`` (allowed, or being loaded), its load started if it is not on its way: see ``served_or_loading``."""
+    request_model(state, model_id)
+    return await served_or_loading(state, model_id, wait=wait)
 
 
 async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:

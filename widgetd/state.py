@@ -79,8 +79,7 @@ class ServerState:
     pool: Pool = field(init=False)
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        self.pool = Pool(allow=tuple(settings.allow_models), max_models=settings.max_models, memory_budget=dict(settings.memory_budget))
+        self.pool = Pool(self.settings)
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"

@@ -9,7 +9,7 @@ from litestar import Request
 
 from widgetd.errors import NotFound, Unauthorized
 from widgetd.models import ServedModel
-from widgetd.on_demand import not_served, request_model, served_or_loading, split_repo_path
+from widgetd.on_demand import loaded_on_demand, not_served, split_repo_path
 from widgetd.state import ServerState
 
 STATE_KEY = "widgetd"
@@ -51,13 +51,11 @@ async def model_at(request: Request, path: str) -> tuple[ServedModel, str]:
         return state.split_model_path(path)
     except NotFound:
         named = split_repo_path(path)
-        # Allowed, or being loaded at an admin's word.
-        if named is None or not (state.pool.allows(named[0]) or named[0] in state.pool.planning):
+        if named is None or not state.pool.may_load(named[0]):
             raise not_served(state, path) from None
     model_id, rest = named
     require_key(request)
-    request_model(state, model_id)
-    return await served_or_loading(state, model_id, wait=waits_for_model(request)), rest
+    return await loaded_on_demand(state, model_id, wait=waits_for_model(request)), rest
 
 
 def require_key(request: Request) -> None:

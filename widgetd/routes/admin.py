@@ -6,17 +6,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import msgspec
 from litestar import Request, Response, delete, get
 from litestar.params import FromPath
 
-from widgetd.errors import Conflict, InvalidInput, MethodNotAllowed, NotFound
+from widgetd.decoding import decode_json
+from widgetd.errors import Conflict, MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, reload, request_model, split_repo_path, unload
 from widgetd.routes import admin_open, require_key, state_of
+from widgetd.tasks import Strict
 
 
-class LoadRequest(msgspec.Struct, forbid_unknown_fields=True):
+class LoadRequest(Strict):
     task: str | None = None
     device: str | None = None
     pin: bool = False
@@ -61,12 +62,7 @@ async def load(request: Request, model_id: str) -> Response:
     state = state_of(request)
     model_id = model_id.strip("/")
     body = await request.body()
-    try:
-        asked = msgspec.json.decode(body, type=LoadRequest) if body.strip() else LoadRequest()
-    except msgspec.ValidationError as error:
-        raise InvalidInput(f"invalid load request: {error}") from None
-    except msgspec.DecodeError as error:
-        raise InvalidInput(f"the body is not valid JSON: {error}") from None
+    asked = decode_json(body, LoadRequest, "load", state.settings.limits) if body.strip() else LoadRequest()
     served = next((model for model in state.models if model.model_id == model_id), None)
     if served is not None and served.state != "failed":
         served.pinned = served.pinned or asked.pin

@@ -18,8 +18,8 @@ from widgetd.batching import QueueFull
 from widgetd.decoding import decode_request, input_characters
 from widgetd.errors import (
     ClientError,
-    Forbidden,
     ClientGone,
+    Forbidden,
     InvalidAnswer,
     MethodNotAllowed,
     NotFound,

@@ -15,7 +15,7 @@ from widgetd.chat import Completion, chat_job, usage
 from widgetd.decoding import decode_json
 from widgetd.errors import ClientError, InvalidInput, NotFound
 from widgetd.models import ServedModel
-from widgetd.on_demand import request_model, served_or_loading, split_repo_path
+from widgetd.on_demand import loaded_on_demand, split_repo_path
 from widgetd.routes import require_key, state_of, waits_for_model
 from widgetd.routes import inference
 from widgetd.routes.generation import generate, sse_response, start_stream
@@ -66,9 +66,8 @@ async def chosen_model(
     for model in state.models:
         if model.model_id == named:
             return model
-    if named and split_repo_path(named) == (named, "") and (state.pool.allows(named) or named in state.pool.planning):
-        request_model(state, named)
-        return await served_or_loading(state, named, wait=waits_for_model(request))
+    if named and split_repo_path(named) == (named, "") and state.pool.may_load(named):
+        return await loaded_on_demand(state, named, wait=waits_for_model(request))
     for model in state.models:
         if fits(model):
             return model

@@ -100,7 +100,7 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
 
 def _not_loaded_health(state: ServerState, path: str) -> Response:
     """An allowed on-demand model not loaded now: its health says so (asking does not load it)."""
-    named = split_repo_path(path) if state.pool.enabled else None
+    named = split_repo_path(path)
     if named is None or named[1] != "health" or not state.pool.allows(named[0]):
         raise not_served(state, path)
     status = "loading" if named[0] in state.pool.planning else "unloaded"

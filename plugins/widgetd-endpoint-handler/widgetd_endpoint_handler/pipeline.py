@@ -119,7 +119,7 @@ def contract_answer(task: Task, answered_by: str, answer: Any) -> Any:
     except (ClientError, ValueError) as error:
         # Bytes the handler answered that are not audio or an image: its fault, not the client's.
         raise InvalidAnswer(answered_by, task.name, getattr(error, "message", str(error))) from None
-    answer = plain(answer, images_as_png=True)
+    answer = plain(answer)
     # The pipelines answer one item bare where the task's answer is a list (QA with top_k 1), or one answer
     # in a list where it is one object (summaries): try the other if the answer as given does not fit.
     other = (answer[0] if len(answer) == 1 else None) if isinstance(answer, list) else [answer]
@@ -136,15 +136,14 @@ def _fits(task: Task, answered_by: str, answer: Any) -> bool:
     return True
 
 
-def plain(value: Any, images_as_png: bool = False) -> Any:
+def plain(value: Any) -> Any:
     """Numbers, texts, lists and dicts: tensors and arrays as lists, numpy scalars as numbers, PIL images
     (masks, depth maps) as PNG bytes."""
     if isinstance(value, dict):
-        return {key: plain(item, images_as_png) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(item, images_as_png) for item in value]
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
+        return [plain(item) for item in value]
+    value = plain_array(value)
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
     if _is_pil(value):
@@ -162,6 +161,7 @@ def as_audio(answer: Any) -> Any:
 
 
 def plain_array(value: Any) -> Any:
+    """A torch tensor as a numpy array (without importing torch); anything else as it is."""
     return value.detach().cpu().numpy() if hasattr(value, "detach") and hasattr(value, "cpu") else value
 
 
