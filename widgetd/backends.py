@@ -28,6 +28,9 @@ class ModelSnapshot:
     """The server's limits on one request, for what only the backend can measure (e.g. an answer's size)."""
     trust_remote_code: bool = False
     """Whether the operator allows code shipped in the model's repo to run (``--trust-remote-code``)."""
+    runtime: str = "torch"
+    """What runs the model (``--runtime``): ``torch``, another of the backend's ``runtimes``, or one of
+    the repo's exported files (``onnx/model_O3.onnx``)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class PlannedModel:
     trust_remote_code: bool
     read_text: Callable[[str], str]
     """One small file of the repo (e.g. ``requirements.txt``), fetched alone."""
+    runtime: str = "torch"
 
 
 class Pipeline(Protocol):
@@ -51,7 +55,8 @@ class Pipeline(Protocol):
     batches text-generation and chat through it (continuous batching) and never asks ``__call__``
     for text-generation; ``placement`` (optional) says where the parts of a split model run;
     ``count_tokens(texts)`` (optional) gives the tokens texts are read as, for usage on /v1/embeddings;
-    ``answered_by`` (optional) names what answers in errors about its answers (default: its backend).
+    ``answered_by`` (optional) names what answers in errors about its answers (default: its backend);
+    ``runtime`` (optional) says what runs it (``onnx (onnx/model.onnx)``), for /info.
     """
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...
@@ -81,6 +86,11 @@ def pytorch_files(repo_files: Sequence[str]) -> list[str]:
         for name in kept
         if not (name.endswith(".bin") and posixpath.dirname(name) in with_safetensors)
     ]
+
+
+def runtime_family(runtime: str) -> str:
+    """``onnx`` for ``onnx/model_O3.onnx``: a repo file names its runtime by its top folder."""
+    return runtime.split("/", 1)[0] if "/" in runtime else runtime
 
 
 def recognizes_nothing(repo_files: Sequence[str]) -> bool:
@@ -121,3 +131,13 @@ class Backend:
     check: Callable[[PlannedModel], None] = accepts_every_model
     """Refuse a model this backend cannot serve here, at startup and before any download, by raising
     ``widgetd.ModelResolutionError`` that says why and what to do."""
+    runtimes: tuple[str, ...] = ("torch",)
+    """What may run its models (``--runtime``); ``auto`` among them lets the backend pick at load."""
+    runtime_files: Callable[[Sequence[str], str], list[str]] | None = None
+    """The files a runtime other than torch needs, from the repo's file list and ``--runtime``."""
+
+    def files_for(self, repo_files: Sequence[str], runtime: str = "torch") -> list[str]:
+        """The files to download for ``runtime``."""
+        if runtime == "torch" or self.runtime_files is None:
+            return self.files(repo_files)
+        return self.runtime_files(repo_files, runtime)

@@ -103,6 +103,13 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "'cuda:1=10GiB'; repeatable; the least recently used idle on-demand models make room (default: no "
         "budget, but a model never loads onto a GPU without the free memory for it)",
     )
+    serve.add_argument(
+        "--runtime",
+        default="torch",
+        help="what runs the models: torch (default), onnx, openvino, int8 (ONNX Runtime, int8 weights), auto "
+        "(the fastest measured at load) or one of the repo's exported files (onnx/model_O3.onnx); for the "
+        "backends that have them ($WIDGETD_RUNTIME)",
+    )
     serve.add_argument("--library", help="override the card's library_name")
     serve.add_argument("--device", help="auto (default), cpu, cuda or cuda:N ($WIDGETD_DEVICE)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -339,6 +346,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         max_connections=arguments.max_connections,
         shutdown_timeout=arguments.shutdown_timeout,
         trust_remote_code=arguments.trust_remote_code,
+        runtime=arguments.runtime,
         allow_models=tuple(arguments.allow_models or ()),
         memory_budget=memory_budgets(arguments.memory_budget or []),
         max_models=arguments.max_models,
@@ -384,7 +392,13 @@ def _model_requests(arguments: argparse.Namespace) -> list:
     (none for a server of on-demand models)."""
     from widgetd.models import ModelRequest
 
-    common = dict(task=arguments.task, library=arguments.library, device=arguments.device, trust_remote_code=arguments.trust_remote_code)
+    common = dict(
+        task=arguments.task,
+        library=arguments.library,
+        device=arguments.device,
+        trust_remote_code=arguments.trust_remote_code,
+        runtime=arguments.runtime,
+    )
     configured = getattr(arguments, "config_models", [])
     if configured and not arguments.model_id:
         return [
@@ -396,6 +410,7 @@ def _model_requests(arguments: argparse.Namespace) -> list:
                 trust_remote_code=entry.trust_remote_code or arguments.trust_remote_code,
                 pinned=entry.pinned,
                 max_batch_size=entry.batch_size,
+                runtime=entry.runtime or arguments.runtime,
             )
             for entry in configured
         ]

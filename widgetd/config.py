@@ -41,6 +41,8 @@ class ModelEntry(msgspec.Struct, forbid_unknown_fields=True):
     pinned: bool = True
     """False: loaded at startup, but unloaded like an on-demand model when room is needed."""
     trust_remote_code: bool = False
+    runtime: Optional[str] = None
+    """torch, onnx, openvino, int8, auto or an exported file of the repo (``--runtime``)."""
 
     @property
     def full_id(self) -> str:

@@ -198,11 +198,11 @@ def choose_task(source: ModelSource, backend: Backend, *, task: str | None = Non
     return chosen
 
 
-def fetch_model(source: ModelSource, backend: Backend) -> ModelSource:
-    """Download the files the backend needs into the HF cache; a cached model downloads nothing."""
+def fetch_model(source: ModelSource, backend: Backend, runtime: str = "torch") -> ModelSource:
+    """Download the files the backend needs for ``runtime`` into the HF cache; a cached model downloads nothing."""
     if source.path is not None:
         return source
-    wanted = sorted(set(backend.files(source.files)) | ({CARD_FILE} & set(source.files)))
+    wanted = sorted(set(backend.files_for(source.files, runtime)) | ({CARD_FILE} & set(source.files)))
     try:
         snapshot = snapshot_download(
             source.repo_id,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from widgetd import devices, hub
-from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel
+from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel, runtime_family
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.generating import Engine, GenerationLoop
@@ -35,6 +35,8 @@ class ModelRequest:
     """Never unloaded to make room (on-demand models never are pinned unless an admin says so)."""
     max_batch_size: int | None = None
     """This model's largest batch, over the server's ``--max-batch-size``."""
+    runtime: str = "torch"
+    """What runs it (``--runtime``): torch, onnx, openvino, int8, auto, or an exported file of the repo."""
 
 
 @dataclass
@@ -68,11 +70,15 @@ class ServedModel:
     request: ModelRequest | None = field(default=None, repr=False)
     """What it was asked as: a reload asks for it again."""
     max_batch_size: int | None = None
+    runtime: str = "torch"
+    """What was asked to run it (``--runtime``)."""
+    runtime_in_use: str | None = None
+    """What runs it once loaded, as its pipeline says (``auto`` resolved, the file it reads)."""
 
     @property
     def download_bytes(self) -> int:
         """What its backend fetches, as the Hub sized it (0 when unknown)."""
-        return sum(self.source.sizes.get(name, 0) for name in self.backend.files(self.source.files))
+        return sum(self.source.sizes.get(name, 0) for name in self.backend.files_for(self.source.files, self.runtime))
 
     @property
     def ready(self) -> bool:
@@ -109,6 +115,7 @@ class ServedModel:
             "state": self.state,
             "problem": self.problem_for(trusted),
             "pinned": self.pinned,
+            "runtime": self.runtime_in_use or self.runtime,
             **({"max_batch_size": self.batcher.max_batch_size} if self.batcher else {}),
             **({"memory_bytes": self.memory_bytes} if self.memory_bytes is not None else {}),
             **({"placement": self.placement} if self.placement else {}),
@@ -127,6 +134,10 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
         source = hub.locate_model(request.model_id, registry.bundled_models, hub_only=request.on_demand)
         backend = hub.choose_backend(source, registry.backends, library=request.library)
         task = hub.choose_task(source, backend, task=request.task)
+        runtime = request.runtime
+        if request.on_demand and runtime_family(runtime) not in backend.runtimes:
+            runtime = "torch"  # the server's --runtime, for the backends that have it
+        check_runtime(runtime, backend, source.model_id)
         if source.model_id in planned:
             raise ModelResolutionError(f"model {source.model_id!r} is given twice")
         backend.check(
@@ -136,6 +147,7 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
                 card=dict(source.card),
                 trust_remote_code=request.trust_remote_code,
                 read_text=functools.partial(hub.read_repo_text, source),
+                runtime=runtime,
             )
         )
         planned[source.model_id] = ServedModel(
@@ -148,8 +160,27 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
             pinned=request.pinned and not request.on_demand,
             request=request,
             max_batch_size=request.max_batch_size,
+            runtime=runtime,
         )
     return list(planned.values())
+
+
+RUNTIME_FILES = (".onnx", ".xml")
+
+
+def check_runtime(runtime: str, backend: Backend, model_id: str) -> None:
+    """Refuse, before any download, a runtime that the model's backend cannot run."""
+    family = runtime_family(runtime)
+    if "/" in runtime and not runtime.endswith(RUNTIME_FILES):
+        raise ModelResolutionError(
+            f"--runtime {runtime!r}: a repo file names its runtime by its folder and ends in .onnx or .xml "
+            "(e.g. onnx/model_qint8_avx512.onnx)"
+        )
+    if family not in backend.runtimes:
+        raise ModelResolutionError(
+            f"--runtime {runtime!r} for model {model_id!r}: backend {backend.name!r} runs "
+            f"{', '.join(backend.runtimes)}"
+        )
 
 
 def load_model(
@@ -163,7 +194,7 @@ def load_model(
     """Download, place and load one model; a failure is kept on the model, not raised."""
     started = time.perf_counter()
     try:
-        model.source = hub.fetch_model(model.source, model.backend)
+        model.source = hub.fetch_model(model.source, model.backend, model.runtime)
         accelerators = tuple(inventory())
         model.device = devices.choose_device(model.device_request, accelerators)
         held_before = devices.memory_in_use(model.device)
@@ -178,6 +209,7 @@ def load_model(
                 accelerators=accelerators if (model.device_request or "auto") == "auto" else (),
                 limits=limits,
                 trust_remote_code=model.trust_remote_code,
+                runtime=model.runtime,
             )
         )
     except Exception as error:
@@ -198,6 +230,7 @@ def load_model(
         if not getattr(engine, "chat", False):
             log.warning("model %s has no chat template: its chat completions route answers 400", model.model_id)
     model.placement = getattr(pipeline, "placement", None)
+    model.runtime_in_use = getattr(pipeline, "runtime", model.runtime)
     model.load_seconds = time.perf_counter() - started
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)

@@ -122,7 +122,12 @@ def request_model(state: ServerState, model_id: str, *, task: str | None = None,
         raise_failure(model_id, failed[1])
     make_room(state, model_id)
     request = ModelRequest(
-        model_id, task=task, device=device, trust_remote_code=state.settings.trust_remote_code, on_demand=True
+        model_id,
+        task=task,
+        device=device,
+        trust_remote_code=state.settings.trust_remote_code,
+        runtime=state.settings.runtime,
+        on_demand=True,
     )
     state.pool.planning[model_id] = asyncio.get_running_loop().create_task(_plan_and_load(state, request, pin))
 

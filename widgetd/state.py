@@ -45,6 +45,8 @@ class ServerSettings:
     """How much work one request may ask for."""
     trust_remote_code: bool = False
     """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
+    runtime: str = "torch"
+    """What runs the models (``--runtime``), on-demand ones too where their backend has it."""
     allow_models: tuple[str, ...] = ()
     """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""
     max_models: int | None = None

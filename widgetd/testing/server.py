@@ -55,7 +55,14 @@ class LiveServer:
         registry = collect(manager)
         settings = settings or ServerSettings()
         requests = [
-            ModelRequest(m, task=task, library=library, device=device, trust_remote_code=settings.trust_remote_code)
+            ModelRequest(
+                m,
+                task=task,
+                library=library,
+                device=device,
+                trust_remote_code=settings.trust_remote_code,
+                runtime=settings.runtime,
+            )
             for m in model_ids
         ]
         state = ServerState(

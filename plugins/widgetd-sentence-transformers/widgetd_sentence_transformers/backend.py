@@ -7,6 +7,7 @@ from typing import Sequence
 
 from widgetd import Backend, ModelSnapshot
 from widgetd.backends import pytorch_files
+from widgetd_sentence_transformers.runtimes import RUNTIMES, check_runtime, runtime_files
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -18,7 +19,7 @@ def recognizes(repo_files: Sequence[str]) -> bool:
 def load(snapshot: ModelSnapshot):
     from widgetd_sentence_transformers.pipeline import SentenceTransformersPipeline
 
-    return SentenceTransformersPipeline.load(snapshot.path, snapshot.device, trust_remote_code=snapshot.trust_remote_code)
+    return SentenceTransformersPipeline.load(snapshot)
 
 
 def bundled_model_path() -> Path | None:
@@ -38,4 +39,7 @@ BACKEND = Backend(
     files=pytorch_files,
     recognizes=recognizes,
     max_batch_size=32,
+    runtimes=RUNTIMES,
+    runtime_files=runtime_files,
+    check=check_runtime,
 )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from widgetd import InvalidInput
+from widgetd import InvalidInput, ModelSnapshot
 from widgetd.cancellation import in_chunks
 from widgetd.tasks.feature_extraction import FeatureExtractionInput
 from widgetd.tasks.sentence_similarity import SentenceSimilarityInput
+from widgetd_sentence_transformers.runtimes import load_sentence_transformer
 
 ENCODE_BATCH_SIZE = 64
 
@@ -21,20 +21,13 @@ class SentenceTransformersPipeline:
 
     tasks = ("sentence-similarity", "feature-extraction")
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, runtime: str = "torch") -> None:
         self.model = model
+        self.runtime = runtime
 
     @classmethod
-    def load(cls, path: Path, device: str, *, trust_remote_code: bool = False) -> SentenceTransformersPipeline:
-        from sentence_transformers import SentenceTransformer
-
-        model = SentenceTransformer(
-            str(path), device=device, local_files_only=True, trust_remote_code=trust_remote_code
-        )
-        if device.startswith("cuda"):
-            model.half()
-        model.eval()
-        return cls(model)
+    def load(cls, snapshot: ModelSnapshot) -> SentenceTransformersPipeline:
+        return cls(*load_sentence_transformer(snapshot))
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         if task == "sentence-similarity":

@@ -12,8 +12,11 @@ WORDS = (
 CARD = {"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"}
 
 
-def build_tiny_sentence_transformer(folder: Path, *, max_seq_length: int = 32) -> Path:
-    """A random-weight BERT + mean pooling, saved the way the Hub stores sentence-transformers models."""
+def build_tiny_sentence_transformer(folder: Path, *, max_seq_length: int = 32, exported: bool = False) -> Path:
+    """A random-weight BERT + mean pooling, saved the way the Hub stores sentence-transformers models.
+
+    ``exported``: with the exports the Hub's repos ship (``onnx/model.onnx``, and an OpenVINO model with
+    int8 weights); otherwise with a stand-in ``onnx/model.onnx`` that a torch server must not download."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -41,8 +44,19 @@ def build_tiny_sentence_transformer(folder: Path, *, max_seq_length: int = 32) -
     )
     saved = folder / "model"
     model.save(str(saved))
-    # Other runtimes' copies, which the backend must not download.
     (saved / "onnx").mkdir()
-    (saved / "onnx" / "model.onnx").write_bytes(b"not needed")
+    if exported:
+        _add_onnx_exports(model, saved)
+    else:
+        # Other runtimes' copies, which a torch server must not download.
+        (saved / "onnx" / "model.onnx").write_bytes(b"not needed")
     (saved / "pytorch_model.bin").write_bytes(b"not needed beside model.safetensors")
     return saved
+
+
+def _add_onnx_exports(model, saved: Path) -> None:
+    from widgetd_sentence_transformers.runtimes import OPENVINO_INT8_MODEL, compress_to_int8, export_onnx
+
+    export_onnx(model, saved / "onnx" / "model.onnx")
+    (saved / "openvino").mkdir()
+    compress_to_int8(saved / "onnx" / "model.onnx", saved / OPENVINO_INT8_MODEL)
