@@ -11,7 +11,7 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
 PLUGINS = (
-    "plugins/widgetd-sentence-transformers[default-model]",
+    "plugins/widgetd-sentence-transformers[default-model,onnx,openvino]",
     "plugins/widgetd-asteroid",
     "plugins/widgetd-transformers",
     "plugins/widgetd-endpoint-handler",

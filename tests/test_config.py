@@ -87,11 +87,11 @@ def timed_folder(tmp_path: Path, name: str, scale: float) -> Path:
 
 def test_serve_takes_its_models_and_settings_from_the_file_and_flags_win(tmp_path, timed_env):
     folder = timed_folder(tmp_path, "local-a", 2)
-    path = config_file(tmp_path, '[server]\nmax_inputs = 7\nmax_audio_seconds = 12.5\n\n[[models]]\nmodel_id = "{folder}"\nbatch_size = 4\n', folder=folder)
+    path = config_file(tmp_path, '[server]\nmax_inputs = 7\nmax_audio_seconds = 12.5\n\n[[models]]\nmodel_id = "{folder}"\nbatch_size = 4\nruntime = "torch"\n', folder=folder)
     with ServeProcess(["--config", str(path), "--max-audio-seconds=3"], {**timed_env, "WIDGETD_MAX_CHARACTERS": "123"}) as server:
         info = httpx.get(f"{server.url}/info").json()
         [model] = info["models"]
-        assert (model["model_id"], model["max_batch_size"], model["pinned"]) == ("local-a", 4, True)
+        assert (model["model_id"], model["max_batch_size"], model["pinned"], model["runtime"]) == ("local-a", 4, True, "torch")
         limits = info["limits"]
         assert (limits["max_inputs"], limits["max_audio_seconds"], limits["max_characters"]) == (7, 3.0, 123)
         assert httpx.post(server.url, json={"inputs": "abc"}).json() == [6.0]

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from widgetd import Backend, ModelResolutionError, Task
-from widgetd.backends import PlannedModel
+from widgetd.backends import PlannedModel, runtime_family
 from widgetd.decoding import decode_request
 from widgetd.limits import Limits
 from widgetd.models import ModelRequest, plan_models
@@ -128,3 +128,20 @@ def test_the_model_comes_from_widgetds_or_inference_endpoints_environment(monkey
     for name, value in environment.items():
         monkeypatch.setenv(name, value.format(folder=folder, empty=empty))
     assert default_model_id() == (expected.format(folder=folder) if expected else None)
+
+
+def test_a_runtime_the_models_backend_lacks_is_refused_before_any_download(tmp_path):
+    folder = model_folder(tmp_path / "m", "library_name: transformers\npipeline_tag: text-classification")
+    with pytest.raises(ModelResolutionError, match=r"--runtime 'onnx' for model 'm': backend 'transformers' runs torch"):
+        plan_models([ModelRequest(str(folder), runtime="onnx")], registry_of(TRANSFORMERS))
+    graphs = backend(
+        "graphs", "transformers", runtimes=("torch", "onnx"),
+        runtime_files=lambda files, runtime: [name for name in files if name.startswith(runtime_family(runtime))],
+    )
+    with pytest.raises(ModelResolutionError, match="ends in .onnx or .xml"):
+        plan_models([ModelRequest(str(folder), runtime="onnx/weights.bin")], registry_of(graphs))
+    [model] = plan_models([ModelRequest(str(folder), runtime="onnx/model_O3.onnx")], registry_of(graphs))
+    files = ["config.json", "model.safetensors", "onnx/model.onnx", "onnx/model_O3.onnx"]
+    assert model.backend.files_for(files, model.runtime) == ["onnx/model.onnx", "onnx/model_O3.onnx"]
+    assert model.backend.files_for(files) == files
+
