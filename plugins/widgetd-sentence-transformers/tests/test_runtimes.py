@@ -18,7 +18,7 @@ from widgetd.plugins import add_plugin, collect, create_plugin_manager
 from widgetd.testing.process import ServeProcess
 from widgetd_sentence_transformers.backend import DEFAULT_MODEL_ID, bundled_model_path
 from widgetd_sentence_transformers.pipeline import SentenceTransformersPipeline
-from widgetd_sentence_transformers.runtimes import OPENVINO_INT8_MODEL, exports_root
+from widgetd.graphs import OPENVINO_INT8_MODEL
 from widgetd_sentence_transformers.testing import CARD, build_tiny_sentence_transformer
 
 SENTENCES = [
@@ -84,10 +84,11 @@ def test_all_minilm_answers_match_torch(runtime, minilm, minilm_torch, export_ho
 
 def test_an_export_is_made_once_per_model_and_weights(minilm, export_home):
     load(minilm, "onnx")
-    [export] = list(exports_root().rglob("model.onnx"))
+    exports = export_home / "widgetd" / "exports"
+    [export] = list(exports.rglob("model.onnx"))
     written = export.stat().st_mtime_ns
     load(minilm, "openvino")  # OpenVINO reads the same ONNX export
-    assert list(exports_root().rglob("model.onnx")) == [export]
+    assert list(exports.rglob("model.onnx")) == [export]
     assert export.stat().st_mtime_ns == written
 
 

@@ -55,8 +55,9 @@ def build_tiny_sentence_transformer(folder: Path, *, max_seq_length: int = 32, e
 
 
 def _add_onnx_exports(model, saved: Path) -> None:
-    from widgetd_sentence_transformers.runtimes import OPENVINO_INT8_MODEL, compress_to_int8, export_onnx
+    from widgetd.graphs import OPENVINO_INT8_MODEL, compress_to_int8
+    from widgetd_sentence_transformers.runtimes import export_transformer
 
-    export_onnx(model, saved / "onnx" / "model.onnx")
+    export_transformer(model, saved / "onnx" / "model.onnx")
     (saved / "openvino").mkdir()
     compress_to_int8(saved / "onnx" / "model.onnx", saved / OPENVINO_INT8_MODEL)
