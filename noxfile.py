@@ -13,7 +13,7 @@ CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
 PLUGINS = (
     "plugins/widgetd-sentence-transformers[default-model,onnx,openvino]",
     "plugins/widgetd-asteroid",
-    "plugins/widgetd-transformers",
+    "plugins/widgetd-transformers[onnx,openvino]",
     "plugins/widgetd-endpoint-handler",
 )
 
@@ -88,6 +88,31 @@ def benchmark(session: nox.Session) -> None:
         session.run("python", "-m", "venv", str(aic))
     session.run(str(aic / "bin" / "python"), "-m", "pip", "install", "-q", *CONSTRAINTS, *AIC_PINS, external=True)
     session.run("python", "benchmarks/sentence_similarity.py", "--aic-python", str(aic / "bin" / "python"), *session.posargs)
+
+
+PEERS = (
+    # The servers users would pick instead, in their own virtualenv (torch stays the machine's CPU wheel).
+    "infinity-emb[server,optimum,torch]==0.0.78",
+    "litserve==0.2.19",
+    "sentence-transformers",
+    "onnxruntime",
+)
+
+
+@nox.session
+def benchmark_peers(session: nox.Session) -> None:
+    """Feature-extraction: widgetd on every runtime vs Infinity (torch, optimum), LitServe and
+    api-inference-community, in one run (benchmarks/peers.py)."""
+    install_everything(session)
+    tmp = Path(session.create_tmp())
+    venvs = {"aic": AIC_PINS, "peers": PEERS}
+    for name, pins in venvs.items():
+        if not (tmp / f"{name}-venv" / "bin" / "python").exists():
+            session.run("python", "-m", "venv", str(tmp / f"{name}-venv"))
+        session.run(str(tmp / f"{name}-venv" / "bin" / "python"), "-m", "pip", "install", "-q", *CONSTRAINTS, *pins, external=True)
+    session.chdir("benchmarks")
+    session.run("python", "peers.py", "--peers-python", str(tmp / "peers-venv" / "bin" / "python"),
+                "--aic-python", str(tmp / "aic-venv" / "bin" / "python"), *session.posargs)
 
 
 @nox.session

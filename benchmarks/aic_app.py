@@ -1,7 +1,7 @@
 """api-inference-community serving a sentence-transformers model the way its docker image does.
 
 Run in its own virtualenv (api-inference-community 0.0.37 and the image's pinned libraries):
-    MODEL_ID=/path/to/model TASK=sentence-similarity python -m uvicorn aic_app:app
+    MODEL_ID=/path/to/model TASK=sentence-similarity python -m uvicorn aic_app:app   # or TASK=feature-extraction
 Like the image, the pipeline runs inside the request handler, on the event loop.
 """
 
@@ -24,9 +24,20 @@ class SentenceSimilarityPipeline:
         return util.pytorch_cos_sim(source, sentences).tolist()[0]
 
 
+class FeatureExtractionPipeline:
+    def __init__(self, model_id: str) -> None:
+        self.model = SentenceTransformer(model_id)
+
+    def __call__(self, inputs) -> list:
+        return self.model.encode(inputs).tolist()
+
+
+PIPELINES = {"sentence-similarity": SentenceSimilarityPipeline, "feature-extraction": FeatureExtractionPipeline}
+
+
 @functools.lru_cache()
-def get_pipeline() -> SentenceSimilarityPipeline:
-    return SentenceSimilarityPipeline(os.environ["MODEL_ID"])
+def get_pipeline():
+    return PIPELINES[os.environ["TASK"]](os.environ["MODEL_ID"])
 
 
 app = Starlette(

@@ -43,7 +43,11 @@ def make_bodies(count: int) -> list[dict]:
     ]
 
 
-def in_process_limit(model_path: str, runtime: str, bodies: list[dict], seconds: float, batch: int) -> dict:
+def similarity_texts(body: dict) -> list[str]:
+    return [body["inputs"]["source_sentence"], *body["inputs"]["sentences"]]
+
+
+def in_process_limit(model_path: str, runtime: str, requests: list[list[str]], seconds: float, batch: int) -> dict:
     """Single-request latency and batched throughput of the same model on the same runtime, with no server
     at all (loaded as widgetd's plugin loads it: sentence-transformers, the graph for other runtimes)."""
     from widgetd import ModelSnapshot
@@ -53,30 +57,30 @@ def in_process_limit(model_path: str, runtime: str, bodies: list[dict], seconds:
                              task="sentence-similarity", device="cpu", runtime=runtime)
     model, _ = load_sentence_transformer(snapshot)
 
-    def answer(requests: list[dict]) -> None:
-        texts = [t for r in requests for t in (r["inputs"]["source_sentence"], *r["inputs"]["sentences"])]
+    def answer(batch_of_requests: list[list[str]]) -> None:
+        texts = [text for request in batch_of_requests for text in request]
         vectors = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        for i in range(len(requests)):
+        for i in range(len(batch_of_requests)):
             vectors[4 * i + 1 : 4 * i + 4] @ vectors[4 * i]
 
-    for body in bodies[:20]:
-        answer([body])
+    for request in requests[:20]:
+        answer([request])
     latencies = []
-    for body in bodies[:300]:
+    for request in requests[:300]:
         started = time.perf_counter()
-        answer([body])
+        answer([request])
         latencies.append(time.perf_counter() - started)
     done, started, index = 0, time.perf_counter(), 0
     while time.perf_counter() - started < seconds:
-        answer([bodies[(index + i) % len(bodies)] for i in range(batch)])
+        answer([requests[(index + i) % len(requests)] for i in range(batch)])
         done, index = done + batch, index + batch
     return {"p50_ms": statistics.median(latencies) * 1000, "rps": done / (time.perf_counter() - started)}
 
 
-def start_server(command: list[str], env: dict, url: str, cwd: Path | None = None) -> subprocess.Popen:
+def start_server(command: list[str], env: dict, url: str, cwd: Path | None = None, probe: dict | None = None) -> subprocess.Popen:
     log = open(HERE / "results" / f"server-{abs(hash(tuple(command)))}.log", "w")
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-    probe = make_bodies(1)[0]
+    probe = probe or make_bodies(1)[0]
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -118,22 +122,30 @@ def measure_server(name: str, process: subprocess.Popen, url: str, levels: list[
         process.wait(timeout=30)
 
 
-def table(results: dict, limits: dict, levels: list[int]) -> str:
-    """Each server against api-inference-community, torch's in-process limit, and its own runtime's."""
+def table(results: dict, limits: dict, levels: list[int], baseline: str = "api-inference-community") -> str:
+    """Each server against ``baseline`` (a server's name, or ``best peer``: the fastest server not widgetd at
+    that concurrency), torch's in-process limit, and its own runtime's."""
     rows = [
-        "| concurrency | server | requests/s | p50 ms | p99 ms | / api-inference-community | / torch in-process limit | / its runtime's in-process limit |",
+        f"| concurrency | server | requests/s | p50 ms | p99 ms | / {baseline} | / torch in-process limit | / its runtime's in-process limit |",
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     torch_limit = limits["torch"]
     for c in levels:
-        aic = results.get("api-inference-community", {}).get(c)
+        if baseline == "best peer":
+            peers = [by_level[c] for name, by_level in results.items() if not name.startswith("widgetd")]
+            base = max(peers, key=lambda r: r["rps"]) if peers else None
+        else:
+            base = results.get(baseline, {}).get(c)
         for name, by_level in results.items():
             r = by_level[c]
-            versus_aic = f"{r['rps'] / aic['rps']:.2f}x" if aic else "-"
+            versus_aic = f"{r['rps'] / base['rps']:.2f}x" if base else "-"
             own = limits.get(name.removeprefix("widgetd ").strip("()"))
             # At concurrency 1 the fair limit is one request at a time; above it, batched encode.
             own_limit = (1000 / own["p50_ms"] if c == 1 else own["rps"]) if own else None
             versus_own = f"{r['rps'] / own_limit:.0%}" if own_limit else "-"
+            failed = sum(count for status, count in r["statuses"].items() if str(status) != "200")
+            if failed:
+                name = f"{name} ({failed} answers not 200)"
             rows.append(
                 f"| {c} | {name} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {versus_aic} "
                 f"| {r['rps'] / torch_limit['rps']:.2f}x | {versus_own} |"
@@ -166,7 +178,8 @@ def main() -> None:
     bodies_file = HERE / "results" / "bodies.json"
     bodies_file.write_text(json.dumps(bodies))
 
-    limits = {runtime: in_process_limit(model_path, runtime, bodies, arguments.seconds, batch=32) for runtime in arguments.runtimes}
+    requests = [similarity_texts(body) for body in bodies]
+    limits = {runtime: in_process_limit(model_path, runtime, requests, arguments.seconds, batch=32) for runtime in arguments.runtimes}
     results = {}
     port = 18765
     for runtime in arguments.runtimes:

@@ -44,6 +44,7 @@ class PlannedModel:
     read_text: Callable[[str], str]
     """One small file of the repo (e.g. ``requirements.txt``), fetched alone."""
     runtime: str = "torch"
+    task: str = ""
 
 
 class Pipeline(Protocol):

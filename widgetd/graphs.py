@@ -139,13 +139,14 @@ def _openvino_graph(path: Path, device: str) -> Graph:
     # one text never depends on the texts batched with it, as a whole-tensor scale would make it.
     settings = {"PERFORMANCE_HINT": "LATENCY", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "32"}
     compiled = openvino.Core().compile_model(str(path), "CPU", settings)
-    ports = {next(iter(port.get_names())): port for port in compiled.outputs}
+    # A port can have several names (``logits`` and the exporter's own): each is answered.
+    ports = {name: port for port in compiled.outputs for name in sorted(port.get_names())}
 
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = compiled(dict(feeds))
         return {name: results[port] for name, port in ports.items()}
 
-    inputs = tuple(next(iter(port.get_names())) for port in compiled.inputs)
+    inputs = tuple(name for port in compiled.inputs for name in sorted(port.get_names()))
     return Graph(run, inputs, tuple(ports), "openvino CPU")
 
 

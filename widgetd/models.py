@@ -148,6 +148,7 @@ def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[Se
                 trust_remote_code=request.trust_remote_code,
                 read_text=functools.partial(hub.read_repo_text, source),
                 runtime=runtime,
+                task=task,
             )
         )
         planned[source.model_id] = ServedModel(

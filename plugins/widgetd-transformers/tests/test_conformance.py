@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import widgetd_transformers
+from widgetd.app import ServerSettings
 from widgetd.testing import conformance as kit
 from widgetd.testing.conformance.chat import as_template_reads_them
 from widgetd.testing.audio import encode, speech_like
@@ -71,3 +72,32 @@ class TestChat(kit.ChatTests, TransformersFixtures):
         tokenizer = AutoTokenizer.from_pretrained(str(widgetd_model))
         template = lambda messages: tokenizer.apply_chat_template(as_template_reads_them(messages), add_generation_prompt=True, return_dict=True)
         return lambda messages: len(template(messages)["input_ids"])
+
+
+class GraphFixtures(TransformersFixtures):
+    """The encoder tasks again, their forward pass on an exported graph (``--runtime``)."""
+
+    runtime = "onnx"
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def widgetd_server_settings(cls):
+        return ServerSettings(max_batch_wait=0.05, request_timeout=120, runtime=cls.runtime)
+
+
+class OpenVINOFixtures(GraphFixtures):
+    runtime = "openvino"
+
+
+class Int8Fixtures(GraphFixtures):
+    runtime = "int8"
+
+
+# Each encoder task on one graph runtime (all three share the graph code; test_runtimes.py compares every
+# task on every runtime with torch).
+class TestQuestionAnsweringOnONNX(kit.QuestionAnsweringTests, GraphFixtures): ...
+class TestTokenClassificationOnOpenVINO(kit.TokenClassificationTests, OpenVINOFixtures): ...
+class TestTextClassificationInInt8(kit.TextClassificationTests, Int8Fixtures): ...
+class TestZeroShotClassificationOnONNX(kit.ZeroShotClassificationTests, GraphFixtures): ...
+class TestFillMaskOnOpenVINO(kit.FillMaskTests, OpenVINOFixtures): ...
+class TestFeatureExtractionInInt8(kit.FeatureExtractionTests, Int8Fixtures): ...

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from widgetd import Backend, ModelResolutionError, ModelSnapshot
 from widgetd.backends import PlannedModel, pytorch_files
-from widgetd_transformers import audio, documents, generation, question_answering, speech, tables, text, vision
+from widgetd_transformers import audio, documents, generation, question_answering, runtimes, speech, tables, text, vision
 from widgetd_transformers.continuous import placement_of
 
 RUNNERS: dict[str, Callable[[ModelSnapshot], Callable[[Sequence[Any]], list[Any]]]] = {
@@ -59,7 +59,9 @@ class TransformersPipeline:
 
 
 def load(snapshot: ModelSnapshot) -> TransformersPipeline:
-    return TransformersPipeline(snapshot.task, RUNNERS[snapshot.task](snapshot))
+    pipeline = TransformersPipeline(snapshot.task, RUNNERS[snapshot.task](snapshot))
+    pipeline.runtime = runtimes.describe(snapshot)
+    return pipeline
 
 
 ARCHITECTURE_TASKS = (
@@ -119,7 +121,9 @@ def recognizes(repo_files: Sequence[str]) -> bool:
 
 def check(model: PlannedModel) -> None:
     """A model whose architecture is its repo's own code (``auto_map``, a ``model_type`` transformers does not
-    know) stops startup without ``--trust-remote-code``, before anything is downloaded."""
+    know) stops startup without ``--trust-remote-code``, before anything is downloaded; so does a runtime
+    this model's task or this machine cannot have."""
+    runtimes.check_runtime(model)
     if model.trust_remote_code or "config.json" not in model.files:
         return
     try:
@@ -157,4 +161,6 @@ BACKEND = Backend(
     max_batch_size=16,
     infer_task=infer_task,
     check=check,
+    runtimes=runtimes.RUNTIMES,
+    runtime_files=runtimes.runtime_files,
 )

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, Sequence
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd import cancellation
 from widgetd.devices import split_plan
+from widgetd_transformers.runtimes import run_on_graph
 
 
 def dtype_for(device: str) -> Any:
@@ -31,6 +32,7 @@ def hf_pipeline(task: str, snapshot: ModelSnapshot, **kwargs: Any) -> Any:
     )
     if getattr(pipe, "tokenizer", None) is not None:
         fit_tokenizer(pipe.tokenizer, pipe.model)
+        run_on_graph(pipe.model, pipe.tokenizer, snapshot)
     return pipe
 
 
@@ -41,7 +43,9 @@ def tokenizer_and_model(snapshot: ModelSnapshot, model_class: str) -> tuple[Any,
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(snapshot.path), trust_remote_code=snapshot.trust_remote_code)
     model = model_for(snapshot, model_class)
-    return fit_tokenizer(tokenizer, model), model
+    fit_tokenizer(tokenizer, model)
+    run_on_graph(model, tokenizer, snapshot)
+    return tokenizer, model
 
 
 def model_for(snapshot: ModelSnapshot, model_class: str) -> Any:
