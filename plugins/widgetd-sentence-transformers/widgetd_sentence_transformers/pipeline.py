@@ -24,6 +24,7 @@ class SentenceTransformersPipeline:
     def __init__(self, model: Any, runtime: str = "torch") -> None:
         self.model = model
         self.runtime = runtime
+        self.token_counter = token_counter(model.tokenizer)
 
     @classmethod
     def load(cls, snapshot: ModelSnapshot) -> SentenceTransformersPipeline:
@@ -39,7 +40,10 @@ class SentenceTransformersPipeline:
     def count_tokens(self, texts: Sequence[str]) -> int:
         """The tokens ``texts`` are read as (special tokens included, at most the model's limit each)."""
         limit = self.model.max_seq_length or 10**9
-        return sum(min(len(ids), limit) for ids in self.model.tokenizer(list(texts), add_special_tokens=True)["input_ids"])
+        counter = self.token_counter
+        if counter is None:
+            return sum(min(len(ids), limit) for ids in self.model.tokenizer(list(texts), add_special_tokens=True)["input_ids"])
+        return sum(min(len(encoding.ids), limit) for encoding in counter.encode_batch(list(texts), add_special_tokens=True))
 
     def similarities(self, requests: Sequence[SentenceSimilarityInput]) -> list[list[float]]:
         texts = list(
@@ -135,6 +139,21 @@ class SentenceTransformersPipeline:
             # In float32: normalising float16 (CUDA) embeddings in float16 leaves norms 1e-3 off.
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+
+def token_counter(tokenizer: Any) -> Any:
+    """A copy of a fast tokenizer's Rust core that never pads or truncates, for /v1/embeddings' usage: it
+    counts without building Python lists of ids (which took a tenth of the model thread's time under load).
+    None for a tokenizer without one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
 
 
 def _options(request: FeatureExtractionInput) -> tuple:
