@@ -91,11 +91,13 @@ def widgetd_model(request):
 
 
 @pytest.fixture(scope="class")
-def widgetd_server_settings():
-    """Server settings for conformance runs: a short batching window so concurrent requests batch."""
+def widgetd_server_settings(request):
+    """Server settings for conformance runs: a short batching window so concurrent requests batch, and the
+    test class's ``widgetd_runtime`` (``--runtime``; torch unless the class says otherwise)."""
     from widgetd.app import ServerSettings
 
-    return ServerSettings(max_batch_wait=0.05, request_timeout=120)
+    runtime = getattr(request.cls, "widgetd_runtime", "torch")
+    return ServerSettings(max_batch_wait=0.05, request_timeout=120, runtime=runtime)
 
 
 @pytest.fixture(scope="class")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import widgetd_sentence_transformers
-from widgetd.app import ServerSettings
 from widgetd.testing import conformance as kit
 from widgetd_sentence_transformers.testing import build_tiny_sentence_transformer
 
@@ -27,32 +26,33 @@ class TestFeatureExtraction(kit.FeatureExtractionTests, SentenceTransformersFixt
 
 
 class ExportedGraphFixtures(SentenceTransformersFixtures):
-    """The same contracts on the other runtimes, over the exports the repo ships."""
-
-    runtime = "onnx"
+    """The same contracts on the other runtimes (the kit's ``widgetd_runtime``), over the repo's exports."""
 
     @pytest.fixture(scope="class")
     @classmethod
     def widgetd_model(cls, tmp_path_factory):
         return build_tiny_sentence_transformer(tmp_path_factory.mktemp("sentence-transformers"), exported=True)
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def widgetd_server_settings(cls):
-        return ServerSettings(max_batch_wait=0.05, request_timeout=120, runtime=cls.runtime)
+
+class TestSentenceSimilarityOnONNX(kit.SentenceSimilarityTests, ExportedGraphFixtures):
+    widgetd_runtime = "onnx"
 
 
-class OpenVINOFixtures(ExportedGraphFixtures):
-    runtime = "openvino"
+class TestFeatureExtractionOnONNX(kit.FeatureExtractionTests, ExportedGraphFixtures):
+    widgetd_runtime = "onnx"
 
 
-class Int8Fixtures(ExportedGraphFixtures):
-    runtime = "int8"
+class TestSentenceSimilarityOnOpenVINO(kit.SentenceSimilarityTests, ExportedGraphFixtures):
+    widgetd_runtime = "openvino"
 
 
-class TestSentenceSimilarityOnONNX(kit.SentenceSimilarityTests, ExportedGraphFixtures): ...
-class TestFeatureExtractionOnONNX(kit.FeatureExtractionTests, ExportedGraphFixtures): ...
-class TestSentenceSimilarityOnOpenVINO(kit.SentenceSimilarityTests, OpenVINOFixtures): ...
-class TestFeatureExtractionOnOpenVINO(kit.FeatureExtractionTests, OpenVINOFixtures): ...
-class TestSentenceSimilarityInInt8(kit.SentenceSimilarityTests, Int8Fixtures): ...
-class TestFeatureExtractionInInt8(kit.FeatureExtractionTests, Int8Fixtures): ...
+class TestFeatureExtractionOnOpenVINO(kit.FeatureExtractionTests, ExportedGraphFixtures):
+    widgetd_runtime = "openvino"
+
+
+class TestSentenceSimilarityInInt8(kit.SentenceSimilarityTests, ExportedGraphFixtures):
+    widgetd_runtime = "int8"
+
+
+class TestFeatureExtractionInInt8(kit.FeatureExtractionTests, ExportedGraphFixtures):
+    widgetd_runtime = "int8"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import widgetd_transformers
-from widgetd.app import ServerSettings
 from widgetd.testing import conformance as kit
 from widgetd.testing.conformance.chat import as_template_reads_them
 from widgetd.testing.audio import encode, speech_like
@@ -74,30 +73,27 @@ class TestChat(kit.ChatTests, TransformersFixtures):
         return lambda messages: len(template(messages)["input_ids"])
 
 
-class GraphFixtures(TransformersFixtures):
-    """The encoder tasks again, their forward pass on an exported graph (``--runtime``)."""
-
-    runtime = "onnx"
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def widgetd_server_settings(cls):
-        return ServerSettings(max_batch_wait=0.05, request_timeout=120, runtime=cls.runtime)
+# Each encoder task again on one graph runtime (the kit's ``widgetd_runtime``); the three share the graph
+# code, and test_runtimes.py compares every encoder task on every runtime with torch.
+class TestQuestionAnsweringOnONNX(kit.QuestionAnsweringTests, TransformersFixtures):
+    widgetd_runtime = "onnx"
 
 
-class OpenVINOFixtures(GraphFixtures):
-    runtime = "openvino"
+class TestTokenClassificationOnOpenVINO(kit.TokenClassificationTests, TransformersFixtures):
+    widgetd_runtime = "openvino"
 
 
-class Int8Fixtures(GraphFixtures):
-    runtime = "int8"
+class TestTextClassificationInInt8(kit.TextClassificationTests, TransformersFixtures):
+    widgetd_runtime = "int8"
 
 
-# Each encoder task on one graph runtime (all three share the graph code; test_runtimes.py compares every
-# task on every runtime with torch).
-class TestQuestionAnsweringOnONNX(kit.QuestionAnsweringTests, GraphFixtures): ...
-class TestTokenClassificationOnOpenVINO(kit.TokenClassificationTests, OpenVINOFixtures): ...
-class TestTextClassificationInInt8(kit.TextClassificationTests, Int8Fixtures): ...
-class TestZeroShotClassificationOnONNX(kit.ZeroShotClassificationTests, GraphFixtures): ...
-class TestFillMaskOnOpenVINO(kit.FillMaskTests, OpenVINOFixtures): ...
-class TestFeatureExtractionInInt8(kit.FeatureExtractionTests, Int8Fixtures): ...
+class TestZeroShotClassificationOnONNX(kit.ZeroShotClassificationTests, TransformersFixtures):
+    widgetd_runtime = "onnx"
+
+
+class TestFillMaskOnOpenVINO(kit.FillMaskTests, TransformersFixtures):
+    widgetd_runtime = "openvino"
+
+
+class TestFeatureExtractionInInt8(kit.FeatureExtractionTests, TransformersFixtures):
+    widgetd_runtime = "int8"
