@@ -173,3 +173,11 @@ def test_a_repo_without_exports_is_exported_at_its_first_start_only(tmp_path, lo
     np.testing.assert_allclose(again, first, atol=1e-6)
     expected = embeddings(load(model, "torch", model_id="acme/tiny-unexported"))[:5]
     assert np.sum(first * expected, axis=1).min() >= FIDELITY["openvino"]
+
+
+def test_a_repo_file_named_as_the_runtime_is_the_one_that_runs(exported_repo, export_home):
+    named = load(exported_repo, OPENVINO_INT8_MODEL, model_id="tiny/named")
+    assert named.runtime == f"openvino ({OPENVINO_INT8_MODEL}, openvino CPU)"
+    expected = embeddings(load(exported_repo, "torch", model_id="tiny/named"))
+    assert np.sum(embeddings(named) * expected, axis=1).min() >= FIDELITY["int8"]
+    assert not list((export_home / "widgetd").rglob("*tiny--named*")), "a shipped file is never exported again"
