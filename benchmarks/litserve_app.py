@@ -29,4 +29,4 @@ class Embeddings(ls.LitAPI):
 
 if __name__ == "__main__":
     api = Embeddings(max_batch_size=32, batch_timeout=0.005, api_path="/v1/embeddings")
-    ls.LitServer(api, accelerator="cpu").run(port=int(os.environ["PORT"]), log_level="warning")
+    ls.LitServer(api, accelerator="cpu").run(port=int(os.environ["PORT"]), log_level="warning", generate_client_file=False)

@@ -106,7 +106,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     serve.add_argument(
         "--runtime",
         default="torch",
-        help="what runs the models: torch (default), onnx, openvino, int8 (ONNX Runtime, int8 weights), auto "
+        help="what runs the models: torch (default), onnx, openvino, int8 (OpenVINO, int8 weights), auto "
         "(the fastest measured at load) or one of the repo's exported files (onnx/model_O3.onnx); for the "
         "backends that have them ($WIDGETD_RUNTIME)",
     )

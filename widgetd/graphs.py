@@ -23,7 +23,6 @@ import numpy as np
 from widgetd.backends import PlannedModel, pytorch_files, runtime_family
 from widgetd.errors import ModelResolutionError
 
-GRAPH_RUNTIMES = ("onnx", "openvino", "int8")
 LIBRARY_OF = {"onnx": "onnxruntime", "openvino": "openvino", "int8": "openvino"}
 ONNX_MODEL = "onnx/model.onnx"
 OPENVINO_MODEL = "openvino/openvino_model.xml"
@@ -41,6 +40,14 @@ class Graph:
     output_names: tuple[str, ...]
     description: str
     """What runs it, e.g. ``onnxruntime CPUExecutionProvider``."""
+
+    def feeds(self, tensors: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The graph's inputs from torch tensors by name, as int64 arrays; a graph that takes
+        ``token_type_ids`` gets zeros when the tokenizer gave none."""
+        feeds = {name: _as_int64(tensors[name]) for name in self.input_names if tensors.get(name) is not None}
+        if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
+            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+        return feeds
 
 
 def check_installed(model: PlannedModel, extras: Mapping[str, str]) -> None:
@@ -100,9 +107,20 @@ def files_of(folder: Path) -> list[str]:
 
 def load_graph(path: Path, runtime: str, device: str) -> Graph:
     """``path`` (.onnx or .xml) on ONNX Runtime (``onnx``) or OpenVINO (``openvino``, ``int8``)."""
-    if runtime_family(runtime) == "onnx" and path.suffix == ".onnx":
+    if _on_onnxruntime(path, runtime):
         return _onnx_graph(path, device)
     return _openvino_graph(path, device)
+
+
+def _on_onnxruntime(path: Path, runtime: str) -> bool:
+    return runtime_family(runtime) == "onnx" and path.suffix == ".onnx"
+
+
+def engine_name(path: Path, runtime: str, device: str) -> str:
+    """What ``load_graph`` runs ``path`` on, in words: ``onnxruntime CPUExecutionProvider``, ``openvino CPU``."""
+    if not _on_onnxruntime(path, runtime):
+        return "openvino CPU"
+    return "onnxruntime " + ("CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider")
 
 
 def _onnx_graph(path: Path, device: str) -> Graph:
@@ -126,8 +144,7 @@ def _onnx_graph(path: Path, device: str) -> Graph:
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(outputs, session.run(list(outputs), dict(feeds))))
 
-    name = provider if isinstance(provider, str) else provider[0]
-    return Graph(run, tuple(item.name for item in session.get_inputs()), outputs, f"onnxruntime {name}")
+    return Graph(run, tuple(item.name for item in session.get_inputs()), outputs, engine_name(path, "onnx", device))
 
 
 def _openvino_graph(path: Path, device: str) -> Graph:
@@ -147,7 +164,7 @@ def _openvino_graph(path: Path, device: str) -> Graph:
         return {name: results[port] for name, port in ports.items()}
 
     inputs = tuple(name for port in compiled.inputs for name in sorted(port.get_names()))
-    return Graph(run, inputs, tuple(ports), "openvino CPU")
+    return Graph(run, inputs, tuple(ports), engine_name(path, "openvino", device))
 
 
 def export_folder(model_id: str, model_path: Path) -> Path:
@@ -167,15 +184,20 @@ def export_folder(model_id: str, model_path: Path) -> Path:
 def exported_graph(folder: Path, runtime: str, export: Callable[[Path], None]) -> Path:
     """The model as ONNX (as OpenVINO with int8 weights for ``int8``), made once into ``folder`` by
     ``export(target)`` (which writes ONNX) and reused by every later load."""
-    fp32 = folder / "model.onnx"
+    fp32 = folder / exported_name("onnx")
     if not fp32.exists():
         _write_atomically(fp32, export)
     if runtime != "int8":
         return fp32
-    int8 = folder / "openvino_model_int8.xml"
+    int8 = folder / exported_name("int8")
     if not int8.exists():
         _write_atomically(int8, lambda target: compress_to_int8(fp32, target))
     return int8
+
+
+def exported_name(runtime: str) -> str:
+    """The file ``exported_graph`` makes for ``runtime``: int8 weights for OpenVINO, else ONNX."""
+    return "openvino_model_int8.xml" if runtime_family(runtime) == "int8" else "model.onnx"
 
 
 def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
@@ -234,6 +256,6 @@ def compress_to_int8(fp32: Path, target: Path) -> None:
     openvino.save_model(compressed, str(target), compress_to_fp16=False)
 
 
-def as_int64(tensor: Any) -> np.ndarray:
+def _as_int64(tensor: Any) -> np.ndarray:
     """A torch tensor of ids or masks as the int64 array exported graphs take."""
     return tensor.detach().cpu().numpy().astype(np.int64, copy=False)

@@ -21,7 +21,6 @@ from widgetd.backends import PlannedModel, runtime_family
 from widgetd.graphs import (
     LIBRARY_OF,
     Graph,
-    as_int64,
     check_installed,
     export_folder,
     export_onnx,
@@ -60,10 +59,7 @@ class ExportedGraph:
     def forward(self, **features: Any) -> dict:
         import torch
 
-        feeds = {name: as_int64(features[name]) for name in self.graph.input_names if name in features}
-        if "token_type_ids" in self.graph.input_names and "token_type_ids" not in feeds:
-            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
-        hidden = torch.from_numpy(np.ascontiguousarray(self.graph.run(feeds)[self.output]))
+        hidden = torch.from_numpy(np.ascontiguousarray(self.graph.run(self.graph.feeds(features))[self.output]))
         return {"last_hidden_state": hidden.to(features["input_ids"].device)}
 
     __call__ = forward

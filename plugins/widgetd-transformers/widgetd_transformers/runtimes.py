@@ -13,13 +13,25 @@ from __future__ import annotations
 import functools
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from widgetd import ModelResolutionError, ModelSnapshot
 from widgetd.backends import PlannedModel, runtime_family
-from widgetd.graphs import as_int64, check_installed, export_folder, export_onnx, exported_graph, files_of, graph_files, load_graph, shipped_graph
+from widgetd.graphs import (
+    check_installed,
+    engine_name,
+    export_folder,
+    export_onnx,
+    exported_graph,
+    exported_name,
+    files_of,
+    graph_files,
+    load_graph,
+    shipped_graph,
+)
 
 RUNTIMES = ("torch", "onnx", "openvino", "int8")
 GRAPH_TASKS = (
@@ -68,14 +80,10 @@ def run_on_graph(model: Any, tokenizer: Any, snapshot: ModelSnapshot) -> None:
     accepted = set(inspect.signature(model.forward).parameters)
     device = model.device
 
-    def forward(*args: Any, **inputs: Any) -> Any:
-        inputs.update(zip(("input_ids", "attention_mask", "token_type_ids"), args))
-        feeds = {name: as_int64(inputs[name]) for name in graph.input_names if inputs.get(name) is not None}
-        if "token_type_ids" in graph.input_names and "token_type_ids" not in feeds:
-            feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+    def forward(**inputs: Any) -> Any:
         import torch
 
-        outputs = graph.run(feeds)
+        outputs = graph.run(graph.feeds(inputs))
         return graph_output()(**{name: torch.from_numpy(np.ascontiguousarray(outputs[name])).to(device) for name in OUTPUTS if name in outputs})
 
     forward.__signature__ = inspect.Signature([inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in accepted if name != "self"])
@@ -86,8 +94,7 @@ def run_on_graph(model: Any, tokenizer: Any, snapshot: ModelSnapshot) -> None:
 
 def graph_path(snapshot: ModelSnapshot):
     """The repo's graph for the snapshot's runtime, if it ships one."""
-    family = runtime_family(snapshot.runtime)
-    shipped = shipped_graph(files_of(snapshot.path), snapshot.runtime if "/" in snapshot.runtime else family)
+    shipped = shipped_graph(files_of(snapshot.path), snapshot.runtime)
     return snapshot.path / shipped if shipped else None
 
 
@@ -97,10 +104,9 @@ def describe(snapshot: ModelSnapshot) -> str:
         return "torch"
     family = runtime_family(snapshot.runtime)
     shipped = graph_path(snapshot)
-    source = shipped.relative_to(snapshot.path).as_posix() if shipped else f"exported {'openvino_model_int8.xml' if family == 'int8' else 'model.onnx'}"
-    on_onnxruntime = family == "onnx" and not source.endswith(".xml")
-    engine = ("onnxruntime " + ("CUDAExecutionProvider" if snapshot.device.startswith("cuda") else "CPUExecutionProvider")) if on_onnxruntime else "openvino CPU"
-    return f"{family} ({source}, {engine})"
+    graph = shipped or Path(exported_name(family))
+    source = shipped.relative_to(snapshot.path).as_posix() if shipped else f"exported {graph.name}"
+    return f"{family} ({source}, {engine_name(graph, family, snapshot.device)})"
 
 
 def export_model(model: Any, tokenizer: Any, target) -> None:
