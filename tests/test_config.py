@@ -62,6 +62,8 @@ def test_a_valid_config_checks_ok(tmp_path, capsys):
         ("[server]\nport = = 3\n", 2, "not valid TOML"),
         ("[servers]\nport = 3\n", 1, "unknown table 'servers'"),
         ("[[models]]\nmodel_id = \"a/b\"\ntask = \"no-such-task\"\n", None, "'no-such-task' is not a task"),
+        ("[[models]]\nmodel_id = \"a/b\"\nautoscale = \"4\"\n", None, "models[0].autoscale: --autoscale '4': give MIN:MAX"),
+        ("[[models]]\nmodel_id = \"a/b\"\nreplicas = \"two\"\n", 3, "Expected `int | null`"),
     ],
 )
 def test_errors_name_the_file_the_line_and_the_setting(tmp_path, capsys, text, line, fragment):
@@ -101,3 +103,17 @@ def test_a_bad_environment_value_names_the_variable(monkeypatch, capsys):
     monkeypatch.setenv("WIDGETD_MAX_QUEUE", "lots")
     assert main(["serve", "--help"]) == 2
     assert "$WIDGETD_MAX_QUEUE is 'lots', not an int" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--autoscale", "3:1"], "--autoscale '3:1': give MIN:MAX replicas, 0 <= MIN <= MAX"),
+        (["--autoscale", "0:0"], "MAX >= 1"),
+        (["--replicas", "0"], "--replicas 0: a model needs at least 1 replica"),
+        (["--target-ongoing-requests", "0"], "--target-ongoing-requests 0: must be more than 0"),
+    ],
+)
+def test_replica_options_are_refused_before_anything_starts(flags, fragment, capsys):
+    assert main(["serve", "--ray", *flags]) == 1
+    assert fragment in capsys.readouterr().err

@@ -253,7 +253,9 @@ def test_a_model_that_failed_to_load_answers_503_with_the_reason_and_no_path(tmp
         response = httpx.post(server.url, json=QA)
         assert_json_error(response, 503, "failed to load", "toy weights missing in …/broken-toy")
         assert response.headers["retry-after"] == "60"
-        for text in (health.text, response.text, httpx.get(f"{server.url}/info").text):
+        info = httpx.get(f"{server.url}/info")
+        assert info.status_code == 200 and info.json()["models"][0]["state"] == "failed"
+        for text in (health.text, response.text, info.text):
             assert str(tmp_path) not in text
     finally:
         server.stop()

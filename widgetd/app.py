@@ -7,7 +7,6 @@ import threading
 from litestar import Litestar
 from litestar.datastructures import State
 
-from widgetd.models import load_model
 from widgetd.routes import STATE_KEY, admin, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.state import ServerSettings, ServerState
@@ -22,7 +21,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":
-                    load_model(model, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits)
+                    state.load(model)
 
         if load_in_background:
             threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()

@@ -24,6 +24,8 @@ class _Pending:
     task: str
     request: Any
     answer: asyncio.Future = field(repr=False)
+    batch_size: int = 0
+    """The size of the batch it ran in, on the first request of each batch; 0 on the others."""
 
 
 GATHER_SHARE = 0.1
@@ -84,6 +86,16 @@ class Batcher:
         return self._queue.qsize() if self._queue else 0
 
     async def submit(self, task: str, request: Any) -> Any:
+        answer, _ = await self.submit_counted(task, request)
+        return answer
+
+    async def answer(self, task: str, request: Any) -> tuple[Any, dict[str, str]]:
+        """The answer, and headers saying where it ran beyond the server's own (none: it ran here)."""
+        return await self.submit(task, request), {}
+
+    async def submit_counted(self, task: str, request: Any) -> tuple[Any, int]:
+        """The answer, and the size of the batch it ran in if it was that batch's first request (else 0):
+        what a Ray replica reports so that the ingress counts each batch once."""
         if self._worker is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._work())
@@ -93,7 +105,15 @@ class Batcher:
         self._queue.put_nowait(pending)
         if self._company_wanted and self._queue.qsize() >= self._company_wanted:
             self._company_arrived.set()
-        return await pending.answer
+        return await pending.answer, pending.batch_size
+
+    async def count_tokens(self, texts: list[str]) -> int:
+        """The tokens the texts are read as (0 if the pipeline cannot say), counted on the model's thread:
+        its tokenizer is not shared."""
+        count = getattr(self.pipeline, "count_tokens", None)
+        if count is None:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(self._executor, count, texts)
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,6 +123,7 @@ class Batcher:
             batch = self._take_batch(first)
             if not batch:
                 continue
+            batch[0].batch_size = len(batch)
             if self.on_batch:
                 self.on_batch(len(batch))
             task = batch[0].task

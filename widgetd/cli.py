@@ -13,6 +13,7 @@ from typing import Sequence
 
 from widgetd.errors import WidgetdError
 from widgetd.limits import Limits
+from widgetd.scaling import DEFAULT_SCALE_DOWN_DELAY, DEFAULT_TARGET_ONGOING_REQUESTS, Scaling, check_scaling, parse_autoscale
 from widgetd.state import ServerSettings
 from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(arguments, "config", None) and arguments.run is _serve:
             apply_config(arguments, serve, argv)
+        if arguments.run is _serve:
+            check_options(arguments)
         if arguments.run is _config_check:
             arguments.options = serve_options(serve)
         return arguments.run(arguments) or 0
@@ -153,6 +156,34 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         help=f"on SIGTERM, seconds running requests get to finish; the rest are answered 503 (default {defaults.shutdown_timeout:g})",
     )
     serve.add_argument("--log-level", default="info")
+    ray = serve.add_argument_group(
+        "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
+        "model, with these replicas, behind an ingress deployment running widgetd's routes"
+    )
+    ray.add_argument("--ray", action="store_true", help="serve on Ray Serve ($WIDGETD_RAY=1)")
+    ray.add_argument("--replicas", type=int, default=1, help="replicas of each model (default 1)")
+    ray.add_argument(
+        "--autoscale",
+        metavar="MIN:MAX",
+        help="autoscale each model between MIN and MAX replicas; MIN 0 stops the last replica after "
+        "--scale-down-delay idle, and the next request starts one (503 with an estimate, or the wait with "
+        "x-wait-for-model: true)",
+    )
+    ray.add_argument(
+        "--target-ongoing-requests",
+        type=float,
+        default=DEFAULT_TARGET_ONGOING_REQUESTS,
+        help=f"requests per replica the autoscaler aims at (default {DEFAULT_TARGET_ONGOING_REQUESTS:g})",
+    )
+    ray.add_argument(
+        "--scale-down-delay",
+        type=float,
+        default=DEFAULT_SCALE_DOWN_DELAY,
+        help=f"seconds of low load before the autoscaler stops a replica (default {DEFAULT_SCALE_DOWN_DELAY:g})",
+    )
+    ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs each replica reserves; 0.5 packs two on one GPU (default 0)")
+    ray.add_argument("--num-cpus", type=float, default=1.0, help="CPUs each replica reserves in Ray's scheduling (default 1)")
+    ray.add_argument("--max-replicas-per-node", type=int, help="at most this many replicas of a model on one node (1 spreads them)")
     serve.set_defaults(run=_serve)
 
     plugins = commands.add_parser("plugins", help="list the loaded plugins as JSON")
@@ -228,6 +259,38 @@ def apply_config(arguments: argparse.Namespace, serve: argparse.ArgumentParser, 
     arguments.config_models = [] if arguments.model_id else config.models
 
 
+def serve_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """``widgetd serve``'s options from ``argv``, the environment and the --config file, checked."""
+    _, serve = _parser()
+    defaults_from_environment(serve)
+    try:
+        arguments = serve.parse_args(list(argv))
+    except SystemExit:
+        raise WidgetdError(f"widgetd serve does not take {' '.join(argv)!r} (see widgetd serve --help)") from None
+    if arguments.config:
+        apply_config(arguments, serve, argv)
+    check_options(arguments)
+    return arguments
+
+
+def serve_flags() -> dict[str, str]:
+    """Each ``serve`` option's flag by its setting name and by its flag's own name: ``allow_models`` and
+    ``allow_model`` both give ``--allow-model``."""
+    _, serve = _parser()
+    flags = {}
+    for action in serve._actions:
+        if action.option_strings:
+            flag = action.option_strings[-1]
+            flags[action.dest] = flags[flag.lstrip("-").replace("-", "_")] = flag
+    return flags
+
+
+def check_options(arguments: argparse.Namespace) -> None:
+    """What argparse cannot check alone, refused before anything loads."""
+    scaling_from(arguments)
+    memory_budgets(arguments.memory_budget or [])
+
+
 def _config_check(arguments: argparse.Namespace) -> int:
     from widgetd.config import ConfigError, read_config
     from widgetd.devices import check_device_name
@@ -241,6 +304,11 @@ def _config_check(arguments: argparse.Namespace) -> int:
             check_device_name(model.device)
         except WidgetdError as error:
             raise ConfigError(f"{arguments.file}: models[{index}].device: {error}") from None
+        try:
+            if model.autoscale:
+                parse_autoscale(model.autoscale)
+        except WidgetdError as error:
+            raise ConfigError(f"{arguments.file}: models[{index}].autoscale: {error}") from None
     try:
         memory_budgets(config.server.get("memory_budget", []))
     except WidgetdError as error:
@@ -331,9 +399,27 @@ def _serve(arguments: argparse.Namespace) -> int:
     # Model threads hold the GIL between kernels; a short switch interval keeps the event loop
     # (health checks, new requests) answering within milliseconds while they run.
     sys.setswitchinterval(0.001)
+    if arguments.ray:
+        from widgetd.ray import serve_on_ray
+
+        return serve_on_ray(arguments)
     manager, registry = _registry()
-    requests = _model_requests(arguments)
-    settings = ServerSettings(
+    settings = settings_from(arguments)
+    state = ServerState(
+        models=plan_models(model_requests(arguments), registry),
+        registry=registry,
+        plugins=describe_plugins(manager, registry),
+        settings=settings,
+    )
+    config = uvicorn_config(create_app(state), settings, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    server = GracefulServer(config, on_stop=lambda: state.shutdown.begin(settings.shutdown_timeout))
+    server.run()
+    _exit_even_if_a_model_is_busy()
+    return 0
+
+
+def settings_from(arguments: argparse.Namespace) -> ServerSettings:
+    return ServerSettings(
         api_key=arguments.api_key,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,
@@ -358,17 +444,6 @@ def _serve(arguments: argparse.Namespace) -> int:
             max_response_bytes=arguments.max_response_size,
         ),
     )
-    state = ServerState(
-        models=plan_models(requests, registry),
-        registry=registry,
-        plugins=describe_plugins(manager, registry),
-        settings=settings,
-    )
-    config = uvicorn_config(create_app(state), settings, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
-    server = GracefulServer(config, on_stop=lambda: state.shutdown.begin(settings.shutdown_timeout))
-    server.run()
-    _exit_even_if_a_model_is_busy()
-    return 0
 
 
 def memory_budgets(values: Sequence[str]) -> dict[str, int]:
@@ -387,7 +462,25 @@ def memory_budgets(values: Sequence[str]) -> dict[str, int]:
     return budgets
 
 
-def _model_requests(arguments: argparse.Namespace) -> list:
+def scaling_from(arguments: argparse.Namespace, entry=None) -> Scaling:
+    """The replicas of a model on Ray Serve: its config entry's, else the flags'."""
+    replicas = entry.replicas if entry is not None and entry.replicas is not None else arguments.replicas
+    autoscale = (entry.autoscale if entry is not None and entry.autoscale is not None else None) or arguments.autoscale
+    num_gpus = entry.num_gpus if entry is not None and entry.num_gpus is not None else arguments.num_gpus
+    return check_scaling(
+        Scaling(
+            replicas=replicas,
+            autoscale=parse_autoscale(autoscale) if autoscale else None,
+            target_ongoing_requests=arguments.target_ongoing_requests,
+            scale_down_delay=arguments.scale_down_delay,
+            num_gpus=num_gpus,
+            num_cpus=arguments.num_cpus,
+            max_replicas_per_node=arguments.max_replicas_per_node,
+        )
+    )
+
+
+def model_requests(arguments: argparse.Namespace) -> list:
     """The models to serve: --model-id's, else the config file's, else the environment's or the default one
     (none for a server of on-demand models)."""
     from widgetd.models import ModelRequest
@@ -398,6 +491,7 @@ def _model_requests(arguments: argparse.Namespace) -> list:
         device=arguments.device,
         trust_remote_code=arguments.trust_remote_code,
         runtime=arguments.runtime,
+        scaling=scaling_from(arguments),
     )
     configured = getattr(arguments, "config_models", [])
     if configured and not arguments.model_id:
@@ -411,6 +505,7 @@ def _model_requests(arguments: argparse.Namespace) -> list:
                 pinned=entry.pinned,
                 max_batch_size=entry.batch_size,
                 runtime=entry.runtime or arguments.runtime,
+                scaling=scaling_from(arguments, entry),
             )
             for entry in configured
         ]

@@ -10,6 +10,7 @@
     revision = "main"
     device = "cpu"
     batch_size = 32
+    autoscale = "0:4"             # on Ray Serve (--ray): replicas, autoscaling, GPUs per replica
 
 Command-line flags override the file. Every error names the file, the line and the setting.
 """
@@ -43,6 +44,10 @@ class ModelEntry(msgspec.Struct, forbid_unknown_fields=True):
     trust_remote_code: bool = False
     runtime: Optional[str] = None
     """torch, onnx, openvino, int8, auto or an exported file of the repo (``--runtime``)."""
+    replicas: Optional[int] = None
+    """On Ray Serve (``--ray``): this model's replicas, its ``autoscale`` ("MIN:MAX") and GPUs per replica."""
+    autoscale: Optional[str] = None
+    num_gpus: Optional[float] = None
 
     @property
     def full_id(self) -> str:

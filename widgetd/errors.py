@@ -8,6 +8,18 @@ import re
 class WidgetdError(Exception):
     """Base of every error widgetd raises on purpose."""
 
+    def __reduce__(self):
+        # Errors cross processes (a Ray replica answers the ingress with one): rebuilt from their
+        # message and attributes, whatever their constructor takes.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[WidgetdError], args: tuple, attributes: dict) -> WidgetdError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(attributes)
+    return error
+
 
 class ClientError(WidgetdError):
     """The request is at fault; answered with ``status`` and the message, never a 500."""

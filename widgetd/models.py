@@ -15,6 +15,7 @@ from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.generating import Engine, GenerationLoop
 from widgetd.limits import Limits
 from widgetd.plugins import Registry
+from widgetd.scaling import Scaling
 
 log = logging.getLogger("widgetd")
 
@@ -37,6 +38,8 @@ class ModelRequest:
     """This model's largest batch, over the server's ``--max-batch-size``."""
     runtime: str = "torch"
     """What runs it (``--runtime``): torch, onnx, openvino, int8, auto, or an exported file of the repo."""
+    scaling: Scaling = Scaling()
+    """Its replicas on Ray Serve (``--replicas``, ``--autoscale``, ``--num-gpus``)."""
 
 
 @dataclass
@@ -58,6 +61,8 @@ class ServedModel:
     generator: GenerationLoop | None = field(default=None, repr=False)
     """Continuous batching for text-generation and chat, when the backend's pipeline has an engine."""
     load_seconds: float | None = None
+    memory_bytes: int | None = None
+    """What it took on its device as it loaded (its download size if that could not be measured)."""
     planned_at: float = field(default_factory=time.time)
     placement: dict[str, str] | None = None
     """Where each part of a model split across devices runs (its ``device_map``)."""
@@ -83,6 +88,11 @@ class ServedModel:
     @property
     def ready(self) -> bool:
         return self.state == "ready"
+
+    @property
+    def serving(self) -> bool:
+        """Ready, or scaled to zero on Ray Serve ("idle": the next request starts a replica)."""
+        return self.state in ("ready", "idle")
 
     @property
     def chat(self) -> bool:

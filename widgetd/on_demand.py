@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from widgetd import devices
 from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
-from widgetd.models import ModelRequest, ServedModel, load_model, plan_models
+from widgetd.models import ModelRequest, ServedModel, plan_models
 
 if TYPE_CHECKING:
     from widgetd.state import ServerSettings, ServerState
@@ -159,9 +159,7 @@ async def _plan_and_load(state: ServerState, request: ModelRequest, pin: bool) -
             state.pool.failures[model_id] = (time.monotonic() - FAILURE_MEMORY_SECONDS + 5, error)
             return
         state.models.append(model)
-        await asyncio.to_thread(
-            load_model, model, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits
-        )
+        await asyncio.to_thread(state.load, model)
         if model.ready:
             trim_to_budget(state, model)
             state.pool.history.append((model.download_bytes, model.load_seconds or 0.0))
@@ -311,9 +309,7 @@ async def _reload(state: ServerState, old: ServedModel) -> None:
             log.warning("model %s could not be reloaded: %s", old.model_id, error)
             return
         fresh.pinned = old.pinned
-        await asyncio.to_thread(
-            load_model, fresh, state.batcher_for, generation_for=state.generation_for, limits=state.settings.limits
-        )
+        await asyncio.to_thread(state.load, fresh)
         if not fresh.ready or old not in state.models:
             log.warning("model %s keeps its old copy: the new one %s", old.model_id, fresh.problem or "was not needed")
             return

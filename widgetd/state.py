@@ -14,7 +14,7 @@ from widgetd.errors import NotFound
 from widgetd.generating import Engine, GenerationLoop
 from widgetd.limits import Limits
 from widgetd.metrics import Metrics
-from widgetd.models import ServedModel
+from widgetd.models import ServedModel, load_model
 from widgetd.on_demand import Pool
 from widgetd.plugins import Registry
 
@@ -82,6 +82,26 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.pool = Pool(self.settings)
+
+    holds_models = True
+    """Whether the models run in this process, so that the admin API can unload and reload them."""
+
+    def load(self, model: ServedModel) -> None:
+        """Fetch and load ``model`` in this process (blocking; a failure is kept on the model). A server on
+        Ray Serve loads it in its model deployment's replicas instead (``widgetd.ray``)."""
+        load_model(model, self.batcher_for, generation_for=self.generation_for, limits=self.settings.limits)
+
+    def wake(self, model: ServedModel) -> None:
+        """Start what ``model`` needs to answer: nothing here, where a ready model is loaded; on Ray Serve,
+        a replica for a deployment scaled to zero."""
+
+    def describe_model(self, model: ServedModel, trusted: bool) -> dict[str, Any]:
+        """``model`` as /info shows it (on Ray Serve, with its deployment's replicas)."""
+        return model.describe(trusted)
+
+    def extra_metrics(self) -> list[str]:
+        """Lines /metrics adds to the models' (on Ray Serve: the replicas, by node)."""
+        return []
 
     def batcher_for(self, model: ServedModel, pipeline: Pipeline) -> Batcher:
         answered_by = getattr(pipeline, "answered_by", None) or f"backend {model.backend.name!r}"

@@ -14,6 +14,7 @@ from widgetd.errors import Conflict, MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, reload, request_model, split_repo_path, unload
 from widgetd.routes import admin_open, require_key, state_of
+from widgetd.state import ServerState
 from widgetd.tasks import Strict
 
 
@@ -52,6 +53,7 @@ def _described(model: ServedModel) -> dict[str, Any]:
 async def reload_model(request: Request, model: ServedModel) -> Response:
     """``POST /models/{id}/reload``: 202 while the new copy loads beside the one serving."""
     require_key(request)
+    refuse_without_models_here(state_of(request), "reloaded")
     reload(state_of(request), model)
     return Response({"model_id": model.model_id, "state": "reloading", "revision": model.source.commit}, status_code=202)
 
@@ -83,12 +85,23 @@ async def unload_model(request: Request, model_path: FromPath[str]) -> dict[str,
     model, rest = state.split_model_path(model_path)
     if rest:
         raise NotFound(f"no route DELETE /models/{model.model_id}/{rest}")
+    refuse_without_models_here(state, "unloaded")
     if model.state == "loading":
         raise Conflict(f"model {model.model_id} is loading; unload it once it is ready")
     if model.busy:
         raise Conflict(f"model {model.model_id} is answering requests; unload it once they are answered")
     unload(state, model, reason="asked through the admin API")
     return {"model_id": model.model_id, "state": "unloaded"}
+
+
+def refuse_without_models_here(state: ServerState, action: str) -> None:
+    """On Ray Serve the replicas hold the models: the ingress cannot unload or reload them."""
+    if not state.holds_models:
+        raise Conflict(
+            f"on Ray Serve, models are not {action} through this API: their deployments are updated with "
+            "`serve deploy` (a rolling update), scaled with --autoscale MIN:MAX (MIN 0 frees them when idle), and "
+            "on-demand models leave a replica by its least recently used order (--max-models)"
+        )
 
 
 ROUTES = [list_models, unload_model]

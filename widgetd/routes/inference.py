@@ -124,6 +124,8 @@ async def check_serving(request: Request, state: ServerState, model: ServedModel
     require_key(request)
     if state.shutdown.stopping:
         raise ServiceUnavailable("this server is shutting down; send the request again (to another replica)", 1)
+    if model.state == "idle":
+        state.wake(model)
     if model.state == "loading":
         await served_or_loading(state, model.model_id, wait=waits_for_model(request))
     if model.state == "unloaded":
@@ -154,11 +156,10 @@ async def _answer(
     if task.name == "text-generation" and model.generator is not None:
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
     generation.refuse_stream(decoded)
-    result, elapsed = await submitted(request, state, model, task.name, decoded)
+    result, headers = await submitted(request, state, model, task.name, decoded)
     accept = request.headers.get("accept")
     reply = ReplyOptions(media.audio_format_for(accept), media.image_format_for(accept), request.headers.get("user-agent", ""))
     wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
-    headers = reply_headers(request, model, elapsed)
     if task.raw_body == "text":
         headers["x-compute-characters"] = str(input_characters(decoded))
     content, media_type = await encoded_answer(task, wire, reply, accept)
@@ -189,16 +190,19 @@ async def encoded_answer(task: Task, wire: Any, reply: ReplyOptions, accept: str
     return msgspec.json.encode(wire), "application/json"
 
 
-async def submitted(request: Request, state: ServerState, model: ServedModel, task_name: str, decoded: Any) -> tuple[Any, float]:
-    """The model's checked answer to ``decoded`` and the seconds it took, batched with other requests."""
+async def submitted(
+    request: Request, state: ServerState, model: ServedModel, task_name: str, decoded: Any
+) -> tuple[Any, dict[str, str]]:
+    """The model's checked answer to ``decoded``, batched with other requests, and the reply's headers:
+    how long it took and where it ran."""
     started = time.perf_counter()
     try:
-        result = await while_connected(
-            request, model.batcher.submit(task_name, decoded), state.settings.request_timeout, state.shutdown.expired
+        result, where = await while_connected(
+            request, model.batcher.answer(task_name, decoded), state.settings.request_timeout, state.shutdown.expired
         )
     except QueueFull as error:
         raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
-    return result, time.perf_counter() - started
+    return result, {**reply_headers(request, model, time.perf_counter() - started), **where}
 
 
 async def decode_for_first_task(

@@ -3,7 +3,6 @@ model list; at ``/v1/...`` for the server and ``/models/{model_id}/v1/...`` for 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import Any, Awaitable, Callable
 
@@ -135,16 +134,16 @@ async def _embed(request: Request, state: ServerState, model: ServedModel, decod
         raise _unable(model, f"does not embed text; it serves {list(model.tasks)}", by_path)
     texts = _texts(decoded.input)
     try:
-        vectors, elapsed = await inference.submitted(request, state, model, "feature-extraction", FeatureExtractionInput(inputs=texts))
+        vectors, headers = await inference.submitted(request, state, model, "feature-extraction", FeatureExtractionInput(inputs=texts))
     except InvalidInput as error:  # the task names its ``inputs``; this route's field is ``input``
         raise InvalidInput(error.message.replace("inputs", "input", 1), field=(error.field or "inputs").replace("inputs", "input", 1)) from None
     data = [
         Embedding(object="embedding", index=index, embedding=_encoded(_vector(vector, decoded.dimensions), decoded.encoding_format))
         for index, vector in enumerate(vectors)
     ]
-    tokens = await _token_count(model, texts)
+    tokens = await model.batcher.count_tokens(texts)
     answer = EmbeddingsOutput(object="list", data=data, model=model.model_id, usage=EmbeddingsUsage(prompt_tokens=tokens, total_tokens=tokens))
-    return Response(msgspec.json.encode(answer), media_type="application/json", headers=inference.reply_headers(request, model, elapsed))
+    return Response(msgspec.json.encode(answer), media_type="application/json", headers=headers)
 
 
 def _texts(given: Any) -> list[str]:
@@ -179,12 +178,6 @@ def _encoded(vector: np.ndarray, encoding: str) -> Any:
     return vector.tolist()
 
 
-async def _token_count(model: ServedModel, texts: list[str]) -> int:
-    """The tokens the texts were read as, counted on the model's thread (its tokenizer is not shared)."""
-    count = getattr(model.batcher.pipeline, "count_tokens", None)
-    if count is None:
-        return 0
-    return await asyncio.get_running_loop().run_in_executor(model.batcher.executor, count, texts)
 
 
 MODEL_ROUTES = {"v1/chat/completions": chat, "v1/embeddings": embed}

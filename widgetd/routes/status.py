@@ -68,7 +68,7 @@ def info(request: Request) -> dict[str, Any]:
 def metrics(request: Request) -> Response:
     require_key(request)
     state = state_of(request)
-    rendered = state.metrics.render(state.models, state.pool.loads, state.pool.evictions)
+    rendered = state.metrics.render(state.models, state.pool.loads, state.pool.evictions) + "".join(line + "\n" for line in state.extra_metrics())
     return Response(rendered, media_type="text/plain; version=0.0.4")
 
 
@@ -109,9 +109,9 @@ def _not_loaded_health(state: ServerState, path: str) -> Response:
 
 def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
     """200 "ok" when every model serves; 200 "degraded", naming the others, while some do; 503 when none does."""
-    serving = [m.model_id for m in models if m.ready]
+    serving = [m.model_id for m in models if m.serving]
     problems = {
-        m.model_id: m.state + (f": {m.problem_for(trusted)}" if m.problem else "") for m in models if not m.ready
+        m.model_id: m.state + (f": {m.problem_for(trusted)}" if m.problem else "") for m in models if not m.serving
     }
     if not problems:
         return Response({"status": "ok", "models": serving})
@@ -128,7 +128,7 @@ def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
 def info_of(request: Request, models: Sequence[ServedModel]) -> dict[str, Any]:
     trusted = holds_key(request)
     state = state_of(request)
-    return {"models": [m.describe(trusted) for m in models], "plugins": state.plugins, "limits": state.settings.limits.describe()}
+    return {"models": [state.describe_model(m, trusted) for m in models], "plugins": state.plugins, "limits": state.settings.limits.describe()}
 
 
 OPTIONS_ROUTES = [root_options, model_options]

@@ -1,0 +1,667 @@
+"""widgetd on Ray Serve: ``widgetd serve --ray ...``, or ``serve run widgetd.ray:app model_id=org/name``.
+
+::
+
+    clients ──HTTP──> Ray's proxy ──> "widgetd" (ingress)  ──handle──> "model-0-org--name"  replicas: the model,
+                      (each node)     widgetd's routes,    │                                  widgetd's batcher
+                                      decoding, errors,    ├─handle──> "model-1-..."
+                                      /health /info        │
+                                      /metrics             └─handle──> "on-demand" (--allow-model): models by id,
+                                                                       serve.multiplexed, LRU per replica
+
+The ingress runs the same app as ``widgetd serve``; only where a model runs differs: its ``ClusterState``
+hands each request's decoded input to the model's deployment through a handle (``RemoteBatcher``) and
+gets the checked answer back. Each replica batches what it receives with widgetd's own batcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Mapping, Sequence
+
+import ray
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.schema import ServeInstanceDetails
+
+from widgetd import cli
+from widgetd.app import create_app
+from widgetd.batching import QueueFull
+from widgetd.errors import ServiceUnavailable, WidgetdError
+from widgetd.generating import Generation, Job, Stream, Token
+from widgetd.metrics import _labels
+from widgetd.models import ModelRequest, ServedModel, plan_models
+from widgetd.plugins import collect, create_plugin_manager, describe_plugins
+from widgetd.scaling import Scaling
+from widgetd.state import ServerSettings, ServerState
+
+log = logging.getLogger("widgetd")
+
+APP_NAME = "widgetd"
+INGRESS = "widgetd"
+ON_DEMAND = "on-demand"
+WATCH_SECONDS = 1.0
+"""How often the ingress asks Serve's controller which replicas run (for /info, /metrics and scaling to zero)."""
+RETRIED = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
+"""A replica that died or cannot be reached while answering: inference is idempotent, so once more elsewhere."""
+
+
+# ---------------------------------------------------------------- building the application
+
+
+def app(args: Mapping[str, Any] | None = None) -> serve.Application:
+    """The application builder for ``serve run widgetd.ray:app model_id=org/name replicas=2`` and for a Serve
+    config's ``import_path: widgetd.ray:app`` with ``args``: each arg is a ``widgetd serve`` option spelt with
+    underscores (``model_id`` may be a list)."""
+    return application(cli.serve_arguments(options_as_argv(args or {})))
+
+
+def options_as_argv(args: Mapping[str, Any]) -> list[str]:
+    """Builder args as ``widgetd serve`` flags: ``{"allow_models": ["org/*"], "ray": True}`` as
+    ``--allow-model org/* --ray``; an option is named by its flag or by its setting name."""
+    flags = cli.serve_flags()
+    argv = []
+    for name, value in args.items():
+        flag = flags.get(name) or "--" + name.replace("_", "-")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is True:
+                argv.append(flag)
+            elif item is not False and item is not None:
+                argv += [flag, str(item)]
+    return argv
+
+
+def application(arguments: argparse.Namespace) -> serve.Application:
+    """The ingress and one deployment per named model (and one for on-demand models), as ``arguments`` say.
+    Models are planned here first, so a model that cannot be served fails before anything is deployed."""
+    settings = cli.settings_from(arguments)
+    requests = cli.model_requests(arguments)
+    registry = collect(create_plugin_manager())
+    planned = plan_models(requests, registry)
+    models = [
+        ModelReplica.options(name=deployment_name(index, model.model_id), **deployment_options(request.scaling, settings)).bind(request, settings)
+        for index, (request, model) in enumerate(zip(requests, planned))
+    ]
+    on_demand = None
+    scaling = cli.scaling_from(arguments)
+    if settings.allow_models:
+        on_demand = OnDemandReplica.options(name=ON_DEMAND, **deployment_options(scaling, settings)).bind(settings)
+    return Ingress.options(max_ongoing_requests=settings.max_connections, graceful_shutdown_timeout_s=settings.shutdown_timeout).bind(
+        settings, requests, models, on_demand, scaling
+    )
+
+
+def deployment_name(index: int, model_id: str) -> str:
+    """``model-0-org--name``: stable, readable, and a valid Ray Serve deployment name."""
+    return f"model-{index}-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id.strip("/"))[-80:]
+
+
+def deployment_options(scaling: Scaling, settings: ServerSettings) -> dict[str, Any]:
+    """Ray Serve's options for a model deployment. A replica takes as many requests as widgetd's batcher
+    queues (``--max-queue``); beyond that Ray's handle queues them, and past twice that it answers 503."""
+    options: dict[str, Any] = {
+        "ray_actor_options": {"num_cpus": scaling.num_cpus, "num_gpus": scaling.num_gpus},
+        "max_ongoing_requests": settings.max_queue,
+        "max_queued_requests": settings.max_queue,
+        "graceful_shutdown_timeout_s": settings.shutdown_timeout,
+    }
+    if scaling.max_replicas_per_node:
+        options["max_replicas_per_node"] = scaling.max_replicas_per_node
+    if scaling.autoscale is None:
+        options["num_replicas"] = scaling.replicas
+        return options
+    low, high = scaling.autoscale
+    # Short delays ask for a quick autoscaler: it looks back over at most half the delay.
+    window = max(1.0, min(30.0, scaling.scale_down_delay / 2))
+    options["autoscaling_config"] = {
+        "min_replicas": low,
+        "max_replicas": high,
+        "target_ongoing_requests": scaling.target_ongoing_requests,
+        "downscale_delay_s": scaling.scale_down_delay,
+        "upscale_delay_s": min(30.0, window),
+        "look_back_period_s": window,
+        "metrics_interval_s": min(10.0, window / 2),
+    }
+    return options
+
+
+# ---------------------------------------------------------------- running it
+
+
+def serve_on_ray(arguments: argparse.Namespace) -> int:
+    """``widgetd serve --ray``: deploy on the cluster $RAY_ADDRESS names (else a new local one), with Ray's
+    HTTP proxy on --host and --port; Ctrl-C or SIGTERM deletes the application, as ``serve run`` does."""
+    built = application(arguments)
+    ray.init(address=os.environ.get("RAY_ADDRESS"), logging_level=logging.WARNING)
+    serve.start(http_options={"host": arguments.host, "port": arguments.port})
+    serve.run(built, name=APP_NAME, route_prefix="/", blocking=False)
+    log.info("widgetd is serving on Ray Serve at http://%s:%d", arguments.host, arguments.port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log.info("deleting the application %r", APP_NAME)
+    serve.delete(APP_NAME)
+    return 0
+
+
+# ---------------------------------------------------------------- the model deployments
+
+
+@dataclass(frozen=True)
+class Replica:
+    """Where an answer was computed."""
+
+    replica_id: str
+    node_id: str
+    node_ip: str
+    device: str | None
+    pid: int
+
+    def describe(self) -> dict[str, Any]:
+        return {"replica_id": self.replica_id, "node_id": self.node_id, "node_ip": self.node_ip, "device": self.device, "pid": self.pid}
+
+
+@dataclass
+class Reply:
+    """A replica's answer to one request: the checked answer or the widgetd error to raise, and where it ran."""
+
+    replica: Replica
+    value: Any = None
+    error: WidgetdError | None = None
+    batch_size: int = 0
+    """The size of the batch it ran in, if it was that batch's first request."""
+
+
+def this_replica(device: str | None) -> Replica:
+    context = serve.get_replica_context()
+    return Replica(
+        replica_id=context.replica_id.unique_id,
+        node_id=ray.get_runtime_context().get_node_id(),
+        node_ip=ray.util.get_node_ip_address(),
+        device=device,
+        pid=os.getpid(),
+    )
+
+
+def local_state(settings: ServerSettings, requests: Sequence[ModelRequest]) -> ServerState:
+    """A replica's own widgetd state: the plugins, and its models planned (not loaded)."""
+    _configure_logging()
+    registry = collect(create_plugin_manager())
+    return ServerState(models=plan_models(requests, registry), registry=registry, settings=settings)
+
+
+async def answered(model: ServedModel, replica: Replica, task: str, decoded: Any) -> Reply:
+    """The replica's reply for one request: a widgetd error travels back as the error to raise."""
+    try:
+        if not model.ready:
+            raise ServiceUnavailable(f"model {model.model_id} failed to load on replica {replica.replica_id}: {model.public_problem}", 60)
+        value, batch_size = await model.batcher.submit_counted(task, decoded)
+    except QueueFull as error:
+        return Reply(replica, error=ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1))
+    except WidgetdError as error:
+        return Reply(replica, error=error)
+    return Reply(replica, value=value, batch_size=batch_size)
+
+
+@dataclass
+class RemoteSequence:
+    """What the ingress knows of a sequence generating in a replica (what the routes read of a sequence)."""
+
+    prompt_tokens: int = 0
+    seed: int | None = None
+
+
+async def generated(model: ServedModel, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
+    """A generation on the replica's continuous batching, for the ingress to stream: its sequence's prompt
+    tokens and seed, then each token as the engine makes it; a widgetd error ends it. Closing it (the ingress's client left)
+    takes the sequence out of the batch."""
+    try:
+        if model.generator is None:
+            raise ServiceUnavailable(f"model {model.model_id} is not ready on this replica: {model.public_problem}", 60)
+        stream = await model.generator.start(job)
+    except QueueFull as error:
+        yield ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1)
+        return
+    except WidgetdError as error:
+        yield error
+        return
+    try:
+        sequence = stream.generation.sequence
+        yield RemoteSequence(sequence.prompt_tokens, sequence.seed)
+        async for piece in stream:
+            yield piece.token
+    except WidgetdError as error:
+        yield error
+    finally:
+        stream.close()
+
+
+def described(model: ServedModel, replica: Replica) -> dict[str, Any]:
+    return {
+        **model.describe(trusted=True),
+        "public_problem": model.public_problem,
+        "tasks": list(model.tasks or (model.task,)),
+        "load_seconds": model.load_seconds,
+        "replica": replica.describe(),
+    }
+
+
+@serve.deployment
+class ModelReplica:
+    """One named model, loaded as ``widgetd serve`` loads it (a failure is kept and reported, not raised:
+    Ray would otherwise start the replica again and again)."""
+
+    def __init__(self, request: ModelRequest, settings: ServerSettings) -> None:
+        self.state = local_state(settings, [request])
+        [self.model] = self.state.models
+        self.state.load(self.model)
+        self.replica = this_replica(self.model.device)
+
+    async def answer(self, task: str, decoded: Any) -> Reply:
+        return await answered(self.model, self.replica, task, decoded)
+
+    async def count_tokens(self, texts: list[str]) -> int:
+        return await self.model.batcher.count_tokens(texts) if self.model.ready else 0
+
+    async def generate(self, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
+        async for item in generated(self.model, job):
+            yield item
+
+    def describe(self) -> dict[str, Any]:
+        return described(self.model, self.replica)
+
+
+class _Held:
+    """A model held by an on-demand replica; Ray calls ``__del__`` when its LRU evicts it."""
+
+    def __init__(self, state: ServerState, model: ServedModel) -> None:
+        self.state, self.model = state, model
+
+    def __del__(self) -> None:
+        if self.model.batcher is not None:
+            self.model.batcher.close()
+        log.info("model %s evicted from this replica", self.model.model_id)
+
+
+@serve.deployment
+class OnDemandReplica:
+    """Models loaded on their first request (``--allow-model``), placed across replicas by model id with
+    ``serve.multiplexed``; each replica holds ``--max-models`` at most (default 3) and evicts the least
+    recently used. The ingress checks the allow list before anything reaches here."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        _configure_logging()
+        self.registry = collect(create_plugin_manager())
+        # A function, not a bound method: serve.multiplexed keeps its LRU on the object it decorates.
+        async def load(model_id: str) -> _Held:
+            return await self._load(model_id)
+
+        self.held = serve.multiplexed(max_num_models_per_replica=settings.max_models or 3)(load)
+
+    async def _load(self, model_id: str) -> _Held:
+        request = ModelRequest(model_id, on_demand=True, runtime=self.settings.runtime, trust_remote_code=self.settings.trust_remote_code)
+        [model] = await asyncio.to_thread(plan_models, [request], self.registry)
+        state = ServerState(models=[model], registry=self.registry, settings=self.settings)
+        await asyncio.to_thread(state.load, model)
+        return _Held(state, model)
+
+    async def _model(self) -> tuple[ServedModel, Replica]:
+        held = await self.held(serve.get_multiplexed_model_id())
+        return held.model, this_replica(held.model.device)
+
+    async def answer(self, task: str, decoded: Any) -> Reply:
+        model, replica = await self._model()
+        return await answered(model, replica, task, decoded)
+
+    async def count_tokens(self, texts: list[str]) -> int:
+        model, _ = await self._model()
+        return await model.batcher.count_tokens(texts) if model.ready else 0
+
+    async def generate(self, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
+        model, _ = await self._model()
+        async for item in generated(model, job):
+            yield item
+
+    async def describe(self) -> dict[str, Any]:
+        model, replica = await self._model()
+        return described(model, replica)
+
+
+# ---------------------------------------------------------------- the ingress
+
+
+class RemoteBatcher:
+    """What the routes call a model's batcher, answered by the model's deployment: each request goes to one
+    replica through the handle, and once more to another if that replica dies on it."""
+
+    def __init__(self, handle: Any, model_id: str, cluster: ClusterState, max_batch_size: int = 1) -> None:
+        self.handle, self.model_id, self.cluster = handle, model_id, cluster
+        self.max_batch_size = max_batch_size
+        self.depth = 0
+        """Requests this ingress is waiting on (queued or running in a replica)."""
+
+    async def answer(self, task: str, request: Any) -> tuple[Any, dict[str, str]]:
+        reply = await self._reply("answer", task, request)
+        self.cluster.seen(self.model_id, reply.replica, reply.batch_size)
+        if reply.error is not None:
+            raise reply.error
+        replica = reply.replica
+        return reply.value, {"x-widgetd-replica": replica.replica_id, "x-widgetd-node": replica.node_ip, "x-compute-type": replica.device or "cpu"}
+
+    async def submit(self, task: str, request: Any) -> Any:
+        value, _ = await self.answer(task, request)
+        return value
+
+    async def count_tokens(self, texts: list[str]) -> int:
+        return await self._reply("count_tokens", texts)
+
+    async def _reply(self, method: str, *args: Any) -> Any:
+        self.depth += 1
+        try:
+            try:
+                return await self._call(method, *args)
+            except RETRIED as error:
+                log.warning("model %s: a replica failed while answering (%s); asking another", self.model_id, type(error).__name__)
+            try:
+                return await self._call(method, *args)
+            except RETRIED as error:
+                raise ServiceUnavailable(f"model {self.model_id}: two replicas failed while answering ({type(error).__name__}); send the request again", 1) from None
+        except BackPressureError:
+            raise ServiceUnavailable(f"model {self.model_id} is overloaded: its replicas and their queue are full", 1) from None
+        except DeploymentUnavailableError:
+            raise ServiceUnavailable(f"model {self.model_id}: its deployment is not running", 5) from None
+        finally:
+            self.depth -= 1
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        response = getattr(self.handle, method).remote(*args)
+        try:
+            return await response
+        except asyncio.CancelledError:
+            response.cancel()  # the client left, or time ran out: the replica stops working on it
+            raise
+
+    def close(self) -> None:
+        """Nothing to free here: the replicas hold the model."""
+
+
+class RemoteGenerator:
+    """What the routes call a model's generation loop, run by a replica: each stream's tokens come through
+    the handle as the replica's continuous batching makes them; stop sequences, finish reasons and events
+    are worked out here as ``widgetd serve`` does. Closing a stream cancels it in the replica."""
+
+    def __init__(self, handle: Any, model_id: str, cluster: ClusterState, about: dict[str, Any]) -> None:
+        self.handle, self.model_id, self.cluster = handle, model_id, cluster
+        self.engine = SimpleNamespace(chat=about["chat"])
+        self.max_active = about["max_active"]
+        self.active: set[Stream] = set()
+        self.waiting: tuple = ()
+        """Queued in the replicas, which this ingress does not see."""
+
+    async def start(self, job: Job) -> Stream:
+        sequence = RemoteSequence()
+        stream = Stream(Generation(job, sequence))
+        remote = self.handle.options(stream=True).generate.remote(job)
+        pump = asyncio.ensure_future(self._pump(remote, stream, sequence))
+
+        def close() -> None:
+            pump.cancel()
+            remote.cancel()
+
+        stream.on_close = close
+        self.active.add(stream)
+        pump.add_done_callback(lambda _: self.active.discard(stream))
+        return stream
+
+    async def complete(self, job: Job) -> Generation:
+        stream = await self.start(job)
+        try:
+            async for _ in stream:
+                pass
+            return stream.generation
+        finally:
+            stream.close()
+
+    async def _pump(self, remote: Any, stream: Stream, sequence: RemoteSequence) -> None:
+        try:
+            async for item in remote:
+                if isinstance(item, RemoteSequence):
+                    sequence.prompt_tokens, sequence.seed = item.prompt_tokens, item.seed
+                    continue
+                stream.deliver(item)
+                if isinstance(item, Token):
+                    self.cluster.metrics.observe_generation(self.model_id, 1, len(self.active))
+                if stream.generation.done:
+                    return
+            stream.fail(ServiceUnavailable(f"model {self.model_id}: its replica ended the generation early; send the request again", 1))
+        except asyncio.CancelledError:
+            raise
+        except (*RETRIED, BackPressureError, DeploymentUnavailableError) as error:
+            stream.fail(ServiceUnavailable(f"model {self.model_id}: its replica failed while generating ({type(error).__name__}); send the request again", 1))
+        except Exception as error:  # a bug in the replica: said once here, the client told without details
+            log.exception("model %s: generation failed in its replica", self.model_id)
+            stream.fail(error)
+
+    def close(self) -> None:
+        for stream in list(self.active):
+            stream.close()
+
+
+@dataclass
+class Deployed:
+    name: str
+    handle: Any
+    scaling: Scaling
+
+
+@dataclass
+class ClusterState(ServerState):
+    """The ingress's state: its models run in their deployments, not in this process."""
+
+    deployments: dict[str, Deployed] = field(default_factory=dict)
+    on_demand: Deployed | None = None
+    replicas: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Each deployment's running replicas by id: where they run, and what they said of themselves."""
+    answers: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Answers by (model, replica), for the replicas running now."""
+    _watching: bool = False
+    holds_models = False
+
+    def deployment_of(self, model: ServedModel) -> Deployed:
+        if model.model_id in self.deployments:
+            return self.deployments[model.model_id]
+        assert self.on_demand is not None, "only allowed models are planned on demand"
+        handle = self.on_demand.handle.options(multiplexed_model_id=model.model_id)
+        return Deployed(self.on_demand.name, handle, self.on_demand.scaling)
+
+    def load(self, model: ServedModel) -> None:
+        """Called where ``widgetd serve`` loads a model: here, wait for a replica of its deployment to say it is
+        ready (or failed), unless the deployment is scaled to zero."""
+        self._watch()
+        deployed = self.deployment_of(model)
+        model.batcher = RemoteBatcher(deployed.handle, model.model_id, self)
+        model.tasks = (model.task, *(task for task in model.backend.tasks if task != model.task))
+        if deployed.scaling.scales_to_zero and not self.replicas.get(deployed.name):
+            model.state = "idle"
+            return
+        self._ask_replica(model, deployed)
+
+    def wake(self, model: ServedModel) -> None:
+        """A request for a model scaled to zero: ask its deployment, which starts a replica."""
+        if model.state != "idle":
+            return
+        model.state, model.load_started = "loading", time.monotonic()
+        threading.Thread(target=self._ask_replica, args=(model, self.deployment_of(model)), daemon=True, name="widgetd-wake").start()
+
+    def _ask_replica(self, model: ServedModel, deployed: Deployed) -> None:
+        started = time.monotonic()
+        try:
+            about = deployed.handle.describe.remote().result()
+            self._take_description(model, about)
+        except Exception as error:
+            model.state, model.problem = "failed", f"its deployment {deployed.name!r} did not answer: {type(error).__name__}: {error}"
+            model.public_problem = f"its deployment {deployed.name!r} did not answer"
+            log.error("model %s: %s", model.model_id, model.problem)
+            return
+        if model.ready and model.load_seconds is None:
+            model.load_seconds = time.monotonic() - started
+        if model.ready:
+            self.pool.history.append((model.download_bytes, time.monotonic() - started))
+
+    def _take_description(self, model: ServedModel, about: dict[str, Any]) -> None:
+        replica = Replica(**about["replica"])
+        self.seen(model.model_id, replica, 0, about)
+        model.device = replica.device
+        model.tasks = tuple(about["tasks"])
+        model.runtime_in_use = about.get("runtime")
+        model.load_seconds = about.get("load_seconds")
+        model.memory_bytes = about.get("memory_bytes")
+        model.placement = about.get("placement")
+        model.problem, model.public_problem = about.get("problem"), about.get("public_problem")
+        if isinstance(model.batcher, RemoteBatcher):
+            model.batcher.max_batch_size = about.get("max_batch_size", 1)
+        if about.get("generation") and model.generator is None:
+            model.generator = RemoteGenerator(self.deployment_of(model).handle, model.model_id, self, about["generation"])
+        model.state = about["state"]
+
+    def seen(self, model_id: str, replica: Replica, batch_size: int, about: dict[str, Any] | None = None) -> None:
+        """A replica answered for ``model_id``: count it, and its batch once."""
+        name = self.deployments[model_id].name if model_id in self.deployments else ON_DEMAND
+        known = self.replicas.setdefault(name, {}).setdefault(replica.replica_id, {"models": [], "state": "RUNNING"})
+        known.update(replica.describe())
+        if model_id not in known["models"]:
+            known["models"] = sorted({*known["models"], model_id})
+        key = (model_id, replica.replica_id)
+        self.answers[key] = self.answers.get(key, 0) + (about is None)
+        if batch_size:
+            self.metrics.observe_batch(model_id, batch_size)
+
+    def describe_model(self, model: ServedModel, trusted: bool) -> dict[str, Any]:
+        deployed = self.deployment_of(model)
+        running = self.replicas.get(deployed.name, {})
+        replicas = [
+            {key: value for key, value in about.items() if key != "models"}
+            for about in running.values()
+            if deployed.name != ON_DEMAND or model.model_id in about.get("models", [])
+        ]
+        return {
+            **super().describe_model(model, trusted),
+            "deployment": {"name": deployed.name, **deployed.scaling.describe(), "running_replicas": sum(r.get("state") == "RUNNING" for r in replicas), "replicas": replicas},
+        }
+
+    def extra_metrics(self) -> list[str]:
+        per_node: dict[tuple[str, str], int] = {}
+        for name, running in self.replicas.items():
+            for about in running.values():
+                key = (name, about.get("node_ip") or "unknown")
+                per_node[key] = per_node.get(key, 0) + 1
+        return [
+            "# HELP widgetd_replicas Replicas running now, by deployment and node.",
+            "# TYPE widgetd_replicas gauge",
+            *(f"widgetd_replicas{_labels(('deployment', 'node'), key)} {count}" for key, count in sorted(per_node.items())),
+            "# HELP widgetd_replica_answers_total Answers by model and replica, for the replicas running now.",
+            "# TYPE widgetd_replica_answers_total counter",
+            *(f"widgetd_replica_answers_total{_labels(('model', 'replica'), key)} {count}" for key, count in sorted(self.answers.items())),
+        ]
+
+    # -- which replicas run: Ray's state API, every few seconds
+
+    def _watch(self) -> None:
+        if not self._watching:
+            self._watching = True
+            threading.Thread(target=self._watch_replicas, daemon=True, name="widgetd-replicas").start()
+
+    def _watch_replicas(self) -> None:
+        while True:
+            try:
+                self._refresh_replicas()
+            except Exception as error:  # the dashboard restarting, a node leaving: look again soon
+                log.debug("could not list the replicas: %s", error)
+            time.sleep(WATCH_SECONDS)
+
+    def _refresh_replicas(self) -> None:
+        """Each deployment's replicas as Serve's controller lists them (what `serve status` and the dashboard
+        show): their state, node and process."""
+        app_name = serve.get_replica_context().app_name
+        details = ServeInstanceDetails(**ray.get(_controller().get_serve_instance_details.remote()))
+        deployments = details.applications[app_name].deployments if app_name in details.applications else {}
+        for name, deployment in deployments.items():
+            known = self.replicas.get(name, {})
+            self.replicas[name] = {
+                replica.replica_id: {
+                    "models": [],
+                    **known.get(replica.replica_id, {}),
+                    "replica_id": replica.replica_id,
+                    "state": replica.state.value,
+                    "node_id": replica.node_id,
+                    "node_ip": replica.node_ip,
+                    "pid": replica.pid,
+                }
+                for replica in deployment.replicas
+                if replica.state.value != "STOPPING"
+            }
+        alive = {replica_id for running in self.replicas.values() for replica_id in running}
+        self.answers = {key: count for key, count in self.answers.items() if key[1] in alive}
+        for model in list(self.models):
+            deployed = self.deployment_of(model)
+            if deployed.scaling.scales_to_zero and model.state == "ready" and not self.replicas.get(deployed.name) and not model.busy:
+                model.state = "idle"
+                log.info("model %s scaled to zero; the next request starts a replica", model.model_id)
+
+
+def _controller() -> Any:
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    return ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+
+
+@serve.deployment(name=INGRESS, ray_actor_options={"num_cpus": 0})
+@serve.ingress()
+class Ingress:
+    """widgetd's HTTP app, with each model answered by its deployment."""
+
+    def __init__(self, settings: ServerSettings, requests: list[ModelRequest], models: list[Any], on_demand: Any, scaling: Scaling) -> None:
+        _configure_logging()
+        manager = create_plugin_manager()
+        registry = collect(manager)
+        planned = plan_models(requests, registry)
+        # Room for models is each replica's business (serve.multiplexed's LRU): the ingress holds none.
+        here = replace(settings, max_models=None, memory_budget={})
+        self.state = ClusterState(
+            models=planned,
+            registry=registry,
+            plugins=describe_plugins(manager, registry),
+            settings=here,
+            deployments={
+                model.model_id: Deployed(deployment_name(index, model.model_id), handle, request.scaling)
+                for index, (model, handle, request) in enumerate(zip(planned, models, requests))
+            },
+            on_demand=Deployed(ON_DEMAND, on_demand, scaling) if on_demand is not None else None,
+        )
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self.state)
+
+
+def _configure_logging() -> None:
+    """widgetd's messages in each replica's log, as ``widgetd serve`` prints them."""
+    logger = logging.getLogger("widgetd")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
