@@ -55,15 +55,16 @@ def measure_on_ray(cluster, arguments: list[str], replicas: int, bodies: Path, s
 
 
 def table(results: dict[str, dict]) -> str:
-    one = results["Ray Serve, 1 replica"]["requests_per_second"]
+    one = results["Ray Serve, 1 replica"]["rps"]
     rows = [
-        f"| server (concurrency {CONCURRENCY}) | nodes | requests/s | p50 ms | p99 ms | / 1 replica |",
-        "|---|---|---:|---:|---:|---:|",
+        f"| server (concurrency {CONCURRENCY}) | nodes | requests/s | p50 ms | p99 ms | not 200 | / 1 replica |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
+        failed = sum(count for status, count in result["statuses"].items() if str(status) != "200")
         rows.append(
-            f"| {name} | {', '.join(result.get('nodes', ['(no Ray)']))} | {result['requests_per_second']:.1f} | "
-            f"{result['p50_ms']:.0f} | {result['p99_ms']:.0f} | {result['requests_per_second'] / one:.2f}x |"
+            f"| {name} | {', '.join(result.get('nodes', ['(no Ray)']))} | {result['rps']:.1f} | "
+            f"{result['p50_ms']:.0f} | {result['p99_ms']:.0f} | {failed} | {result['rps'] / one:.2f}x |"
         )
     return "\n".join(rows)
 
@@ -85,9 +86,9 @@ def main() -> None:
             cluster.start_node_in_namespace(cpus=1)
             spread = ["--replicas", "2", "--max-replicas-per-node", "1"]
             results["Ray Serve, 2 replicas on 2 nodes"] = measure_on_ray(cluster, spread, 2, bodies, arguments.seconds)
+    (HERE / "results" / "ray-scaling.json").write_text(json.dumps(results, indent=2))
     rendered = table(results)
     print(rendered)
-    (HERE / "results" / "ray-scaling.json").write_text(json.dumps(results, indent=2))
     (HERE / "results" / "ray-scaling.md").write_text(rendered + "\n")
 
 

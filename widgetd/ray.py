@@ -226,8 +226,8 @@ class RemoteSequence:
 
 async def generated(model: ServedModel, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
     """A generation on the replica's continuous batching, for the ingress to stream: its sequence's prompt
-    tokens and seed, then each token as the engine makes it; a widgetd error ends it. Closing it (the ingress's client left)
-    takes the sequence out of the batch."""
+    tokens and seed, then each token as the engine makes it; a widgetd error ends it. Closing it (the
+    ingress's client left) takes the sequence out of the batch."""
     try:
         if model.generator is None:
             raise ServiceUnavailable(f"model {model.model_id} is not ready on this replica: {model.public_problem}", 60)
@@ -291,9 +291,19 @@ class _Held:
         self.state, self.model = state, model
 
     def __del__(self) -> None:
-        if self.model.batcher is not None:
-            self.model.batcher.close()
+        for worker in (self.model.generator, self.model.batcher):
+            if worker is not None:
+                worker.close()
         log.info("model %s evicted from this replica", self.model.model_id)
+
+
+class LoadFailed(Exception):
+    """An on-demand model that failed to load: raised, so that serve.multiplexed does not keep it and the
+    next request for it (once the ingress tries again) loads it anew."""
+
+    def __init__(self, model: ServedModel) -> None:
+        super().__init__(model.problem)
+        self.model = model
 
 
 @serve.deployment
@@ -317,10 +327,16 @@ class OnDemandReplica:
         [model] = await asyncio.to_thread(plan_models, [request], self.registry)
         state = ServerState(models=[model], registry=self.registry, settings=self.settings)
         await asyncio.to_thread(state.load, model)
+        if not model.ready:
+            raise LoadFailed(model)
         return _Held(state, model)
 
     async def _model(self) -> tuple[ServedModel, Replica]:
-        held = await self.held(serve.get_multiplexed_model_id())
+        """The model the request names, loaded here if it is not yet; one that failed comes back failed."""
+        try:
+            held = await self.held(serve.get_multiplexed_model_id())
+        except LoadFailed as failure:
+            return failure.model, this_replica(None)
         return held.model, this_replica(held.model.device)
 
     async def answer(self, task: str, decoded: Any) -> Reply:
@@ -478,6 +494,10 @@ class ClusterState(ServerState):
     """Each deployment's running replicas by id: where they run, and what they said of themselves."""
     answers: dict[tuple[str, str], int] = field(default_factory=dict)
     """Answers by (model, replica), for the replicas running now."""
+    without_replicas: dict[str, int] = field(default_factory=dict)
+    """Named ready models seen with no running replica, by how many looks in a row."""
+    recovering: set[str] = field(default_factory=set)
+    """Named models whose replicas all stopped running while they served, until one runs again."""
     _watching: bool = False
     holds_models = False
 
@@ -617,10 +637,29 @@ class ClusterState(ServerState):
         alive = {replica_id for running in self.replicas.values() for replica_id in running}
         self.answers = {key: count for key, count in self.answers.items() if key[1] in alive}
         for model in list(self.models):
-            deployed = self.deployment_of(model)
-            if deployed.scaling.scales_to_zero and model.state == "ready" and not self.replicas.get(deployed.name) and not model.busy:
+            if model.model_id in self.deployments:
+                self._follow_replicas(model, self.deployments[model.model_id])
+
+    def _follow_replicas(self, model: ServedModel, deployed: Deployed) -> None:
+        """A named model's state as its replicas say: ``idle`` once scaled to zero; ``loading`` while Ray
+        replaces replicas that all died (requests then get the loading 503, or wait), ready again after."""
+        replicas = self.replicas.get(deployed.name, {})
+        running = any(replica["state"] == "RUNNING" for replica in replicas.values())
+        missing = not replicas if deployed.scaling.scales_to_zero else not running
+        # Twice in a row: a replica that answered since the controller was asked is not missing.
+        looks = self.without_replicas[model.model_id] = self.without_replicas.get(model.model_id, 0) + 1 if missing else 0
+        if model.state == "ready" and looks >= 2 and not model.busy:
+            if deployed.scaling.scales_to_zero:
                 model.state = "idle"
                 log.info("model %s scaled to zero; the next request starts a replica", model.model_id)
+            else:
+                model.state, model.load_started = "loading", time.monotonic()
+                self.recovering.add(model.model_id)
+                log.warning("model %s has no running replica; Ray is starting one", model.model_id)
+        elif model.model_id in self.recovering and running:
+            self.recovering.discard(model.model_id)
+            model.state = "ready"
+            log.info("model %s has a running replica again", model.model_id)
 
 
 def _controller() -> Any:

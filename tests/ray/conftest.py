@@ -5,6 +5,7 @@ crosses a real network interface). widgetd is deployed on it with ``widgetd serv
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Iterator
@@ -50,10 +51,15 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def hub(models) -> Iterator[LocalHub]:
-    """The Hub models load from on demand: ``org/tiny``."""
+def hub(models, tmp_path_factory) -> Iterator[LocalHub]:
+    """The Hub models load from on demand: ``org/tiny``, and ``org/broken`` whose weights are not weights."""
+    card = {"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"}
+    broken = tmp_path_factory.mktemp("broken") / "model"
+    shutil.copytree(models["embedder"], broken, ignore=shutil.ignore_patterns("onnx", "pytorch_model.bin"))
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with LocalHub() as local:
-        local.publish("org/tiny", models["embedder"], card={"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity"})
+        local.publish("org/tiny", models["embedder"], card=card)
+        local.publish("org/broken", broken, card=card)
         yield local
 
 

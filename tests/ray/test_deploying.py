@@ -29,7 +29,8 @@ def test_serve_run_takes_widgetd_as_an_application_builder(cluster, models, tmp_
             assert process.poll() is None, log.read_text()[-3000:]
             answer = client.post("/", json={"inputs": "a fine day"})
             assert answer.status_code == 200 and answer.json()[0][0]["label"], answer.text
-            assert replicas_of(client, "toy") and client.get("/info").json()["models"][0]["deployment"]["num_replicas"] == 2
+            wait_for(lambda: len(replicas_of(client, "toy")) == 2, 30, "both replicas in /info")
+            assert client.get("/info").json()["models"][0]["deployment"]["num_replicas"] == 2
     finally:
         os.killpg(process.pid, signal.SIGINT)  # serve run deletes the application on Ctrl-C
         process.wait(timeout=120)

@@ -135,6 +135,13 @@ def test_models_on_demand_load_by_id_on_the_cluster(widgetd, hub):
     assert info["deployment"]["name"] == "on-demand" and len(info["deployment"]["replicas"]) == 1
 
 
+def test_an_on_demand_model_that_fails_to_load_in_its_replica_says_why(widgetd):
+    answer = widgetd.post("/models/org/broken", json={"inputs": SENTENCES}, headers={"x-wait-for-model": "true"})
+    assert answer.status_code == 503 and answer.json()["error"].startswith("model org/broken failed to load")
+    assert "Traceback" not in answer.text
+    assert widgetd.get("/models/org/broken/info").json()["models"][0]["state"] == "failed"
+
+
 def test_a_client_leaving_cancels_its_request_on_the_replica(widgetd, cluster):
     busy = threading.Thread(target=lambda: widgetd.post("/models/toy", json={"inputs": "dawdle first"}))
     busy.start()
