@@ -21,9 +21,23 @@ from widgetd_transformers.testing import save_byte_level_bpe, save_chat_llama
 ROOT = Path(__file__).resolve().parents[2]
 
 TOY_ENTRY_POINT = '''
+import time
+from pathlib import Path
+
 from tests.toy_plugin import ToyPlugin
 
-plugin = ToyPlugin()
+
+class SlowToy(ToyPlugin):
+    """The toy plugin; a model folder with a ``load-seconds`` file takes that long to load."""
+
+    def load(self, snapshot):
+        delay = Path(snapshot.path) / "load-seconds"
+        if delay.exists():
+            time.sleep(float(delay.read_text()))
+        return super().load(snapshot)
+
+
+plugin = SlowToy()
 '''
 
 
@@ -38,6 +52,12 @@ def plugin_site(folder: Path) -> Path:
     return folder
 
 
+def slow_toy(folder: Path, load_seconds: float) -> Path:
+    make_toy_model(folder, pipeline_tag="text-classification")
+    (folder / "load-seconds").write_text(str(load_seconds))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("ray-models")
@@ -46,6 +66,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "embedder": build_tiny_sentence_transformer(folder / "build-1").rename(folder / "embedder"),
         "scaled": build_tiny_sentence_transformer(folder / "build-2").rename(folder / "scaled"),
         "toy": make_toy_model(folder / "toy", pipeline_tag="text-classification"),
+        "slow": slow_toy(folder / "slow", load_seconds=4),
         "chat": save_chat_llama(folder / "chat", save_byte_level_bpe(folder / "bpe")),
     }
 
@@ -75,5 +96,6 @@ def cluster(tmp_path_factory, hub) -> Iterator[Cluster]:
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    with network_namespace() as namespaced, local_cluster(env, namespaced=namespaced) as cluster:
+    # Logical CPUs: every replica reserves one, and these tests run 8 replicas at once at most.
+    with network_namespace() as namespaced, local_cluster(env, namespaced=namespaced, cpus=12) as cluster:
         yield cluster

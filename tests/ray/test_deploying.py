@@ -20,17 +20,23 @@ SENTENCES = {"source_sentence": "a cat sat on the mat", "sentences": ["a cat sat
 def test_serve_run_takes_widgetd_as_an_application_builder(cluster, models, tmp_path):
     """``serve run widgetd.ray:app model_id=... replicas=2``: Ray's own CLI, widgetd's options as its args."""
     log = tmp_path / "serve-run.log"
-    command = [str(BIN / "serve"), "run", "--address", cluster.address, "widgetd.ray:app", f"model_id={models['toy']}", "replicas=2"]
+    command = [
+        str(BIN / "serve"), "run", "--address", cluster.address, "widgetd.ray:app", f"model_id={models['toy']}", "replicas=2", "api_key=sesame",
+    ]
     with open(log, "w") as output:
         process = subprocess.Popen(command, env=cluster.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        with httpx.Client(base_url=cluster.url, timeout=30) as client:
+        with httpx.Client(base_url=cluster.url, timeout=30, headers={"authorization": "Bearer sesame"}) as client:
             wait_for(lambda: _answers(client) or process.poll() is not None, 240, f"serve run to answer (log: {log})")
             assert process.poll() is None, log.read_text()[-3000:]
             answer = client.post("/", json={"inputs": "a fine day"})
             assert answer.status_code == 200 and answer.json()[0][0]["label"], answer.text
             wait_for(lambda: len(replicas_of(client, "toy")) == 2, 30, "both replicas in /info")
             assert client.get("/info").json()["models"][0]["deployment"]["num_replicas"] == 2
+            # The replicas hold the model: the admin API says how to change them the Ray way.
+            for refused in (client.post("/models/toy/reload"), client.delete("/models/toy")):
+                assert refused.status_code == 409 and "serve deploy" in refused.json()["error"]
+            assert httpx.post(f"{cluster.url}/", json={"inputs": "no key"}).status_code == 401
     finally:
         os.killpg(process.pid, signal.SIGINT)  # serve run deletes the application on Ctrl-C
         process.wait(timeout=120)

@@ -41,6 +41,9 @@ model_id = "{models['toy']}"
 
 [[models]]
 model_id = "{models['chat']}"
+
+[[models]]
+model_id = "{models['slow']}"
 """
     )
     with cluster.serving("--config", str(config), log=folder / "serve.log") as client:
@@ -48,7 +51,7 @@ model_id = "{models['chat']}"
 
 
 def test_health_and_info_describe_every_deployment(widgetd):
-    assert widgetd.get("/health").json() == {"status": "ok", "models": ["embedder", "scaled", "toy", "chat"]}
+    assert widgetd.get("/health").json() == {"status": "ok", "models": ["embedder", "scaled", "toy", "chat", "slow"]}
     info = {model["model_id"]: model for model in widgetd.get("/info").json()["models"]}
     embedder = info["embedder"]["deployment"]
     assert embedder["name"] == "model-0-embedder" and embedder["num_replicas"] == 2
@@ -181,3 +184,16 @@ def test_killing_a_replica_under_load_loses_no_request(widgetd, cluster):
         120,
         "the deployment to be back at two replicas",
     )
+
+
+def test_a_model_whose_only_replica_died_is_loading_until_ray_replaces_it(widgetd, cluster):
+    """Its replica takes 4 s to load: meanwhile the model is loading, as on one server, then serves again."""
+    [victim] = replicas_of(widgetd, "slow")
+    cluster.kill_actor(f"SERVE_REPLICA::widgetd#model-4-slow#{victim['replica_id']}")
+    health = wait_for(lambda: (h := widgetd.get("/models/slow/health")).status_code == 503 and h, 30, "the model to be loading")
+    assert health.json()["problems"] == {"slow": "loading"} and widgetd.get("/health").json()["status"] == "degraded"
+    answer = widgetd.post("/models/slow", json={"inputs": "a fine day"})
+    assert answer.status_code == 503 and answer.json()["error"] == "Model slow is currently loading"
+    waited = widgetd.post("/models/slow", json={"inputs": "a fine day"}, headers={"x-wait-for-model": "true"})
+    assert waited.status_code == 200 and waited.headers["x-widgetd-replica"] != victim["replica_id"]
+    wait_for(lambda: widgetd.get("/health").json()["status"] == "ok", 30, "the server to be healthy again")
