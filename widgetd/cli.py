@@ -161,7 +161,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "model, with these replicas, behind an ingress deployment running widgetd's routes"
     )
     ray.add_argument("--ray", action="store_true", help="serve on Ray Serve ($WIDGETD_RAY=1)")
-    ray.add_argument("--replicas", type=int, default=1, help="replicas of each model (default 1)")
+    ray.add_argument("--replicas", type=int, default=1, metavar="N", help="replicas of each model (default 1)")
     ray.add_argument(
         "--autoscale",
         metavar="MIN:MAX",
@@ -172,18 +172,20 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     ray.add_argument(
         "--target-ongoing-requests",
         type=float,
+        metavar="N",
         default=DEFAULT_TARGET_ONGOING_REQUESTS,
         help=f"requests per replica the autoscaler aims at (default {DEFAULT_TARGET_ONGOING_REQUESTS:g})",
     )
     ray.add_argument(
         "--scale-down-delay",
         type=float,
+        metavar="SECONDS",
         default=DEFAULT_SCALE_DOWN_DELAY,
         help=f"seconds of low load before the autoscaler stops a replica (default {DEFAULT_SCALE_DOWN_DELAY:g})",
     )
-    ray.add_argument("--num-gpus", type=float, default=0.0, help="GPUs each replica reserves; 0.5 packs two on one GPU (default 0)")
-    ray.add_argument("--num-cpus", type=float, default=1.0, help="CPUs each replica reserves in Ray's scheduling (default 1)")
-    ray.add_argument("--max-replicas-per-node", type=int, help="at most this many replicas of a model on one node (1 spreads them)")
+    ray.add_argument("--num-gpus", type=float, default=0.0, metavar="G", help="GPUs each replica reserves; 0.5 packs two on one GPU (default 0)")
+    ray.add_argument("--num-cpus", type=float, default=1.0, metavar="C", help="CPUs each replica reserves in Ray's scheduling (default 1)")
+    ray.add_argument("--max-replicas-per-node", type=int, metavar="N", help="at most this many replicas of a model on one node (1 spreads them)")
     serve.set_defaults(run=_serve)
 
     plugins = commands.add_parser("plugins", help="list the loaded plugins as JSON")

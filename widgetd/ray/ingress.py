@@ -1,33 +1,16 @@
-"""widgetd on Ray Serve: ``widgetd serve --ray ...``, or ``serve run widgetd.ray:app model_id=org/name``.
-
-::
-
-    clients ──HTTP──> Ray's proxy ──> "widgetd" (ingress)  ──handle──> "model-0-org--name"  replicas: the model,
-                      (each node)     widgetd's routes,    │                                  widgetd's batcher
-                                      decoding, errors,    ├─handle──> "model-1-..."
-                                      /health /info        │
-                                      /metrics             └─handle──> "on-demand" (--allow-model): models by id,
-                                                                       serve.multiplexed, LRU per replica
-
-The ingress runs the same app as ``widgetd serve``; only where a model runs differs: its ``ClusterState``
-hands each request's decoded input to the model's deployment through a handle (``RemoteBatcher``) and
-gets the checked answer back. Each replica batches what it receives with widgetd's own batcher.
-"""
+"""The ingress deployment: widgetd's HTTP app, whose models run in their deployments. ``ClusterState`` is
+the app's state; ``RemoteBatcher`` and ``RemoteGenerator`` stand where one process has a model's batcher and
+generation loop, and reach its replicas through handles."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
-import os
-import re
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
-from typing import Any, AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import ray
 from ray import serve
@@ -35,329 +18,23 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.schema import ServeInstanceDetails
 
-from widgetd import cli
 from widgetd.app import create_app
-from widgetd.batching import QueueFull
-from widgetd.errors import ServiceUnavailable, WidgetdError
+from widgetd.errors import ServiceUnavailable
 from widgetd.generating import Generation, Job, Stream, Token
 from widgetd.metrics import _labels
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
+from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_logging, deployment_name
 from widgetd.scaling import Scaling
 from widgetd.state import ServerSettings, ServerState
 
 log = logging.getLogger("widgetd")
 
-APP_NAME = "widgetd"
 INGRESS = "widgetd"
-ON_DEMAND = "on-demand"
 WATCH_SECONDS = 1.0
 """How often the ingress asks Serve's controller which replicas run (for /info, /metrics and scaling to zero)."""
 RETRIED = (RayActorError, ActorUnavailableError, ReplicaUnavailableError)
 """A replica that died or cannot be reached while answering: inference is idempotent, so once more elsewhere."""
-
-
-# ---------------------------------------------------------------- building the application
-
-
-def app(args: Mapping[str, Any] | None = None) -> serve.Application:
-    """The application builder for ``serve run widgetd.ray:app model_id=org/name replicas=2`` and for a Serve
-    config's ``import_path: widgetd.ray:app`` with ``args``: each arg is a ``widgetd serve`` option spelt with
-    underscores (``model_id`` may be a list)."""
-    return application(cli.serve_arguments(options_as_argv(args or {})))
-
-
-def options_as_argv(args: Mapping[str, Any]) -> list[str]:
-    """Builder args as ``widgetd serve`` flags: ``{"allow_models": ["org/*"], "ray": True}`` as
-    ``--allow-model org/* --ray``; an option is named by its flag or by its setting name."""
-    flags = cli.serve_flags()
-    argv = []
-    for name, value in args.items():
-        flag = flags.get(name) or "--" + name.replace("_", "-")
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            if item is True:
-                argv.append(flag)
-            elif item is not False and item is not None:
-                argv += [flag, str(item)]
-    return argv
-
-
-def application(arguments: argparse.Namespace) -> serve.Application:
-    """The ingress and one deployment per named model (and one for on-demand models), as ``arguments`` say.
-    Models are planned here first, so a model that cannot be served fails before anything is deployed."""
-    settings = cli.settings_from(arguments)
-    requests = cli.model_requests(arguments)
-    registry = collect(create_plugin_manager())
-    planned = plan_models(requests, registry)
-    models = [
-        ModelReplica.options(name=deployment_name(index, model.model_id), **deployment_options(request.scaling, settings)).bind(request, settings)
-        for index, (request, model) in enumerate(zip(requests, planned))
-    ]
-    on_demand = None
-    scaling = cli.scaling_from(arguments)
-    if settings.allow_models:
-        on_demand = OnDemandReplica.options(name=ON_DEMAND, **deployment_options(scaling, settings)).bind(settings)
-    return Ingress.options(max_ongoing_requests=settings.max_connections, graceful_shutdown_timeout_s=settings.shutdown_timeout).bind(
-        settings, requests, models, on_demand, scaling
-    )
-
-
-def deployment_name(index: int, model_id: str) -> str:
-    """``model-0-org--name``: stable, readable, and a valid Ray Serve deployment name."""
-    return f"model-{index}-" + re.sub(r"[^A-Za-z0-9._-]+", "--", model_id.strip("/"))[-80:]
-
-
-def deployment_options(scaling: Scaling, settings: ServerSettings) -> dict[str, Any]:
-    """Ray Serve's options for a model deployment. A replica takes as many requests as widgetd's batcher
-    queues (``--max-queue``); beyond that Ray's handle queues them, and past twice that it answers 503."""
-    options: dict[str, Any] = {
-        "ray_actor_options": {"num_cpus": scaling.num_cpus, "num_gpus": scaling.num_gpus},
-        "max_ongoing_requests": settings.max_queue,
-        "max_queued_requests": settings.max_queue,
-        "graceful_shutdown_timeout_s": settings.shutdown_timeout,
-    }
-    if scaling.max_replicas_per_node:
-        options["max_replicas_per_node"] = scaling.max_replicas_per_node
-    if scaling.autoscale is None:
-        options["num_replicas"] = scaling.replicas
-        return options
-    low, high = scaling.autoscale
-    # Short delays ask for a quick autoscaler: it looks back over at most half the delay.
-    window = max(1.0, min(30.0, scaling.scale_down_delay / 2))
-    options["autoscaling_config"] = {
-        "min_replicas": low,
-        "max_replicas": high,
-        "target_ongoing_requests": scaling.target_ongoing_requests,
-        "downscale_delay_s": scaling.scale_down_delay,
-        "upscale_delay_s": min(30.0, window),
-        "look_back_period_s": window,
-        "metrics_interval_s": min(10.0, window / 2),
-    }
-    return options
-
-
-# ---------------------------------------------------------------- running it
-
-
-def serve_on_ray(arguments: argparse.Namespace) -> int:
-    """``widgetd serve --ray``: deploy on the cluster $RAY_ADDRESS names (else a new local one), with Ray's
-    HTTP proxy on --host and --port; Ctrl-C or SIGTERM deletes the application, as ``serve run`` does."""
-    built = application(arguments)
-    ray.init(address=os.environ.get("RAY_ADDRESS"), logging_level=logging.WARNING)
-    serve.start(http_options={"host": arguments.host, "port": arguments.port})
-    serve.run(built, name=APP_NAME, route_prefix="/", blocking=False)
-    log.info("widgetd is serving on Ray Serve at http://%s:%d", arguments.host, arguments.port)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    log.info("deleting the application %r", APP_NAME)
-    serve.delete(APP_NAME)
-    return 0
-
-
-# ---------------------------------------------------------------- the model deployments
-
-
-@dataclass(frozen=True)
-class Replica:
-    """Where an answer was computed."""
-
-    replica_id: str
-    node_id: str
-    node_ip: str
-    device: str | None
-    pid: int
-
-    def describe(self) -> dict[str, Any]:
-        return {"replica_id": self.replica_id, "node_id": self.node_id, "node_ip": self.node_ip, "device": self.device, "pid": self.pid}
-
-
-@dataclass
-class Reply:
-    """A replica's answer to one request: the checked answer or the widgetd error to raise, and where it ran."""
-
-    replica: Replica
-    value: Any = None
-    error: WidgetdError | None = None
-    batch_size: int = 0
-    """The size of the batch it ran in, if it was that batch's first request."""
-
-
-def this_replica(device: str | None) -> Replica:
-    context = serve.get_replica_context()
-    return Replica(
-        replica_id=context.replica_id.unique_id,
-        node_id=ray.get_runtime_context().get_node_id(),
-        node_ip=ray.util.get_node_ip_address(),
-        device=device,
-        pid=os.getpid(),
-    )
-
-
-def local_state(settings: ServerSettings, requests: Sequence[ModelRequest]) -> ServerState:
-    """A replica's own widgetd state: the plugins, and its models planned (not loaded)."""
-    _configure_logging()
-    registry = collect(create_plugin_manager())
-    return ServerState(models=plan_models(requests, registry), registry=registry, settings=settings)
-
-
-async def answered(model: ServedModel, replica: Replica, task: str, decoded: Any) -> Reply:
-    """The replica's reply for one request: a widgetd error travels back as the error to raise."""
-    try:
-        if not model.ready:
-            raise ServiceUnavailable(f"model {model.model_id} failed to load on replica {replica.replica_id}: {model.public_problem}", 60)
-        value, batch_size = await model.batcher.submit_counted(task, decoded)
-    except QueueFull as error:
-        return Reply(replica, error=ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1))
-    except WidgetdError as error:
-        return Reply(replica, error=error)
-    return Reply(replica, value=value, batch_size=batch_size)
-
-
-@dataclass
-class RemoteSequence:
-    """What the ingress knows of a sequence generating in a replica (what the routes read of a sequence)."""
-
-    prompt_tokens: int = 0
-    seed: int | None = None
-
-
-async def generated(model: ServedModel, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
-    """A generation on the replica's continuous batching, for the ingress to stream: its sequence's prompt
-    tokens and seed, then each token as the engine makes it; a widgetd error ends it. Closing it (the
-    ingress's client left) takes the sequence out of the batch."""
-    try:
-        if model.generator is None:
-            raise ServiceUnavailable(f"model {model.model_id} is not ready on this replica: {model.public_problem}", 60)
-        stream = await model.generator.start(job)
-    except QueueFull as error:
-        yield ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1)
-        return
-    except WidgetdError as error:
-        yield error
-        return
-    try:
-        sequence = stream.generation.sequence
-        yield RemoteSequence(sequence.prompt_tokens, sequence.seed)
-        async for piece in stream:
-            yield piece.token
-    except WidgetdError as error:
-        yield error
-    finally:
-        stream.close()
-
-
-def described(model: ServedModel, replica: Replica) -> dict[str, Any]:
-    return {
-        **model.describe(trusted=True),
-        "public_problem": model.public_problem,
-        "tasks": list(model.tasks or (model.task,)),
-        "load_seconds": model.load_seconds,
-        "replica": replica.describe(),
-    }
-
-
-@serve.deployment
-class ModelReplica:
-    """One named model, loaded as ``widgetd serve`` loads it (a failure is kept and reported, not raised:
-    Ray would otherwise start the replica again and again)."""
-
-    def __init__(self, request: ModelRequest, settings: ServerSettings) -> None:
-        self.state = local_state(settings, [request])
-        [self.model] = self.state.models
-        self.state.load(self.model)
-        self.replica = this_replica(self.model.device)
-
-    async def answer(self, task: str, decoded: Any) -> Reply:
-        return await answered(self.model, self.replica, task, decoded)
-
-    async def count_tokens(self, texts: list[str]) -> int:
-        return await self.model.batcher.count_tokens(texts) if self.model.ready else 0
-
-    async def generate(self, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
-        async for item in generated(self.model, job):
-            yield item
-
-    def describe(self) -> dict[str, Any]:
-        return described(self.model, self.replica)
-
-
-class _Held:
-    """A model held by an on-demand replica; Ray calls ``__del__`` when its LRU evicts it."""
-
-    def __init__(self, state: ServerState, model: ServedModel) -> None:
-        self.state, self.model = state, model
-
-    def __del__(self) -> None:
-        for worker in (self.model.generator, self.model.batcher):
-            if worker is not None:
-                worker.close()
-        log.info("model %s evicted from this replica", self.model.model_id)
-
-
-class LoadFailed(Exception):
-    """An on-demand model that failed to load: raised, so that serve.multiplexed does not keep it and the
-    next request for it (once the ingress tries again) loads it anew."""
-
-    def __init__(self, model: ServedModel) -> None:
-        super().__init__(model.problem)
-        self.model = model
-
-
-@serve.deployment
-class OnDemandReplica:
-    """Models loaded on their first request (``--allow-model``), placed across replicas by model id with
-    ``serve.multiplexed``; each replica holds ``--max-models`` at most (default 3) and evicts the least
-    recently used. The ingress checks the allow list before anything reaches here."""
-
-    def __init__(self, settings: ServerSettings) -> None:
-        self.settings = settings
-        _configure_logging()
-        self.registry = collect(create_plugin_manager())
-        # A function, not a bound method: serve.multiplexed keeps its LRU on the object it decorates.
-        async def load(model_id: str) -> _Held:
-            return await self._load(model_id)
-
-        self.held = serve.multiplexed(max_num_models_per_replica=settings.max_models or 3)(load)
-
-    async def _load(self, model_id: str) -> _Held:
-        request = ModelRequest(model_id, on_demand=True, runtime=self.settings.runtime, trust_remote_code=self.settings.trust_remote_code)
-        [model] = await asyncio.to_thread(plan_models, [request], self.registry)
-        state = ServerState(models=[model], registry=self.registry, settings=self.settings)
-        await asyncio.to_thread(state.load, model)
-        if not model.ready:
-            raise LoadFailed(model)
-        return _Held(state, model)
-
-    async def _model(self) -> tuple[ServedModel, Replica]:
-        """The model the request names, loaded here if it is not yet; one that failed comes back failed."""
-        try:
-            held = await self.held(serve.get_multiplexed_model_id())
-        except LoadFailed as failure:
-            return failure.model, this_replica(None)
-        return held.model, this_replica(held.model.device)
-
-    async def answer(self, task: str, decoded: Any) -> Reply:
-        model, replica = await self._model()
-        return await answered(model, replica, task, decoded)
-
-    async def count_tokens(self, texts: list[str]) -> int:
-        model, _ = await self._model()
-        return await model.batcher.count_tokens(texts) if model.ready else 0
-
-    async def generate(self, job: Job) -> AsyncIterator[RemoteSequence | Token | WidgetdError]:
-        model, _ = await self._model()
-        async for item in generated(model, job):
-            yield item
-
-    async def describe(self) -> dict[str, Any]:
-        model, replica = await self._model()
-        return described(model, replica)
-
-
-# ---------------------------------------------------------------- the ingress
 
 
 class RemoteBatcher:
@@ -674,7 +351,7 @@ class Ingress:
     """widgetd's HTTP app, with each model answered by its deployment."""
 
     def __init__(self, settings: ServerSettings, requests: list[ModelRequest], models: list[Any], on_demand: Any, scaling: Scaling) -> None:
-        _configure_logging()
+        configure_logging()
         manager = create_plugin_manager()
         registry = collect(manager)
         planned = plan_models(requests, registry)
@@ -694,13 +371,3 @@ class Ingress:
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_app(self.state)
-
-
-def _configure_logging() -> None:
-    """widgetd's messages in each replica's log, as ``widgetd serve`` prints them."""
-    logger = logging.getLogger("widgetd")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
