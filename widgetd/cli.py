@@ -466,9 +466,13 @@ def memory_budgets(values: Sequence[str]) -> dict[str, int]:
 
 def scaling_from(arguments: argparse.Namespace, entry=None) -> Scaling:
     """The replicas of a model on Ray Serve: its config entry's, else the flags'."""
-    replicas = entry.replicas if entry is not None and entry.replicas is not None else arguments.replicas
-    autoscale = (entry.autoscale if entry is not None and entry.autoscale is not None else None) or arguments.autoscale
-    num_gpus = entry.num_gpus if entry is not None and entry.num_gpus is not None else arguments.num_gpus
+
+    def given(name: str, flag: object) -> object:
+        value = getattr(entry, name, None)
+        return flag if value is None else value
+
+    replicas, num_gpus = given("replicas", arguments.replicas), given("num_gpus", arguments.num_gpus)
+    autoscale = given("autoscale", None) or arguments.autoscale
     return check_scaling(
         Scaling(
             replicas=replicas,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -19,34 +17,20 @@ SENTENCES = {"source_sentence": "a cat sat on the mat", "sentences": ["a cat sat
 
 def test_serve_run_takes_widgetd_as_an_application_builder(cluster, models, tmp_path):
     """``serve run widgetd.ray:app model_id=... replicas=2``: Ray's own CLI, widgetd's options as its args."""
-    log = tmp_path / "serve-run.log"
     command = [
         str(BIN / "serve"), "run", "--address", cluster.address, "widgetd.ray:app", f"model_id={models['toy']}", "replicas=2", "api_key=sesame",
     ]
-    with open(log, "w") as output:
-        process = subprocess.Popen(command, env=cluster.env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        with httpx.Client(base_url=cluster.url, timeout=30, headers={"authorization": "Bearer sesame"}) as client:
-            wait_for(lambda: _answers(client) or process.poll() is not None, 240, f"serve run to answer (log: {log})")
-            assert process.poll() is None, log.read_text()[-3000:]
-            answer = client.post("/", json={"inputs": "a fine day"})
-            assert answer.status_code == 200 and answer.json()[0][0]["label"], answer.text
-            wait_for(lambda: len(replicas_of(client, "toy")) == 2, 30, "both replicas in /info")
-            assert client.get("/info").json()["models"][0]["deployment"]["num_replicas"] == 2
-            # The replicas hold the model: the admin API says how to change them the Ray way.
-            for refused in (client.post("/models/toy/reload"), client.delete("/models/toy")):
-                assert refused.status_code == 409 and "serve deploy" in refused.json()["error"]
-            assert httpx.post(f"{cluster.url}/", json={"inputs": "no key"}).status_code == 401
-    finally:
-        os.killpg(process.pid, signal.SIGINT)  # serve run deletes the application on Ctrl-C
-        process.wait(timeout=120)
-
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/health").status_code == 200
-    except httpx.HTTPError:
-        return False
+    with cluster.running(command, log=tmp_path / "serve-run.log") as client:
+        key = {"authorization": "Bearer sesame"}
+        answer = client.post("/", json={"inputs": "a fine day"}, headers=key)
+        assert answer.status_code == 200 and answer.json()[0][0]["label"], answer.text
+        client.headers.update(key)
+        wait_for(lambda: len(replicas_of(client, "toy")) == 2, 30, "both replicas in /info")
+        assert client.get("/info").json()["models"][0]["deployment"]["num_replicas"] == 2
+        # The replicas hold the model: the admin API says how to change them the Ray way.
+        for refused in (client.post("/models/toy/reload"), client.delete("/models/toy")):
+            assert refused.status_code == 409 and "serve deploy" in refused.json()["error"]
+        assert httpx.post(f"{cluster.url}/", json={"inputs": "no key"}).status_code == 401
 
 
 def test_a_second_node_in_its_own_network_namespace_receives_a_replica(cluster, models, tmp_path):

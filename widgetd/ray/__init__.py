@@ -108,7 +108,7 @@ def deployment_options(scaling: Scaling, settings: ServerSettings) -> dict[str, 
         "max_replicas": high,
         "target_ongoing_requests": scaling.target_ongoing_requests,
         "downscale_delay_s": scaling.scale_down_delay,
-        "upscale_delay_s": min(30.0, window),
+        "upscale_delay_s": window,
         "look_back_period_s": window,
         "metrics_interval_s": min(10.0, window / 2),
     }

@@ -214,14 +214,14 @@ class ClusterState(ServerState):
             model.public_problem = f"its deployment {deployed.name!r} did not answer"
             log.error("model %s: %s", model.model_id, model.problem)
             return
-        if model.ready and model.load_seconds is None:
-            model.load_seconds = time.monotonic() - started
         if model.ready:
-            self.pool.history.append((model.download_bytes, time.monotonic() - started))
+            waited = time.monotonic() - started
+            model.load_seconds = model.load_seconds if model.load_seconds is not None else waited
+            self.pool.history.append((model.download_bytes, waited))
 
     def _take_description(self, model: ServedModel, about: dict[str, Any]) -> None:
         replica = Replica(**about["replica"])
-        self.seen(model.model_id, replica, 0, about)
+        self.seen(model.model_id, replica, 0, answered=False)
         model.device = replica.device
         model.tasks = tuple(about["tasks"])
         model.runtime_in_use = about.get("runtime")
@@ -235,15 +235,15 @@ class ClusterState(ServerState):
             model.generator = RemoteGenerator(self.deployment_of(model).handle, model.model_id, self, about["generation"])
         model.state = about["state"]
 
-    def seen(self, model_id: str, replica: Replica, batch_size: int, about: dict[str, Any] | None = None) -> None:
-        """A replica answered for ``model_id``: count it, and its batch once."""
-        name = self.deployments[model_id].name if model_id in self.deployments else ON_DEMAND
+    def seen(self, model_id: str, replica: Replica, batch_size: int, answered: bool = True) -> None:
+        """A replica answered for ``model_id`` (or, not ``answered``, described itself): count it, and its batch once."""
+        name = self.deployments.get(model_id, self.on_demand).name
         known = self.replicas.setdefault(name, {}).setdefault(replica.replica_id, {"models": [], "state": "RUNNING"})
         known.update(replica.describe())
         if model_id not in known["models"]:
             known["models"] = sorted({*known["models"], model_id})
         key = (model_id, replica.replica_id)
-        self.answers[key] = self.answers.get(key, 0) + (about is None)
+        self.answers[key] = self.answers.get(key, 0) + answered
         if batch_size:
             self.metrics.observe_batch(model_id, batch_size)
 
@@ -275,7 +275,7 @@ class ClusterState(ServerState):
             *(f"widgetd_replica_answers_total{_labels(('model', 'replica'), key)} {count}" for key, count in sorted(self.answers.items())),
         ]
 
-    # -- which replicas run: Ray's state API, every few seconds
+    # -- which replicas run: Serve's controller, every second
 
     def _watch(self) -> None:
         if not self._watching:
@@ -286,7 +286,7 @@ class ClusterState(ServerState):
         while True:
             try:
                 self._refresh_replicas()
-            except Exception as error:  # the dashboard restarting, a node leaving: look again soon
+            except Exception as error:  # the controller restarting, a node leaving: look again soon
                 log.debug("could not list the replicas: %s", error)
             time.sleep(WATCH_SECONDS)
 

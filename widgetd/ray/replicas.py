@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, AsyncIterator, Sequence
 
 import ray
@@ -44,7 +44,7 @@ class Replica:
     pid: int
 
     def describe(self) -> dict[str, Any]:
-        return {"replica_id": self.replica_id, "node_id": self.node_id, "node_ip": self.node_ip, "device": self.device, "pid": self.pid}
+        return asdict(self)
 
 
 @dataclass
@@ -160,8 +160,8 @@ class ModelReplica:
 class _Held:
     """A model held by an on-demand replica; Ray calls ``__del__`` when its LRU evicts it."""
 
-    def __init__(self, state: ServerState, model: ServedModel) -> None:
-        self.state, self.model = state, model
+    def __init__(self, model: ServedModel) -> None:
+        self.model = model
 
     def __del__(self) -> None:
         for worker in (self.model.generator, self.model.batcher):
@@ -189,6 +189,7 @@ class OnDemandReplica:
         self.settings = settings
         configure_logging()
         self.registry = collect(create_plugin_manager())
+        self.replica = this_replica(None)
         # A function, not a bound method: serve.multiplexed keeps its LRU on the object it decorates.
         async def load(model_id: str) -> _Held:
             return await self._load(model_id)
@@ -202,15 +203,15 @@ class OnDemandReplica:
         await asyncio.to_thread(state.load, model)
         if not model.ready:
             raise LoadFailed(model)
-        return _Held(state, model)
+        return _Held(model)
 
     async def _model(self) -> tuple[ServedModel, Replica]:
         """The model the request names, loaded here if it is not yet; one that failed comes back failed."""
         try:
             held = await self.held(serve.get_multiplexed_model_id())
         except LoadFailed as failure:
-            return failure.model, this_replica(None)
-        return held.model, this_replica(held.model.device)
+            return failure.model, self.replica
+        return held.model, replace(self.replica, device=held.model.device)
 
     async def answer(self, task: str, decoded: Any) -> Reply:
         model, replica = await self._model()

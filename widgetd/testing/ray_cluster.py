@@ -136,27 +136,33 @@ class Cluster:
         )
         run(sys.executable, "-c", script, env=self.env, timeout=120)
 
+    def serving(self, *arguments: str, log: Path) -> contextlib.AbstractContextManager[httpx.Client]:
+        """``widgetd serve --ray ARGUMENTS`` on this cluster: see ``running``."""
+        return self.running([str(BIN / "widgetd"), "serve", "--ray", "--port", str(self.http_port), *arguments], log=log)
+
     @contextlib.contextmanager
-    def serving(self, *arguments: str, log: Path, ready_timeout: float = 240) -> Iterator[httpx.Client]:
-        """``widgetd serve --ray ARGUMENTS`` on this cluster, until its /health says ok (every model); stopped (the
-        application deleted) at the end."""
-        command = [str(BIN / "widgetd"), "serve", "--ray", "--port", str(self.http_port), *arguments]
+    def running(self, command: list[str], *, log: Path, ready_timeout: float = 240) -> Iterator[httpx.Client]:
+        """``command`` (``widgetd serve --ray``, ``serve run``) deploying widgetd on this cluster, until its /health
+        says ok (every model); at the end it gets Ctrl-C, on which both delete the application."""
         with open(log, "w") as output:
-            process = subprocess.Popen(command, env={**self.env, "RAY_ADDRESS": self.address}, stdout=output, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, env={**self.env, "RAY_ADDRESS": self.address}, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
-            client = httpx.Client(base_url=self.url, timeout=60)
-            wait_for(lambda: _healthy(client) or process.poll() is not None, ready_timeout, f"widgetd on Ray to be healthy (log: {log})")
-            assert process.poll() is None, log.read_text()[-4000:]
-            yield client
+            with httpx.Client(base_url=self.url, timeout=60) as client:
+                wait_for(lambda: healthy(client) or process.poll() is not None, ready_timeout, f"widgetd on Ray to be healthy (log: {log})")
+                assert process.poll() is None, log.read_text()[-4000:]
+                yield client
         finally:
-            process.send_signal(signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 process.kill()
 
 
-def _healthy(client: httpx.Client) -> bool:
+def healthy(client: httpx.Client) -> bool:
+    """Whether the server answers /health with every model serving."""
     try:
         health = client.get("/health")
         return health.status_code == 200 and health.json()["status"] == "ok"
@@ -178,8 +184,6 @@ def wait_for(condition, timeout: float, what: str, every: float = 0.5):
             return outcome
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
 
 
 @contextlib.contextmanager
