@@ -330,7 +330,7 @@ def test_a_models_default_route_answers_its_other_tasks_by_the_body_shape(tmp_pa
         pair = httpx.post(server.url, json={"inputs": {"source_sentence": "a", "sentences": ["a"]}})
         assert pair.json() == [1.0]
         embedding = httpx.post(server.url, json={"inputs": "hello"})
-        assert embedding.status_code == 200 and len(embedding.json()) == 3
+        assert embedding.status_code == 200 and len(embedding.json()) == 4
 
 
 def test_predict_is_the_roots_alias(toy_server):

@@ -369,7 +369,7 @@ def test_a_model_with_several_tasks_can_switch_widgets(page):
     card.locator("select[name=task]").select_option("feature-extraction")
     card.locator("textarea[name=text]").fill("hello")
     submit_and_wait(card, ".vector")
-    assert "3 dimensions" in card.locator(".output .vector").inner_text()
+    assert "4 dimensions" in card.locator(".output .vector").inner_text()
 
 
 @pytest.fixture(scope="module")

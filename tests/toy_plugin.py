@@ -7,6 +7,7 @@ Texts containing a control word make it misbehave on purpose: ``explode`` raises
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
 from widgetd.media import Audio, Picture, decode_audio, decode_image
+from tests.toy_engine import ToyEngine
 from widgetd.tasks._common import ClassificationOutput
 from widgetd.tasks.audio_to_audio import SeparatedSource
 from widgetd.tasks.automatic_speech_recognition import (
@@ -43,14 +45,17 @@ def words(text: str) -> set[str]:
 
 def answer_question(request) -> list[QuestionAnsweringAnswer]:
     context, question = request.inputs.context, request.inputs.question
-    answers = []
+    found = []
     for word in sorted(words(question)):
         start = context.lower().find(word) if word else -1
         if start >= 0:
-            answers.append(QuestionAnsweringAnswer(context[start : start + len(word)], 0.9, start, start + len(word)))
-    if not answers:
-        answers.append(QuestionAnsweringAnswer(context[:1], 0.1, 0, len(context[:1])))
-    return answers[: request.parameters.top_k]
+            found.append((start, start + len(word)))
+    if not found:
+        return [QuestionAnsweringAnswer(context[:1], 0.1, 0, len(context[:1]))]
+    # Longer words are likelier answers; the scores of one context's answers add up to 0.9.
+    total = sum(end - start for start, end in found)
+    answers = [QuestionAnsweringAnswer(context[start:end], 0.9 * (end - start) / total, start, end) for start, end in found]
+    return sorted(answers, key=lambda answer: -answer.score)[: request.parameters.top_k]
 
 
 def similarity(request) -> list[float]:
@@ -59,7 +64,7 @@ def similarity(request) -> list[float]:
 
 
 def embedding(text: str) -> list[float]:
-    return [float(len(text)), float(len(words(text))), float(sum(map(ord, text)) % 97)]
+    return [float(len(text)), 10.0 * len(words(text)), float(sum(map(ord, text)) % 97), 20.0 * text.lower().count("e")]
 
 
 def feature_extraction(request) -> Any:
@@ -88,7 +93,7 @@ def entities(request) -> list[TokenClassificationEntity]:
         offset = start + len(word)
         label = "PER" if word[:1].isupper() else "O"
         if label not in ignored:
-            found.append(TokenClassificationEntity(label, 0.9, word, start, offset))
+            found.append(TokenClassificationEntity(label, 0.5 + 0.04 * min(len(word), 10), word, start, offset))
     return found
 
 
@@ -127,8 +132,13 @@ CONTINUATION = "and so on and so forth until the end of the story, when everyone
 
 
 def continuation(request) -> TextGenerationOutput:
+    """The story's words, up to max_new_tokens (3 by default) or the first stop sequence (kept, as TGI keeps it)."""
     wanted = request.parameters.max_new_tokens or 3
     generated = " " + " ".join((CONTINUATION * 40)[:wanted])
+    stops = [(generated.find(stop), stop) for stop in request.parameters.stop or () if stop and stop in generated]
+    if stops:
+        position, stop = min(stops)
+        generated = generated[: position + len(stop)]
     return TextGenerationOutput(request.inputs + generated if request.parameters.return_full_text is not False else generated)
 
 
@@ -164,14 +174,17 @@ def image_zero_shot(request) -> list[ClassificationOutput]:
 
 
 def detected(request) -> list[DetectedObject]:
-    """The image's brightest region (the test images' middle square), and the whole image."""
+    """The image's brightest region (the test images' middle square), and all that is not black (the picture)."""
     image = np.asarray(decode_image(request.inputs).convert("L"), dtype=np.float32)
-    height, width = image.shape
-    rows, columns = np.nonzero(image > image.mean() + 1)
-    found = [DetectedObject("image", 0.6, BoundingBox(0, 0, width, height))]
-    if rows.size:
-        found.insert(0, DetectedObject("square", 0.9, BoundingBox(int(columns.min()), int(rows.min()), int(columns.max()) + 1, int(rows.max()) + 1)))
-    return [found_object for found_object in found if found_object.score > request.parameters.threshold]
+    found = [("square", 0.9, image >= image.max() - 1), ("image", 0.6, image > 0)]
+    return [
+        DetectedObject(label, score, bounds(region)) for label, score, region in found if region.any() and score > request.parameters.threshold
+    ]
+
+
+def bounds(region: np.ndarray) -> BoundingBox:
+    rows, columns = np.nonzero(region)
+    return BoundingBox(int(columns.min()), int(rows.min()), int(columns.max()) + 1, int(rows.max()) + 1)
 
 
 def segments(request) -> list[Segment]:
@@ -306,6 +319,16 @@ ANSWERERS = {
     "image-to-image": upscaled,
 }
 TOY_TASKS = tuple(ANSWERERS)
+TOY_LABELS = {
+    "text-classification": ["POSITIVE", "NEGATIVE"],
+    "token-classification": ["PER", "O"],
+    "image-classification": ["red", "green", "blue"],
+    "audio-classification": ["loud", "quiet", "long"],
+    "object-detection": ["square", "image"],
+    "image-segmentation": ["square", "background"],
+    "visual-question-answering": ["red", "green", "blue", "yes", "no"],
+}
+"""The labels each toy task answers with, kept in the model's toy.json (not in a config.json's id2label)."""
 
 
 def _misbehave(request: Any) -> None:
@@ -335,6 +358,10 @@ class ToyPipeline:
     def answer_batch(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return [ANSWERERS[task](request) for request in requests]
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """The toy reads a text as its words, between a start and an end token."""
+        return sum(len(text.split()) + 2 for text in texts)
+
 
 def make_toy_model(
     folder: Path, *, library: str = "toy", pipeline_tag: str = "question-answering", widget: str = ""
@@ -343,8 +370,21 @@ def make_toy_model(
     folder.mkdir(parents=True, exist_ok=True)
     card = f"library_name: {library}\npipeline_tag: {pipeline_tag}\n{widget}"
     (folder / "README.md").write_text(f"---\n{card}---\n# toy\n")
-    (folder / "toy.json").write_text("{}")
+    (folder / "toy.json").write_text(json.dumps({"labels": TOY_LABELS.get(pipeline_tag, [])}))
     return folder
+
+
+def toy_labels(folder: Path) -> list[str] | None:
+    """The labels a toy model keeps in its toy.json; None for a task without labels."""
+    return json.loads((Path(folder) / "toy.json").read_text()).get("labels") or None
+
+
+class StreamingToyPipeline(ToyPipeline):
+    """The toy with a generation engine: text-generation and chat through the server's continuous batching."""
+
+    def __init__(self, tasks: Sequence[str]) -> None:
+        super().__init__(tasks)
+        self.engine = ToyEngine()
 
 
 class ToyPlugin:
@@ -380,3 +420,7 @@ class ToyPlugin:
                 max_batch_size=self.max_batch_size,
             )
         )
+
+
+class StreamingToyPlugin(ToyPlugin):
+    pipeline_class = StreamingToyPipeline

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import random
 
@@ -10,7 +12,8 @@ import numpy as np
 from msgspec.structs import replace
 from typing import Any, Sequence
 
-from tests.toy_plugin import ANSWERERS, ToyPipeline, ToyPlugin
+from tests.toy_engine import ToySequence
+from tests.toy_plugin import ANSWERERS, StreamingToyPipeline, ToyPipeline, ToyPlugin
 from widgetd import InvalidInput
 from widgetd.media import Audio, decode_audio
 from widgetd.tasks.audio_to_audio import SeparatedSource
@@ -322,3 +325,203 @@ class AnswersThePadding(_OneTaskBroken):
 
         answers = [ANSWERERS[self.broken_task](request) for request in requests]
         return [Picture(np.pad(answer.pixels, ((0, 3), (0, 5), (0, 0)))) for answer in answers]
+
+
+# Defects the rules that tie answers to their requests catch (issue: a kit that cannot be fooled).
+
+
+class LabelsByIndex(_OneTaskBroken):
+    """Labels named by their index (LABEL_0, ...), not the model's names for them."""
+
+    broken_task = "text-classification"
+
+    def broken(self, requests):
+        return [[replace(entry, label=f"LABEL_{rank}") for rank, entry in enumerate(ANSWERERS[self.broken_task](r))] for r in requests]
+
+
+class AlikeScores(_OneTaskBroken):
+    """A model too flat to test: every label scored the same, whatever the text (random weights at 0.02)."""
+
+    broken_task = "text-classification"
+
+    def broken(self, requests):
+        return [[replace(entry, score=0.5) for entry in ANSWERERS[self.broken_task](r)] for r in requests]
+
+
+class TopKBeforeSorting(_OneTaskBroken):
+    """top_k keeps the model's first k labels, then sorts them: not the best k."""
+
+    broken_task = "image-classification"
+
+    def broken(self, requests):
+        every = [ANSWERERS[self.broken_task](replace(r, parameters=replace(r.parameters, top_k=None))) for r in requests]
+        order = ["red", "green", "blue"]
+        return [
+            sorted(sorted(labels, key=lambda entry: order.index(entry.label))[: r.parameters.top_k], key=lambda entry: -entry.score)
+            for r, labels in zip(requests, every)
+        ]
+
+
+class ScoresInRequestOrder(_OneTaskBroken):
+    """Candidate labels in the order they were sent, paired with the scores sorted best first."""
+
+    broken_task = "zero-shot-classification"
+
+    def broken(self, requests):
+        answers = []
+        for request in requests:
+            scores = [entry.score for entry in ANSWERERS[self.broken_task](request)]
+            answers.append([replace(entry, label=label) for entry, label in zip(ANSWERERS[self.broken_task](request), request.parameters.candidate_labels)][: len(scores)])
+        return answers
+
+
+class SharperWithMoreCandidates(_OneTaskBroken):
+    """A softmax whose temperature falls as candidates are added: two labels' ratio depends on the others."""
+
+    broken_task = "zero-shot-image-classification"
+
+    def broken(self, requests):
+        answers = []
+        for request in requests:
+            found = ANSWERERS[self.broken_task](request)
+            sharpened = [entry.score ** len(found) for entry in found]
+            answers.append([replace(entry, score=score / sum(sharpened)) for entry, score in zip(found, sharpened)])
+        return answers
+
+
+class BoxesInTheModelsInputClipped(_OneTaskBroken):
+    """Boxes found on the model's 64x64 input, left in its pixels and clipped to the picture: always inside it."""
+
+    broken_task = "object-detection"
+
+    def broken(self, requests):
+        from widgetd.media import decode_image
+        from tests.toy_plugin import png_bytes as png_of
+
+        answers = []
+        for request in requests:
+            image = decode_image(request.inputs)
+            small = ANSWERERS[self.broken_task](replace(request, inputs=png_of(image.resize((64, 64)))))
+            answers.append([replace(o, box=replace(o.box, xmax=min(o.box.xmax, image.width), ymax=min(o.box.ymax, image.height))) for o in small])
+        return answers
+
+
+class BoxesScaledByTheOtherSide(_OneTaskBroken):
+    """Box x scaled by the picture's height and y by its width (relative boxes to pixels, axes swapped), clipped."""
+
+    broken_task = "object-detection"
+
+    def broken(self, requests):
+        from widgetd.media import decode_image
+
+        answers = []
+        for request in requests:
+            width, height = decode_image(request.inputs).size
+            answers.append([
+                replace(o, box=replace(
+                    o.box, xmin=min(width, o.box.xmin * height // width), xmax=min(width, o.box.xmax * height // width),
+                    ymin=min(height, o.box.ymin * width // height), ymax=min(height, o.box.ymax * width // height),
+                ))
+                for o in ANSWERERS[self.broken_task](request)
+            ])
+        return answers
+
+
+class MasksPastedNotResized(_OneTaskBroken):
+    """Masks made on the model's 64x64 input, pasted into a canvas of the picture's size instead of resized."""
+
+    broken_task = "image-segmentation"
+
+    def broken(self, requests):
+        from PIL import Image
+
+        from tests.toy_plugin import png_bytes
+        from widgetd.media import decode_image
+        from tests.toy_plugin import png_bytes as png_of
+
+        answers = []
+        for request in requests:
+            image = decode_image(request.inputs)
+            segments = ANSWERERS[self.broken_task](replace(request, inputs=png_of(image.resize((64, 64)))))
+            pasted = []
+            for segment in segments:
+                canvas = Image.new("L", image.size)
+                with Image.open(io.BytesIO(segment.mask)) as mask:
+                    canvas.paste(mask.convert("L"), (0, 0))
+                pasted.append(replace(segment, mask=png_bytes(canvas)))
+            answers.append(pasted)
+        return answers
+
+
+class DepthRowsReshaped(_OneTaskBroken):
+    """The depth map computed column by column, then reshaped (not transposed) into the picture's rows."""
+
+    broken_task = "depth-estimation"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [replace(answer, predicted_depth=np.asarray(answer.predicted_depth).T.reshape(np.shape(answer.predicted_depth)).tolist()) for answer in answers]
+
+
+class CountsTextsNotTokens(ToyPipeline):
+    """/v1/embeddings usage counting one token a text."""
+
+    def count_tokens(self, texts):
+        return len(texts)
+
+
+class EngineSaysEndWhenCut(StreamingToyPipeline):
+    """Generation cut by max_new_tokens reported as the model's own end (eos_token, which chat calls stop)."""
+
+    def __init__(self, tasks):
+        super().__init__(tasks)
+        next_token = ToySequence.next_token
+
+        def mislabelled(sequence):
+            token = next_token(sequence)
+            return dataclasses.replace(token, finish="eos_token") if token.finish == "length" else token
+
+        self.engine.admit = _admitting(self.engine.admit, mislabelled)
+
+
+def _admitting(admit, next_token):
+    """``admit`` whose sequences make their tokens with ``next_token``."""
+
+    def admitted(prompt, options):
+        sequence = admit(prompt, options)
+        sequence.next_token = lambda: next_token(sequence)
+        return sequence
+
+    return admitted
+
+
+class StreamsIgnoreStop(StreamingToyPipeline):
+    """The server's TGI stream, mutated: stop sequences dropped when streaming (and only then)."""
+
+    def __init__(self, tasks):
+        super().__init__(tasks)
+        from widgetd.routes import generation
+
+        job_for = generation.text_generation_job
+        generation.text_generation_job = lambda request: dataclasses.replace(job_for(request), stops=()) if request.stream else job_for(request)
+
+
+class TruncationNotRescaled(ToyPipeline):
+    """The server's /v1/embeddings, mutated: ``dimensions`` keeps the first numbers without rescaling a unit vector."""
+
+    def __init__(self, tasks):
+        super().__init__(tasks)
+        from widgetd.routes import openai
+
+        openai._vector = lambda value, dimensions: np.asarray(value, dtype=np.float32)[:dimensions]
+
+
+class Base64BigEndian(ToyPipeline):
+    """The server's /v1/embeddings, mutated: base64 of big-endian floats."""
+
+    def __init__(self, tasks):
+        super().__init__(tasks)
+        from widgetd.routes import openai
+
+        encoded = openai._encoded
+        openai._encoded = lambda vector, encoding: base64.b64encode(vector.astype(">f4").tobytes()).decode() if encoding == "base64" else encoded(vector, encoding)

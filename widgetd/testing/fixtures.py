@@ -6,6 +6,10 @@ from __future__ import annotations
 import pytest
 
 EXPLORATION = pytest.StashKey()
+KIT_TESTS = pytest.StashKey()
+"""The node ids of the conformance kit's tests in this run."""
+NOT_RUN = pytest.StashKey()
+"""Each kit test that was skipped (node id) and why, for the summary."""
 
 
 def pytest_addoption(parser) -> None:
@@ -24,6 +28,24 @@ def pytest_configure(config) -> None:
     config.stash[EXPLORATION] = Exploration.from_options(
         config.getoption("widgetd_explore"), config.getoption("widgetd_examples"), config.getoption("widgetd_seed")
     )
+    config.stash[KIT_TESTS] = set()
+    config.stash[NOT_RUN] = {}
+
+
+def _is_a_kit_test(item) -> bool:
+    cls = getattr(item, "cls", None)
+    return cls is not None and any(klass.__module__.startswith("widgetd.testing.conformance") for klass in cls.__mro__)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    config.stash[KIT_TESTS].update(item.nodeid for item in items if _is_a_kit_test(item))
+
+
+def pytest_report_teststatus(report, config) -> None:
+    """Notes each skipped kit test with its reason (and leaves the status to pytest)."""
+    if report.skipped and report.nodeid in config.stash[KIT_TESTS]:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        config.stash[NOT_RUN][report.nodeid] = reason.removeprefix("Skipped: ")
 
 
 def pytest_report_header(config) -> str:
@@ -31,7 +53,14 @@ def pytest_report_header(config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
-    """An explored run's seed also at the end, where -q runs and CI logs show it."""
+    """The kit's checks that did not run, each with why (a skip is never silent), and an explored run's seed,
+    at the end, where -q runs and CI logs show them."""
+    not_run = config.stash[NOT_RUN]
+    if not_run:
+        checks = "check" if len(not_run) == 1 else "checks"
+        terminalreporter.section(f"widgetd conformance kit: {len(not_run)} {checks} did not run", sep="-")
+        for nodeid, reason in not_run.items():
+            terminalreporter.write_line(f"{nodeid}: {reason}")
     exploration = config.stash[EXPLORATION]
     if exploration.explore:
         terminalreporter.write_line(exploration.describe())
@@ -106,3 +135,51 @@ def widgetd_device():
     import os
 
     return os.environ.get("WIDGETD_DEVICE") or None
+
+
+# What a plugin may supply for some tasks, here so that a fixture on your test class, on any of its bases
+# (whatever their order) or in your conftest.py wins over the kit's default.
+
+
+@pytest.fixture(scope="class")
+def model_labels(served):
+    """The labels the model answers with: a collection of labels (or ``ModelLabels``); by default those
+    config.json names (``id2label``, or timm's ``label_names``); None where they cannot be found."""
+    from widgetd.testing.conformance.labels import labels_of_model
+
+    return labels_of_model(served.model.source.path)
+
+
+@pytest.fixture
+def speech_sample():
+    """Audio bytes with speech your ASR model transcribes as some text; None: the check is skipped, saying so.
+    ``widgetd.testing.audio.speech_like()`` makes a speech-like signal."""
+    return None
+
+
+@pytest.fixture
+def mask_token():
+    """Your fill-mask model's mask token."""
+    return "[MASK]"
+
+
+@pytest.fixture
+def expected_sources():
+    """How many sources your separation model outputs; None: the number the first answer has."""
+    return None
+
+
+@pytest.fixture
+def expected_scale():
+    """The whole factor your image-to-image model scales by; None: the one the first answer has."""
+    return None
+
+
+@pytest.fixture(scope="class")
+def prompt_tokens():
+    """For ChatTests: a function of the messages giving how many tokens the model's chat template makes of them."""
+    pytest.fail(
+        "supply a `prompt_tokens` fixture for your ChatTests class: a function of the messages giving "
+        "how many tokens the model's chat template makes of them",
+        pytrace=False,
+    )

@@ -25,7 +25,7 @@ class AsteroidFixtures:
 
     @pytest.fixture
     def expected_sources(self):
-        return tiny_models()[self.architecture].n_src
+        return tiny_models()[self.architecture].get_model_args()["n_src"]
 
 
 class TestConvTasNet(kit.AudioToAudioTests, AsteroidFixtures):

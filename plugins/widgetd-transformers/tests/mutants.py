@@ -33,6 +33,10 @@ class Mutant:
     def planted(self, pipeline: Any) -> Any:
         return pipeline
 
+    def planted_count(self, count_tokens: Any) -> Any:
+        """How the pipeline counts the tokens of texts (usage on /v1/embeddings)."""
+        return count_tokens
+
     def planted_engine(self, engine: Any) -> Any:
         """The generation engine the server streams and batches with; None (the default): the mutant does
         not touch generation, and the server answers text-generation through the mutated ``__call__``."""
@@ -51,6 +55,8 @@ class MutatedPipeline:
         self.mutant, self.pipeline, self.tasks = mutant, pipeline, pipeline.tasks
         engine = getattr(pipeline, "engine", None)
         self.engine = mutant.planted_engine(engine) if engine is not None else None
+        if hasattr(pipeline, "count_tokens"):
+            self.count_tokens = mutant.planted_count(pipeline.count_tokens)
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
         return self.mutant.answers(requests, self.pipeline(task, self.mutant.requests(requests)))
@@ -162,4 +168,68 @@ class ChatIgnoresMaxTokens(Mutant):
     def planted_engine(self, engine):
         admit = engine.admit
         engine.admit = lambda prompt, options: admit(prompt, dataclasses.replace(options, max_new_tokens=None))
+        return engine
+
+
+class BoxesInTheModelsInput(Mutant):
+    """Boxes left in the pixels of the model's resized input (its shortest side 32), then clipped to the image."""
+
+    def answers(self, requests, answers):
+        from widgetd.media import decode_image
+
+        moved = []
+        for request, objects in zip(requests, answers):
+            width, height = decode_image(request.inputs).size
+            factor = 32 / min(width, height)
+            moved.append([
+                replace(o, box=replace(o.box, **{side: min(int(getattr(o.box, side) * factor), width if side[0] == "x" else height) for side in ("xmin", "ymin", "xmax", "ymax")}))
+                for o in objects
+            ])
+        return moved
+
+
+class CandidatesInRequestOrder(Mutant):
+    """Zero-shot labels in the order they were sent, beside the scores sorted best first."""
+
+    def answers(self, requests, answers):
+        return [
+            [ClassificationOutput(label, entry.score) for label, entry in zip(request.parameters.candidate_labels, ranked)]
+            for request, ranked in zip(requests, answers)
+        ]
+
+
+class TopKOfTheFirstLabels(Mutant):
+    """top_k keeps the first k of the model's labels (by id), then sorts them: not the best k."""
+
+    def requests(self, requests):
+        return [replace(request, parameters=replace(request.parameters, top_k=100)) for request in requests]
+
+    def answers(self, requests, answers):
+        from widgetd_transformers.testing import VIT_LABELS
+
+        by_id = lambda entry: VIT_LABELS.index(entry.label)  # noqa: E731
+        return [
+            sorted(sorted(labels, key=by_id)[: request.parameters.top_k or 5], key=lambda entry: -entry.score)
+            for request, labels in zip(requests, answers)
+        ]
+
+
+class EmbeddingsCountTexts(Mutant):
+    """Usage on /v1/embeddings counting one token a text."""
+
+    def planted_count(self, count_tokens):
+        return lambda texts: len(texts)
+
+
+class CutGenerationSaysStop(Mutant):
+    """A generation cut by max_tokens reported as the model's own end (eos_token; chat says stop)."""
+
+    def planted_engine(self, engine):
+        token = engine._token
+
+        def mislabelled(row, chosen, logprob):
+            made = token(row, chosen, logprob)
+            return dataclasses.replace(made, finish="eos_token") if made.finish == "length" else made
+
+        engine._token = mislabelled
         return engine

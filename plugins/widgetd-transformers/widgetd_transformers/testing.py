@@ -14,6 +14,10 @@ WORDS = (
     "my name is sarah and i live in london paris the cat sat on mat good bad movie where does who "
     "what capital of france a an it was great terrible dog food"
 ).split()
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+WORD_PIECES = (*LETTERS, *(f"##{letter}" for letter in LETTERS))
+"""Letters, and letters that continue a word: any lowercase word is then read letter by letter rather than as
+one [UNK], so that a tiny model tells words it does not know apart (zero-shot candidates, answers)."""
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 INIT_SCALE = 0.2
 """Random weights ten times the usual scale: at 0.02 a tiny model answers every input alike (scores equal
@@ -27,7 +31,7 @@ def card(folder: Path, pipeline_tag: str) -> None:
 def bert_config(**labels):
     from transformers import BertConfig
 
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz.,!?'"]
+    vocabulary = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *WORD_PIECES, *".,!?'"]))
     config = BertConfig(
         vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=128, initializer_range=INIT_SCALE, **labels,
@@ -47,9 +51,28 @@ def save_bert(folder: Path, model_class, pipeline_tag: str, labels: list[str] | 
     # The tokenizer claims more than the model's 128 positions, as many Hub repos' tokenizers do.
     tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=512)
     tokenizer.save_pretrained(str(folder))
-    model_class(config).save_pretrained(str(folder))
+    model = model_class(config)
+    for head, factor in (("classifier", SHARPNESS), ("qa_outputs", QA_SHARPNESS)):
+        if hasattr(model, head):
+            sharpen(getattr(model, head), factor)
+    model.save_pretrained(str(folder))
     card(folder, pipeline_tag)
     return folder
+
+
+SHARPNESS = 8.0
+QA_SHARPNESS = 3.0
+"""Spans scored apart (top scores 0.01 apart and more), each probability still well below one half."""
+
+
+def sharpen(head, factor: float = SHARPNESS) -> None:
+    """An output layer's weights scaled up, so that its scores spread as a trained model's do: random logits
+    all close to 0 give every label, span or object nearly the same probability, and no rule about their
+    order or their candidates could fail (the conformance kit refuses a model that flat)."""
+    import torch
+
+    with torch.no_grad():
+        head.weight.mul_(factor)
 
 
 AUDIO_LABELS = ["yes", "no", "up", "down", "silence"]
@@ -95,13 +118,16 @@ def save_wav2vec2(folder: Path) -> Path:
     return folder
 
 
+VIT_LABELS = ["plane", "bird", "cat", "dog", "ship", "truck"]
+
+
 def save_vit(folder: Path) -> Path:
     import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     torch.manual_seed(0)
     folder.mkdir(parents=True)
-    labels = ["plane", "bird", "cat", "dog", "ship", "truck"]
+    labels = VIT_LABELS
     config = ViTConfig(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
         initializer_range=INIT_SCALE,
@@ -149,6 +175,10 @@ def save_yolos(folder: Path) -> Path:
         id2label=dict(enumerate(DETECTION_LABELS)), label2id={label: index for index, label in enumerate(DETECTION_LABELS)},
     )
     model = YolosForObjectDetection(config)
+    with torch.no_grad():  # YOLOS starts its detection tokens and positions at zero: every object would be one
+        for start in (model.vit.embeddings.detection_tokens, model.vit.embeddings.position_embeddings):
+            start.normal_(0.0, INIT_SCALE)
+    sharpen(model.class_labels_classifier.layers[-1])  # objects scored apart, so that their order shows
     with torch.no_grad():  # sure of some cats, so that the default threshold (0.5) keeps objects to check
         model.class_labels_classifier.layers[-1].bias[DETECTION_LABELS.index("cat")] = 4.0
     model.save_pretrained(str(folder))
@@ -252,7 +282,9 @@ def save_layoutlm(folder: Path) -> Path:
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
         max_position_embeddings=512, initializer_range=INIT_SCALE,
     )
-    LayoutLMForQuestionAnswering(config).save_pretrained(str(folder))
+    model = LayoutLMForQuestionAnswering(config)
+    sharpen(model.qa_outputs, QA_SHARPNESS)
+    model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     card(folder, "document-question-answering")
     return folder

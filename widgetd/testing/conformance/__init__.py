@@ -24,9 +24,10 @@ inputs get a 4xx and never a 500, and that answers are deterministic, independen
 free of state left by earlier requests.
 """
 
-from widgetd.testing.conformance.base import Served, TaskTests
+from widgetd.testing.conformance.base import LabelledTests, Served, TaskTests
 from widgetd.testing.conformance.chat import ChatTests
 from widgetd.testing.conformance.exchange import Call, Reply
+from widgetd.testing.conformance.labels import ModelLabels, labels_of_model
 from widgetd.testing.conformance.media import (
     AudioClassificationTests,
     AudioToAudioTests,
@@ -107,6 +108,8 @@ __all__ = [
     "ImageSegmentationTests",
     "ImageToImageTests",
     "ImageToTextTests",
+    "LabelledTests",
+    "ModelLabels",
     "ObjectDetectionTests",
     "QuestionAnsweringTests",
     "Reply",
@@ -126,4 +129,5 @@ __all__ = [
     "ZeroShotClassificationTests",
     "ZeroShotImageClassificationTests",
     "expect",
+    "labels_of_model",
 ]

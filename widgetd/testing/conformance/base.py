@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
 import httpx
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 from widgetd.models import ServedModel
 from widgetd.tasks import Task
 from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference, send
+from widgetd.testing.conformance.labels import ModelLabels, missing_labels_message
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
 from widgetd.testing.strategies import invalid_requests_for, requests_for
@@ -34,13 +33,27 @@ def plugin_name(plugin: object) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
-def labels_in_config(folder: Path | None) -> frozenset[str] | None:
-    """The labels a model folder's config.json names (``id2label``), if it names any."""
-    try:
-        labels = json.loads((Path(folder) / "config.json").read_text()).get("id2label")
-    except (OSError, TypeError, ValueError, AttributeError):
-        return None
-    return frozenset(str(label) for label in labels.values()) if isinstance(labels, dict) and labels else None
+KIT_PACKAGE = "widgetd.testing"
+
+
+def is_the_kits(klass: type) -> bool:
+    return klass is object or klass.__module__.startswith(KIT_PACKAGE)
+
+
+def yours_first(cls: type) -> None:
+    """What a test class's own bases define (fixtures, knobs, rules) wins over the kit's defaults, whatever
+    the order of the bases: ``class TestX(kit.XTests, MyFixtures)`` uses MyFixtures' ``model_labels`` just as
+    ``class TestX(MyFixtures, kit.XTests)`` does. Among your own classes, Python's order decides."""
+    yours: dict[str, Any] = {}
+    for klass in cls.__mro__[1:]:
+        if not is_the_kits(klass):
+            for name, value in vars(klass).items():
+                if not name.startswith("__"):
+                    yours.setdefault(name, value)
+    for name, value in yours.items():
+        owner = next(klass for klass in cls.__mro__ if name in vars(klass))
+        if is_the_kits(owner):
+            setattr(cls, name, value)
 
 
 @dataclass
@@ -52,8 +65,8 @@ class Served:
     model: ServedModel
     client: httpx.Client
     timeout: float
-    labels: frozenset[str] | None = None
-    """The labels the model may answer with (the ``model_labels`` fixture); None: not checked."""
+    labels: ModelLabels | None = None
+    """The labels the model may answer with (the ``model_labels`` fixture); None: not known."""
 
     @property
     def route(self) -> str:
@@ -81,6 +94,10 @@ class TaskTests:
     For a task your plugin registers, subclass this directly, set ``task_name`` and supply
     an ``examples`` fixture; requests are then generated from the task's Structs.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        yours_first(cls)
 
     task_name: ClassVar[str]
     tolerance: ClassVar[float] = 1e-3
@@ -118,17 +135,10 @@ class TaskTests:
         same = [call for call in examples if call.parameters == first.parameters and call.headers == first.headers]
         return list({repr(call.inputs): call for call in same}.values())
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def model_labels(cls, served) -> frozenset[str] | None:
-        """The labels the model can answer with; by default those its config.json names (``id2label``).
-        Return None to skip the check, or the set for a model whose labels live elsewhere."""
-        return labels_in_config(served.model.source.path)
-
     @pytest.fixture(scope="class", autouse=True)
     @classmethod
     def _check_labels_against(cls, served, model_labels) -> None:
-        served.labels = frozenset(model_labels) if model_labels is not None else None
+        served.labels = ModelLabels.given(model_labels)
 
     def check_answer(self, call: Call, answer: Any) -> None:
         """Task rules for one 200 answer (decoded under the task's output type); raise ContractViolation."""
@@ -176,11 +186,11 @@ class TaskTests:
     def _check_labels(self, served: Served, call: Call, answer: Any) -> None:
         if served.labels is None:
             return
-        allowed = self.allowed_labels(served.labels)
+        allowed = self.allowed_labels(served.labels.labels)
         for label in self.answer_labels(call, answer):
             expect(
                 label in allowed,
-                f"label {label!r} is not one of the model's labels {sorted(served.labels)} (model_labels: config.json's id2label)",
+                f"label {label!r} is not one of the model's labels {sorted(served.labels.labels)} (model_labels: {served.labels.source})",
             )
 
     def decode(self, task: Task, call: Call, reply: Reply) -> Any:
@@ -335,3 +345,21 @@ class TaskTests:
                 served, examples[0], first, self.answer(served, examples[0]),
                 f"state leaks between requests: after {other.describe()} the same request got another answer",
             )
+
+
+class LabelledTests(TaskTests):
+    """A task whose answers name the model's labels (classification, entities, detection, segmentation):
+    every label an answer names must be one of the model's (the ``model_labels`` fixture; by default
+    config.json's ``id2label`` or timm's ``label_names``). When no labels can be found the rule fails,
+    saying which fixture to supply; it never quietly stops checking."""
+
+    labels_required: ClassVar[bool] = True
+    """False where a model may answer with any text (generative visual question answering)."""
+
+    def test_answers_name_the_models_labels(self, served, examples):
+        if served.labels is None:
+            if self.labels_required:
+                pytest.fail(missing_labels_message(served.model.model_id, served.task.name), pytrace=False)
+            pytest.skip(f"model_labels is None: {served.task.name} answers of {served.model.model_id} are not checked against labels")
+        named = [label for call in examples for label in self.answer_labels(call, self.decode(served.task, call, self.answer(served, call)))]
+        expect(named, f"{served.task.name}: none of the examples' answers named a label, so the labels rule could not run")

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from widgetd.models import ServedModel
 from widgetd.tasks.chat_completion import ChatCompletionInput, ChatCompletionOutput, ChatCompletionStreamOutput
-from widgetd.testing.conformance.base import plugin_name
+from widgetd.testing.conformance.base import plugin_name, yours_first
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
 from widgetd.testing.strategies import bodies_for
@@ -151,6 +151,10 @@ class ChatTests:
     decoding, stop sequences and ``max_tokens`` are honoured, usage counts right, answers do not depend
     on their batch neighbours, and a client that leaves frees its slot."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        yours_first(cls)
+
     task_name: ClassVar[str] = "chat-completion"
     timeout: ClassVar[float] = 120.0
     conversations: ClassVar[tuple] = CONVERSATIONS
@@ -160,15 +164,6 @@ class ChatTests:
     """Generated requests per property."""
     long: ClassVar[int] = 4000
     """max_tokens of the disconnect check: a generation long enough to outlast the client."""
-
-    @pytest.fixture(scope="class")
-    @classmethod
-    def prompt_tokens(cls) -> Callable[[list[dict]], int]:
-        pytest.fail(
-            "supply a `prompt_tokens` fixture on your ChatTests class: a function of the messages giving "
-            "how many tokens the model's chat template makes of them",
-            pytrace=False,
-        )
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -215,6 +210,27 @@ class ChatTests:
             expect(usage["completion_tokens"] <= max_tokens, f"max_tokens={max_tokens} allows no more tokens, the usage says {usage}")
             if chat.finish_reason == "length":
                 expect(usage["completion_tokens"] == max_tokens, f"a completion cut by max_tokens={max_tokens} has that many tokens: {usage}")
+
+    def test_finish_reasons_say_why_the_answer_ended(self, served):
+        """A completion cut by ``max_tokens`` finishes with ``length``, streamed and not; one that says ``stop``
+        without a stop sequence ended by itself: with more room it ends at the same place."""
+        for messages in self.conversations:
+            whole = served.complete(self.greedy(messages))
+            made = whole.usage["completion_tokens"]
+            if whole.finish_reason == "stop":
+                roomier = served.complete(self.greedy(messages, max_tokens=self.short + 8))
+                expect(
+                    (roomier.content, roomier.usage["completion_tokens"]) == (whole.content, made),
+                    f"finish_reason stop after {made} tokens with no stop sequence, yet with more room the answer goes on "
+                    f"({whole.content!r}, then {roomier.content!r}): a completion cut by max_tokens finishes with length",
+                )
+            if made > 2:
+                for chat in (served.complete(self.greedy(messages, max_tokens=2)), served.stream(self.greedy(messages, max_tokens=2, stream_options={"include_usage": True}))):
+                    expect(
+                        (chat.finish_reason, chat.usage and chat.usage["completion_tokens"]) == ("length", 2),
+                        f"an answer cut by max_tokens=2 (it goes on to {made} tokens) must finish with length after 2 tokens"
+                        f"{' when streamed' if chat.chunks else ''}, got {chat.finish_reason} after {chat.usage}",
+                    )
 
     def test_max_tokens_is_honoured(self, served):
         messages = self.conversations[0]

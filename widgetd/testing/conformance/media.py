@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 import msgspec
 import numpy as np
@@ -12,8 +12,10 @@ import pytest
 from hypothesis import strategies as st
 
 from widgetd.testing.audio import encode, tone
-from widgetd.testing.conformance.base import TaskTests
+from widgetd.testing.conformance.base import LabelledTests, TaskTests
+from widgetd.testing.conformance.ranked import CandidateTests, LabelledTopKTests, ScoredTests, TopKTests
 from widgetd.testing.conformance.exchange import Call, Reply, decode_audio_bytes
+from widgetd.testing.conformance.geometry import BoxGeometryTests, DepthGeometryTests, MaskGeometryTests
 from widgetd.testing.conformance.rules import (
     ContractViolation,
     at_most,
@@ -112,12 +114,6 @@ class AutomaticSpeechRecognitionTests(TaskTests):
     def varied_inputs(self) -> list[Call]:
         return varied_audio()
 
-    @pytest.fixture
-    def speech_sample(self) -> bytes | None:
-        """Audio with speech in it (any container) that your model transcribes as some text; None skips
-        the check. ``widgetd.testing.audio.speech_like()`` makes a speech-like signal."""
-        return None
-
     def test_speech_gets_a_transcript(self, served, speech_sample):
         if speech_sample is None:
             pytest.skip("supply a `speech_sample` fixture (audio bytes with speech) to check that speech gets a transcript")
@@ -156,10 +152,6 @@ class AudioToAudioTests(TaskTests):
     """
 
     task_name = "audio-to-audio"
-
-    @pytest.fixture
-    def expected_sources(self) -> int | None:
-        return None
 
     @pytest.fixture
     def examples(self) -> list[Call]:
@@ -265,7 +257,7 @@ def thresholded_edge_cases() -> list[Call]:
     ]
 
 
-class AudioClassificationTests(TaskTests):
+class AudioClassificationTests(LabelledTopKTests):
     """Labels once each for audio in every container, rate and channel count: scores in [0, 1], highest
     first, at most top_k, among the model's labels."""
 
@@ -295,8 +287,16 @@ class AudioClassificationTests(TaskTests):
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.label for entry in answer]
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer]
 
-class ZeroShotImageClassificationTests(TaskTests):
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        clip = encode(tone(0.6, 16000), 16000, "FLAC")
+        return lambda top_k: media_json_call(clip, top_k=top_k)
+
+
+class ZeroShotImageClassificationTests(CandidateTests):
     """An image scored against labels chosen at request time: exactly those labels, once each, scores in
     [0, 1], highest first, adding up to 1 (set ``scores_sum_to_one = False`` for a model that scores
     each label alone, such as SigLIP)."""
@@ -336,6 +336,12 @@ class ZeroShotImageClassificationTests(TaskTests):
     def check_answer(self, call: Call, answer: Any) -> None:
         exactly_the_candidates(call, answer, self.scores_sum_to_one)
 
+    def candidates_call(self) -> Call:
+        return media_json_call(render_image(64, 64), candidate_labels=["a cat", "a dog", "an aeroplane", "red", "green"])
+
+    def scores_sum_to_one_for(self, call: Call) -> bool:
+        return self.scores_sum_to_one
+
 
 def exactly_the_candidates(call: Call, answer: Any, scores_sum_to_one: bool) -> None:
     """Zero-shot scores: the candidate labels once each, best first, adding up to 1 where they should."""
@@ -348,7 +354,7 @@ def exactly_the_candidates(call: Call, answer: Any, scores_sum_to_one: bool) -> 
         expect(abs(total - 1) <= 1e-3, f"the scores of the candidate labels must sum to 1, got {total}")
 
 
-class ZeroShotAudioClassificationTests(TaskTests):
+class ZeroShotAudioClassificationTests(CandidateTests):
     """A clip of audio scored against labels chosen at request time, in every container, rate and channel
     count: exactly those labels, once each, scores in [0, 1], highest first, adding up to 1 (set
     ``scores_sum_to_one = False`` for a model that scores each label alone)."""
@@ -387,8 +393,14 @@ class ZeroShotAudioClassificationTests(TaskTests):
     def check_answer(self, call: Call, answer: Any) -> None:
         exactly_the_candidates(call, answer, self.scores_sum_to_one)
 
+    def candidates_call(self) -> Call:
+        return media_json_call(encode(tone(1.0, 16000), 16000, "WAV"), candidate_labels=["a dog barking", "music", "rain", "a bell"])
 
-class ObjectDetectionTests(TaskTests):
+    def scores_sum_to_one_for(self, call: Call) -> bool:
+        return self.scores_sum_to_one
+
+
+class ObjectDetectionTests(ScoredTests, LabelledTests, BoxGeometryTests):
     """Labelled boxes in the pixels of the image as sent: inside it, ``xmin <= xmax`` and ``ymin <= ymax``,
     scores in [0, 1] above ``threshold``, best first, labels among the model's."""
 
@@ -430,8 +442,11 @@ class ObjectDetectionTests(TaskTests):
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [found.label for found in answer]
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [found.score for found in answer]
 
-class ImageSegmentationTests(TaskTests):
+
+class ImageSegmentationTests(ScoredTests, LabelledTests, MaskGeometryTests):
     """Labelled masks: each a PNG the size of the image as sent, greyscale with only 0 and 255, labels
     among the model's; scores (where the model gives them) in [0, 1], above ``threshold``, best first."""
 
@@ -484,6 +499,9 @@ class ImageSegmentationTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [segment.label for segment in answer]
+
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [segment.score for segment in answer if segment.score is not None]
 
 
 class ImageToTextTests(GeneratedTextTests):
@@ -544,11 +562,12 @@ def python_client_visual_question(image: bytes, asked: str, **parameters: Any) -
     return Call({"inputs": encoded, "parameters": parameters, "question": asked, "image": encoded}, carries_media=True)
 
 
-class VisualQuestionAnsweringTests(TaskTests):
+class VisualQuestionAnsweringTests(LabelledTopKTests):
     """Answers to a question about an image, in both clients' request forms: each answer once, scores in
     [0, 1], best first, at least one and at most ``top_k``, answers among the model's (for classifiers)."""
 
     task_name = "visual-question-answering"
+    labels_required = False  # a generative model (BLIP) answers with any text; a classifier (ViLT) with its labels
 
     @pytest.fixture
     def examples(self) -> list[Call]:
@@ -590,6 +609,21 @@ class VisualQuestionAnsweringTests(TaskTests):
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.answer for entry in answer]
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer]
+
+    def entry_key(self, entry: Any) -> Any:
+        return entry.answer
+
+    def answers_once(self, served) -> str | None:
+        if served.labels is None:
+            return "a model with no labels generates its answer (BLIP): one answer a question, no ranking to check"
+        return None
+
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        return lambda top_k: visual_question(render_image(64, 64), "What colour is it?", top_k=top_k)
+
 
 INVOICE = [
     ("Invoice", (60, 40, 200, 70)), ("number:", (210, 40, 330, 70)), ("1234", (340, 40, 420, 70)),
@@ -610,7 +644,7 @@ def document_question(asked: str, word_boxes: list | None = INVOICE, image: byte
     return Call(body, carries_media=True)
 
 
-class DocumentQuestionAnsweringTests(TaskTests):
+class DocumentQuestionAnsweringTests(TopKTests):
     """Answers as word spans: ``start`` and ``end`` (inclusive) index the document's words (those sent as
     ``word_boxes``) and ``answer`` joins them with spaces; scores in [0, 1], best first, at most ``top_k``.
     Without ``word_boxes`` a server reads the words with OCR, or answers a 400 naming ``word_boxes``."""
@@ -675,8 +709,18 @@ class DocumentQuestionAnsweringTests(TaskTests):
         sorted_by_score(answer)
         at_most(answer, call.parameters.get("top_k", 1), "top_k")
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer]
 
-class DepthEstimationTests(TaskTests):
+    def entry_key(self, entry: Any) -> Any:
+        return (entry.start, entry.end)
+
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        return lambda top_k: document_question("What is the total?", top_k=top_k)
+
+
+class DepthEstimationTests(DepthGeometryTests):
     """The depth at every pixel: ``predicted_depth`` one row per pixel row of the image as sent, each as long as
     the image is wide, finite numbers; ``depth`` a greyscale PNG of the same size."""
 
@@ -720,10 +764,6 @@ class ImageToImageTests(TaskTests):
     ``expected_scale`` to check the model's own)."""
 
     task_name = "image-to-image"
-
-    @pytest.fixture
-    def expected_scale(self) -> int | None:
-        return None
 
     @pytest.fixture
     def examples(self) -> list[Call]:
@@ -791,7 +831,7 @@ def image_size(call: Call) -> tuple[int, int]:
         return image.size
 
 
-class ImageClassificationTests(TaskTests):
+class ImageClassificationTests(LabelledTopKTests):
     """Labels once each for images of any size, mode and format: scores in [0, 1], highest first, at most top_k."""
 
     task_name = "image-classification"
@@ -819,3 +859,10 @@ class ImageClassificationTests(TaskTests):
 
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.label for entry in answer]
+
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer]
+
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        return lambda top_k: media_json_call(render_image(64, 64), top_k=top_k)

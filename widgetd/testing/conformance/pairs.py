@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from hypothesis import strategies as st
 
 from widgetd.testing.conformance.base import TaskTests, structs_requests
+from widgetd.testing.conformance.embeddings import EmbeddingsTests
+from widgetd.testing.conformance.ranked import ScoredTests, TopKTests
 from widgetd.testing.conformance.exchange import Call, first_difference
 from widgetd.testing.conformance.rules import (
     at_most,
@@ -36,7 +38,7 @@ def question(question: str, context: str, **parameters: Any) -> Call:
     return Call(body)
 
 
-class QuestionAnsweringTests(TaskTests):
+class QuestionAnsweringTests(TopKTests):
     """Answers are spans: ``answer == context[start:end]``, offsets inside the context, scores in
     [0, 1], highest first, at most ``top_k`` (a bare object for top_k=1, as clients expect)."""
 
@@ -102,6 +104,19 @@ class QuestionAnsweringTests(TaskTests):
         scores_are_probabilities(answers)
         sorted_by_score(answers)
         at_most(answers, top_k, "top_k")
+
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in self.entries_of(answer)]
+
+    def entries_of(self, answer: Any) -> list[Any]:
+        return answer if isinstance(answer, list) else [answer]
+
+    def entry_key(self, entry: Any) -> Any:
+        return (entry.start, entry.end)
+
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        return lambda top_k: question("Where do I live?", CONTEXT, top_k=top_k)
 
 
 CITIES = {"city": ["Paris", "London", "Berlin"], "population": ["2161000", "8982000", "3645000"], "country": ["France", "UK", "Germany"]}
@@ -189,7 +204,7 @@ class TableQuestionAnsweringTests(TaskTests):
         expect(answer.answer in allowed, f"answer must join the cells after the aggregator ({sorted(allowed)}), got {answer.answer!r}")
 
 
-class SentenceSimilarityTests(TaskTests):
+class SentenceSimilarityTests(ScoredTests):
     """One score per sentence, in order, each a cosine in [-1, 1]; a sentence equal to the source scores 1."""
 
     task_name = "sentence-similarity"
@@ -233,11 +248,15 @@ class SentenceSimilarityTests(TaskTests):
             if sentences[index] == source and source.strip():
                 expect(score >= 0.99, f"sentence {index} equals the source and must score 1, got {score}")
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return list(answer)
 
-class FeatureExtractionTests(TaskTests):
+
+class FeatureExtractionTests(EmbeddingsTests):
     """An embedding per text (a list of them for a list): one vector, or one per token, all of one width,
     finite; of length 1 when ``normalize`` is true (and by default for one vector a text, as TEI);
-    a text embeds the same alone as inside a list."""
+    a text embeds the same alone as inside a list; ``/v1/embeddings`` answers the same vectors (base64 too),
+    truncates them for ``dimensions`` and counts tokens in its usage."""
 
     task_name = "feature-extraction"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
 
 import msgspec
@@ -9,8 +11,9 @@ import pytest
 from hypothesis import strategies as st
 
 from widgetd.tasks.text_generation import TextGenerationOutput, TextGenerationStreamOutput
-from widgetd.testing.conformance.base import TaskTests, structs_requests
+from widgetd.testing.conformance.base import LabelledTests, TaskTests, structs_requests
 from widgetd.testing.conformance.exchange import Call, Reply
+from widgetd.testing.conformance.ranked import CandidateTests, LabelledTopKTests, ScoredTests, TopKTests
 from widgetd.testing.conformance.rules import (
     ContractViolation,
     at_most,
@@ -65,7 +68,7 @@ REALISTIC_TEXTS = (
 """Multi-word texts as people send them, each ending in a word, for rules that edge cases cannot show."""
 
 
-class TokenClassificationTests(TaskTests):
+class TokenClassificationTests(ScoredTests, LabelledTests):
     """Entities: each span lies in the text and ``word == text[start:end]``; ignored labels stay out;
     with no label ignored, the entities cover every word of the text."""
 
@@ -100,6 +103,9 @@ class TokenClassificationTests(TaskTests):
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entity.entity_group for entity in answer]
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entity.score for entity in answer]
+
     def allowed_labels(self, labels: frozenset[str]) -> frozenset[str]:
         # Grouped entities are named without their B-/I- prefix, as the transformers pipeline names them.
         return labels | {label[2:] for label in labels if label[:2] in ("B-", "I-")}
@@ -116,7 +122,7 @@ class TokenClassificationTests(TaskTests):
                 raise ContractViolation(f"{served.task.name}: with ignore_labels=[] {violation}\n  request: {call.describe()}") from None
 
 
-class TextClassificationTests(TaskTests):
+class TextClassificationTests(LabelledTopKTests):
     """Labels once each, scores in [0, 1] (softmax: summing to at most 1), highest first, at most top_k."""
 
     task_name = "text-classification"
@@ -147,9 +153,20 @@ class TextClassificationTests(TaskTests):
     def answer_labels(self, call: Call, answer: Any) -> Iterable[str]:
         return [entry.label for entry in answer[0]]
 
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer[0]]
 
-class ZeroShotClassificationTests(TaskTests):
-    """Every candidate label ranked, scores in [0, 1], highest first; single-label scores sum to 1."""
+    def entries_of(self, answer: Any) -> list[Any]:
+        return list(answer[0])
+
+    @pytest.fixture
+    def top_k_request(self) -> Callable[[int], Call]:
+        return lambda top_k: text_call("I like you. I love you.", top_k=top_k)
+
+
+class ZeroShotClassificationTests(CandidateTests):
+    """Every candidate label ranked, scores in [0, 1], highest first; single-label scores sum to 1; each score
+    belongs to its candidate, whatever their order."""
 
     task_name = "zero-shot-classification"
 
@@ -193,18 +210,27 @@ class ZeroShotClassificationTests(TaskTests):
             total = sum(entry.score for entry in answer)
             expect(abs(total - 1) <= 1e-2, f"single-label scores must sum to 1, got {total}")
 
+    def candidates_call(self) -> Call:
+        return self.call("I have a problem with my phone that needs to be resolved asap!", ["urgent", "not urgent", "phone", "tablet"])
 
-class FillMaskTests(TaskTests):
+    def scores_sum_to_one_for(self, call: Call) -> bool:
+        return not call.parameters.get("multi_label")
+
+
+def as_a_tokenizer_may_read(text: str) -> str:
+    """A target as an uncased tokenizer reads it: without accents, case or surrounding spaces. The
+    transformers pipeline answers the target ``A`` as ``a`` on an uncased model (one token, read as ``a``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(character for character in decomposed if not unicodedata.combining(character)).casefold().strip()
+
+
+class FillMaskTests(TopKTests):
     """Candidates at most top_k, highest first; ``targets`` restrict them; no mask token is a 4xx.
 
     Supply ``mask_token`` if your model's is not ``[MASK]``.
     """
 
     task_name = "fill-mask"
-
-    @pytest.fixture
-    def mask_token(self) -> str:
-        return "[MASK]"
 
     @pytest.fixture
     def examples(self, mask_token) -> list[Call]:
@@ -248,12 +274,22 @@ class FillMaskTests(TaskTests):
         at_most(answer, call.parameters.get("top_k", 5), "top_k")
         targets = call.parameters.get("targets")
         if targets:
-            allowed = {*targets, *(target.strip() for target in targets)}
+            allowed = {as_a_tokenizer_may_read(target) for target in targets}
             for entry in answer:
                 expect(
-                    entry.token_str in allowed or entry.token_str.strip() in allowed,
+                    as_a_tokenizer_may_read(entry.token_str) in allowed,
                     f"token_str {entry.token_str!r} is not among targets {targets}",
                 )
+
+    def scores_of(self, call: Call, answer: Any) -> list[float]:
+        return [entry.score for entry in answer]
+
+    def entry_key(self, entry: Any) -> Any:
+        return entry.token_str
+
+    @pytest.fixture
+    def top_k_request(self, mask_token) -> Callable[[int], Call]:
+        return lambda top_k: text_call(f"Paris is the {mask_token} of France.", top_k=top_k)
 
     def test_targets_restrict_candidates(self, served, mask_token):
         text = f"The goal of life is {mask_token}."
@@ -363,8 +399,19 @@ class TranslationTests(SequenceToSequenceTests):
         ]
 
 
+@dataclass(frozen=True)
+class Generated:
+    """A generation as the kit compares it: its text, why it ended and its token ids (None without details)."""
+
+    text: str
+    finish: str | None
+    tokens: list[int] | None
+
+
 class TextGenerationTests(GeneratedTextTests):
-    """Also: ``return_full_text`` keeps the prompt, and a ``seed`` makes sampling repeatable."""
+    """Also: ``return_full_text`` keeps the prompt, a ``seed`` makes sampling repeatable, and under greedy decoding
+    (TGI's contract) a stream ends with the answer not streaming gives, stop sequences end the text (kept in it)
+    streamed and not, and the finish reason says why the text ended."""
 
     task_name = "text-generation"
     short = {"max_new_tokens": 4}
@@ -417,6 +464,75 @@ class TextGenerationTests(GeneratedTextTests):
         indexes = [event.index for event in parsed]
         expect(indexes == list(range(1, len(parsed) + 1)), f"token events must be numbered 1, 2, 3, ... in order, got {indexes}")
         return [TextGenerationOutput(text)]
+
+    def greedy(self, prompt: str, stream: bool = False, **parameters: Any) -> Call:
+        limits = {"do_sample": False, "return_full_text": False, "details": True, "max_new_tokens": 24, **parameters}
+        return Call({"inputs": prompt, "stream": stream, "parameters": limits})
+
+    def generation(self, served, call: Call) -> Generated:
+        """The generated text, why it ended and its tokens, from the answer or from its stream; a model that
+        does not stream (a 400 naming ``stream``) skips the check, saying so."""
+        reply = served.send(call)
+        if call.body.get("stream") and reply.status == 400 and "stream" in reply.error:
+            pytest.skip(f"the model does not stream its answers ({reply.error}): the streamed half of this rule cannot run")
+        self.expect_no_invalid_answer(served, call, reply)
+        expect(reply.status == 200, f"{served.task.name}: a valid request must get a 200, got {reply.describe()}\n  request: {call.describe()}")
+        self.verify(served, call, reply)
+        if reply.streamed:
+            events = [msgspec.convert(event, TextGenerationStreamOutput) for event in reply.events()[:-1]]
+            last = events[-1]
+            return Generated(last.generated_text, last.details.finish_reason, [event.token.id for event in events])
+        answer = msgspec.json.decode(reply.content, type=list[TextGenerationOutput])[0]
+        if answer.details is None:
+            return Generated(answer.generated_text, None, None)
+        return Generated(answer.generated_text, answer.details.finish_reason, [token.id for token in answer.details.tokens])
+
+    def test_streaming_equals_not_streaming(self, served):
+        for prompt in (self.prompt, "Zoë lives in 東京 and"):
+            whole = self.generation(served, self.greedy(prompt))
+            streamed = self.generation(served, self.greedy(prompt, stream=True))
+            expect(
+                streamed == whole or (whole.finish is None and streamed.text == whole.text),
+                f"{served.task.name}: greedy decoding must answer the same streamed and not: streamed {streamed}, not streamed {whole} "
+                f"(text, finish reason, token ids) for {prompt!r}",
+            )
+
+    def test_stop_sequences_are_honoured(self, served):
+        whole = self.generation(served, self.greedy(self.prompt))
+        if len(whole.text) < 6:
+            pytest.skip(f"the model's greedy answer {whole.text!r} is too short to hold a stop sequence")
+        stop = whole.text[3:6]
+        expected = whole.text[: whole.text.find(stop) + len(stop)]
+        for stream in (False, True):
+            stopped = self.generation(served, self.greedy(self.prompt, stream=stream, stop=[stop]))
+            expect(
+                stopped.text == expected and stopped.finish in (None, "stop_sequence"),
+                f"{served.task.name}: stop={[stop]!r} must end the text with the stop sequence (TGI keeps it) and finish_reason "
+                f"stop_sequence{' when streamed' if stream else ''}: expected {expected!r}, got {stopped.text!r} ({stopped.finish})",
+            )
+
+    def test_finish_reasons_say_why_the_text_ended(self, served):
+        whole = self.generation(served, self.greedy(self.prompt))
+        if whole.finish is None:
+            pytest.skip("the model's answers hold no details (details=true): no finish reason to check")
+        made = len(whole.tokens)
+        if whole.finish == "length":
+            expect(made == 24, f"{served.task.name}: finish_reason length means max_new_tokens=24 tokens were made, details say {made}")
+        else:
+            roomier = self.generation(served, self.greedy(self.prompt, max_new_tokens=made + 8))
+            expect(
+                roomier.tokens == whole.tokens,
+                f"{served.task.name}: the text ended with {whole.finish} after {made} tokens, yet with more room it goes on: "
+                f"a text cut by max_new_tokens must finish with length",
+            )
+        if made > 2:
+            for stream in (False, True):
+                cut = self.generation(served, self.greedy(self.prompt, stream=stream, max_new_tokens=2))
+                expect(
+                    (cut.finish, len(cut.tokens)) == ("length", 2),
+                    f"{served.task.name}: greedy text cut by max_new_tokens=2 (it goes on to {made} tokens) must finish with length "
+                    f"after 2 tokens{' when streamed' if stream else ''}, got {cut.finish} after {len(cut.tokens)}",
+                )
 
     def check_answer(self, call: Call, answer: Any) -> None:
         super().check_answer(call, answer)
