@@ -1,5 +1,5 @@
-"""Sessions: ``tests`` and ``ray`` (everything CI runs), ``spec`` (regenerate spec/); ``explore``, ``openapi``
-and the ``benchmark`` sessions (deeper or slower, not in CI)."""
+"""Sessions: ``tests`` and ``ray`` (everything CI runs; ``tests`` ends with a brief exploration), ``spec``
+(regenerate spec/); ``explore``, ``openapi`` and the ``benchmark`` sessions (deeper or slower, not in CI)."""
 
 from pathlib import Path
 
@@ -30,10 +30,13 @@ def install_everything(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full test suite: the core and every plugin in this repo."""
+    """The full test suite: the core and every plugin in this repo; then the conformance kit exploring each
+    plugin briefly (a fresh seed each, printed; ``nox -s tests -- <pytest args>`` runs only the suite)."""
     install_everything(session)
     session.run("widgetd", "spec", "--check", env={"WIDGETD_LOAD_PLUGINS": ""})
     session.run("pytest", *session.posargs)
+    if not session.posargs:
+        explore_each_plugin(session, examples=BRIEF_EXPLORATION)
 
 
 RAY_PINS = ("ray[serve]==2.60.0",)
@@ -69,12 +72,24 @@ CONFORMANCE_SUITES = (
 )
 
 
+BRIEF_EXPLORATION = 12
+"""Generated requests per property when CI explores: a few minutes for every plugin together."""
+
+
+def explore_each_plugin(session: nox.Session, examples: int | None = None, *options: str) -> None:
+    """Each plugin's conformance suite, exploring from a fresh seed of its own (printed at the top and the end
+    of its run; ``--widgetd-seed N`` replays it): the properties that draw generated requests."""
+    budget = ("--widgetd-examples", str(examples)) if examples else ()
+    for suite in CONFORMANCE_SUITES:
+        session.run("pytest", suite, "-q", "-p", "no:cacheprovider", "--widgetd-explore", *budget, "-k", "generated or invalid", *options)
+
+
 @nox.session
 def explore(session: nox.Session) -> None:
     """The conformance kit, exploring: new generated requests from a new seed (printed), ten times as many.
     Run on a schedule; `nox -s explore -- --widgetd-seed N` replays a run. What it finds becomes a fixed example."""
     install_everything(session)
-    session.run("pytest", *CONFORMANCE_SUITES, "--widgetd-explore", *session.posargs)
+    explore_each_plugin(session, None, *session.posargs)
 
 
 @nox.session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -231,7 +232,20 @@ def render_spec(tasks: Iterable[Task]) -> dict[str, str]:
 
 
 def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return json.dumps(_with_clean_descriptions(document), indent=2, sort_keys=True) + "\n"
+
+
+def _with_clean_descriptions(value: Any) -> Any:
+    """Descriptions (the Structs' docstrings) without their source indentation, whichever msgspec wrote them:
+    msgspec 0.23 dedents docstrings, 0.22 kept them as written; spec/ must not depend on which one is installed."""
+    if isinstance(value, dict):
+        return {
+            key: inspect.cleandoc(item) if key == "description" and isinstance(item, str) else _with_clean_descriptions(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_with_clean_descriptions(item) for item in value]
+    return value
 
 
 def write_spec(tasks: Iterable[Task], folder: Path) -> list[str]:

@@ -17,7 +17,7 @@ WORDS = (
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 WORD_PIECES = (*LETTERS, *(f"##{letter}" for letter in LETTERS))
 """Letters, and letters that continue a word: any lowercase word is then read letter by letter rather than as
-one [UNK], so that a tiny model tells words it does not know apart (zero-shot candidates, answers)."""
+one [UNK], so that a tiny model tells words it does not know apart (the zero-shot models' candidates)."""
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 INIT_SCALE = 0.2
 """Random weights ten times the usual scale: at 0.02 a tiny model answers every input alike (scores equal
@@ -28,10 +28,10 @@ def card(folder: Path, pipeline_tag: str) -> None:
     (folder / "README.md").write_text(f"---\nlibrary_name: transformers\npipeline_tag: {pipeline_tag}\n---\n")
 
 
-def bert_config(**labels):
+def bert_config(word_pieces: bool = False, **labels):
     from transformers import BertConfig
 
-    vocabulary = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *WORD_PIECES, *".,!?'"]))
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *(WORD_PIECES if word_pieces else LETTERS), *".,!?'"]
     config = BertConfig(
         vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=37, max_position_embeddings=128, initializer_range=INIT_SCALE, **labels,
@@ -39,33 +39,35 @@ def bert_config(**labels):
     return config, vocabulary
 
 
-def save_bert(folder: Path, model_class, pipeline_tag: str, labels: list[str] | None = None) -> Path:
+def save_bert(
+    folder: Path, model_class, pipeline_tag: str, labels: list[str] | None = None, *, word_pieces: bool = False, sharpness: float | None = None
+) -> Path:
+    """A tiny BERT; ``word_pieces`` reads unknown words letter by letter, ``sharpness`` scales its output layer."""
     import torch
     from transformers import BertTokenizerFast
 
     torch.manual_seed(0)
     extra = {"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}} if labels else {}
-    config, vocabulary = bert_config(**extra)
+    config, vocabulary = bert_config(word_pieces, **extra)
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
     # The tokenizer claims more than the model's 128 positions, as many Hub repos' tokenizers do.
     tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=512)
     tokenizer.save_pretrained(str(folder))
     model = model_class(config)
-    for head, factor in (("classifier", SHARPNESS), ("qa_outputs", QA_SHARPNESS)):
-        if hasattr(model, head):
-            sharpen(getattr(model, head), factor)
+    if sharpness:
+        sharpen(getattr(model, "qa_outputs", None) or model.classifier, sharpness)
     model.save_pretrained(str(folder))
     card(folder, pipeline_tag)
     return folder
 
 
-SHARPNESS = 8.0
+SHARPNESS = 4.0
 QA_SHARPNESS = 3.0
 """Spans scored apart (top scores 0.01 apart and more), each probability still well below one half."""
 
 
-def sharpen(head, factor: float = SHARPNESS) -> None:
+def sharpen(head, factor: float) -> None:
     """An output layer's weights scaled up, so that its scores spread as a trained model's do: random logits
     all close to 0 give every label, span or object nearly the same probability, and no rule about their
     order or their candidates could fail (the conformance kit refuses a model that flat)."""
@@ -145,7 +147,7 @@ def save_clip(folder: Path) -> Path:
     from transformers import BertTokenizerFast, CLIPConfig, CLIPImageProcessor, CLIPModel
 
     torch.manual_seed(0)
-    _, vocabulary = bert_config()
+    _, vocabulary = bert_config(word_pieces=True)
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
     tokenizer = BertTokenizerFast.from_pretrained(str(folder), model_max_length=64)
@@ -178,7 +180,7 @@ def save_yolos(folder: Path) -> Path:
     with torch.no_grad():  # YOLOS starts its detection tokens and positions at zero: every object would be one
         for start in (model.vit.embeddings.detection_tokens, model.vit.embeddings.position_embeddings):
             start.normal_(0.0, INIT_SCALE)
-    sharpen(model.class_labels_classifier.layers[-1])  # objects scored apart, so that their order shows
+    sharpen(model.class_labels_classifier.layers[-1], SHARPNESS)  # objects scored apart, so that their order shows
     with torch.no_grad():  # sure of some cats, so that the default threshold (0.5) keeps objects to check
         model.class_labels_classifier.layers[-1].bias[DETECTION_LABELS.index("cat")] = 4.0
     model.save_pretrained(str(folder))
@@ -529,10 +531,10 @@ def _builders(root: Path) -> dict[str, tuple[str, Callable[[], Path]]]:
         return folder if folder.exists() else save_byte_level_bpe(folder)
 
     return {
-        "tiny-qa": ("question-answering", lambda: save_bert(root / "tiny-qa", BertForQuestionAnswering, "question-answering")),
+        "tiny-qa": ("question-answering", lambda: save_bert(root / "tiny-qa", BertForQuestionAnswering, "question-answering", word_pieces=True, sharpness=QA_SHARPNESS)),
         "tiny-ner": ("token-classification", lambda: save_bert(root / "tiny-ner", BertForTokenClassification, "token-classification", NER_LABELS)),
         "tiny-sentiment": ("text-classification", lambda: save_bert(root / "tiny-sentiment", BertForSequenceClassification, "text-classification", ["NEGATIVE", "POSITIVE"])),
-        "tiny-nli": ("zero-shot-classification", lambda: save_bert(root / "tiny-nli", BertForSequenceClassification, "zero-shot-classification", ["entailment", "neutral", "contradiction"])),
+        "tiny-nli": ("zero-shot-classification", lambda: save_bert(root / "tiny-nli", BertForSequenceClassification, "zero-shot-classification", ["entailment", "neutral", "contradiction"], word_pieces=True, sharpness=SHARPNESS)),
         "tiny-mlm": ("fill-mask", lambda: save_bert(root / "tiny-mlm", BertForMaskedLM, "fill-mask")),
         "tiny-embedder": ("feature-extraction", lambda: save_bert(root / "tiny-embedder", BertModel, "feature-extraction")),
         "tiny-asr": ("automatic-speech-recognition", lambda: save_wav2vec2(root / "tiny-asr")),
