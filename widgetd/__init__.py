@@ -9,13 +9,16 @@ from widgetd.errors import (
     UnsupportedMedia,
     WidgetdError,
 )
-from widgetd.hookspecs import hookimpl
+from widgetd.hookspecs import HOOK_API, hookimpl
 from widgetd.limits import Limits
 from widgetd.tasks import Task
+
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "Backend",
     "ClientError",
+    "HOOK_API",
     "InvalidInput",
     "Limits",
     "ModelResolutionError",

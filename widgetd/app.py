@@ -7,9 +7,10 @@ import threading
 from litestar import Litestar
 from litestar.datastructures import State
 
-from widgetd.routes import STATE_KEY, admin, inference, openai, status
+from widgetd.routes import STATE_KEY, admin, dispatch, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
-from widgetd.state import ServerSettings, ServerState
+from widgetd.settings import ServerSettings
+from widgetd.state import ServerState
 
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
@@ -38,7 +39,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True) -> Litest
                 model.batcher.close()
 
     return Litestar(
-        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
+        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *dispatch.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
         on_shutdown=[stop_models],

@@ -122,6 +122,10 @@ class ModelResolutionError(WidgetdError):
     """A model cannot be found, fetched or matched to an installed backend."""
 
 
+class RuntimeNotInstalled(ModelResolutionError):
+    """``--runtime`` names a runtime whose library is not installed; the message gives the install line."""
+
+
 _DIRECTORIES = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+")
 UPSTREAM_MODULES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
 """Where errors carrying a remote server's answer come from."""

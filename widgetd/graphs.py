@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from widgetd.backends import PlannedModel, pytorch_files, runtime_family
-from widgetd.errors import ModelResolutionError
+from widgetd.errors import ModelResolutionError, RuntimeNotInstalled
 
 LIBRARY_OF = {"onnx": "onnxruntime", "openvino": "openvino", "int8": "openvino"}
 ONNX_MODEL = "onnx/model.onnx"
@@ -56,9 +56,9 @@ def check_installed(model: PlannedModel, extras: Mapping[str, str]) -> None:
     family = runtime_family(model.runtime)
     library = LIBRARY_OF.get(family)
     if library and importlib.util.find_spec(library) is None:
-        raise ModelResolutionError(f"--runtime {model.runtime} needs {library}, which is not installed: pip install '{extras[family]}'")
+        raise RuntimeNotInstalled(f"--runtime {model.runtime} needs {library}, which is not installed: pip install '{extras[family]}'")
     if family == "int8" and shipped_graph(model.files, "int8") is None and importlib.util.find_spec("nncf") is None:
-        raise ModelResolutionError(
+        raise RuntimeNotInstalled(
             f"--runtime int8: model {model.model_id!r} ships no {OPENVINO_INT8_MODEL}, and making one needs nncf, "
             f"which is not installed: pip install '{extras['int8']}'"
         )

@@ -5,6 +5,11 @@ import pluggy
 hookspec = pluggy.HookspecMarker("widgetd")
 hookimpl = pluggy.HookimplMarker("widgetd")
 
+HOOK_API = 1
+"""The version of these hooks and of what they hand over (``Backend``, ``Task``, ``Pipeline``). A plugin says
+which it implements (``widgetd_hook_api = 1`` beside its hooks); widgetd refuses one built for another. It
+changes only when a change would break plugins, and such a change is deprecated for a minor release first."""
+
 
 @hookspec
 def register_tasks(register):

@@ -17,14 +17,13 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from widgetd import devices
 from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
 from widgetd.models import ModelRequest, ServedModel, plan_models
-
-if TYPE_CHECKING:
-    from widgetd.state import ServerSettings, ServerState
+from widgetd.plugins import Registry
+from widgetd.settings import ServerSettings
 
 log = logging.getLogger("widgetd")
 
@@ -46,7 +45,7 @@ class ModelLoading(ServiceUnavailable):
 
 @dataclass
 class Pool:
-    """What the server knows of its on-demand models beyond those in ``ServerState.models``; what it may
+    """What the server knows of its on-demand models beyond those the server holds (its ``models``); what it may
     load, and how many, comes from its settings."""
 
     settings: ServerSettings
@@ -94,6 +93,19 @@ class Pool:
         return max(1.0, expected - spent)
 
 
+class Server(Protocol):
+    """What models on demand need of the server (``widgetd.state.ServerState`` is one)."""
+
+    models: list[ServedModel]
+    pool: Pool
+    settings: ServerSettings
+    registry: Registry
+
+    def load(self, model: ServedModel) -> None: ...
+
+    def model_ids(self) -> list[str]: ...
+
+
 def split_repo_path(path: str) -> tuple[str, str] | None:
     """``org/name/pipeline/task`` as the repo id ``org/name`` and the rest; None if it names no repo."""
     parts = path.strip("/").split("/")
@@ -103,12 +115,12 @@ def split_repo_path(path: str) -> tuple[str, str] | None:
     return model_id, "/".join(parts[2:])
 
 
-def not_served(state: ServerState, path: str) -> NotFound:
+def not_served(state: Server, path: str) -> NotFound:
     allowed = f"; models loaded on demand: {list(state.pool.allow)}" if state.pool.allow else ""
     return NotFound(f"model {path.strip('/')!r} is not served here; served: {state.model_ids()}{allowed}")
 
 
-def request_model(state: ServerState, model_id: str, *, task: str | None = None, device: str | None = None, pin: bool = False) -> None:
+def request_model(state: Server, model_id: str, *, task: str | None = None, device: str | None = None, pin: bool = False) -> None:
     """Start fetching and loading ``model_id`` unless it is already on its way; one load however many ask."""
     if model_id in state.pool.planning:
         return
@@ -138,7 +150,7 @@ def raise_failure(model_id: str, error: Exception) -> None:
     raise ServiceUnavailable(f"model {model_id} could not be loaded: {told_to_clients(error)}", int(FAILURE_MEMORY_SECONDS))
 
 
-async def _plan_and_load(state: ServerState, request: ModelRequest, pin: bool) -> None:
+async def _plan_and_load(state: Server, request: ModelRequest, pin: bool) -> None:
     model_id = request.model_id
     try:
         try:
@@ -169,7 +181,7 @@ async def _plan_and_load(state: ServerState, request: ModelRequest, pin: bool) -
         state.pool.planning.pop(model_id, None)
 
 
-def make_room(state: ServerState, model_id: str) -> None:
+def make_room(state: Server, model_id: str) -> None:
     """Unload the least recently used idle unpinned models until one more fits in ``--max-models``;
     ServiceUnavailable saying why when the others are all pinned or busy."""
     limit = state.pool.max_models
@@ -191,7 +203,7 @@ def budget_of(budgets: dict[str, int], device: str) -> int | None:
     return budgets.get(device, budgets.get(kind, budgets.get("*")))
 
 
-def _held(state: ServerState, device: str) -> list[ServedModel]:
+def _held(state: Server, device: str) -> list[ServedModel]:
     return [model for model in state.models if model.device == device and model.state in ("ready", "loading")]
 
 
@@ -204,7 +216,7 @@ def _unloadable(model: ServedModel) -> bool:
     return not model.pinned and not model.busy and model.state != "loading"
 
 
-async def _room_in_memory(state: ServerState, model: ServedModel) -> None:
+async def _room_in_memory(state: Server, model: ServedModel) -> None:
     """Before ``model`` loads: unload the least recently used idle models on its device until its download
     size fits the device's budget and, on a GPU, its free memory; ServiceUnavailable saying why when they
     cannot be. GPUs are asked off the event loop."""
@@ -232,7 +244,7 @@ async def _room_in_memory(state: ServerState, model: ServedModel) -> None:
             inventory = await asyncio.to_thread(devices.cuda_inventory)
 
 
-def trim_to_budget(state: ServerState, loaded: ServedModel) -> None:
+def trim_to_budget(state: Server, loaded: ServedModel) -> None:
     """After a load measured more than its download size: unload idle models until the device is within its budget."""
     budget = budget_of(state.pool.memory_budget, loaded.device or "cpu")
     while budget is not None:
@@ -243,7 +255,7 @@ def trim_to_budget(state: ServerState, loaded: ServedModel) -> None:
         unload(state, min(idle, key=lambda m: m.last_used), reason=f"back within the budget of {loaded.device}")
 
 
-def unload(state: ServerState, model: ServedModel, *, reason: str, evicted: bool = True) -> None:
+def unload(state: Server, model: ServedModel, *, reason: str, evicted: bool = True) -> None:
     """Take ``model`` out of service and free its memory (its thread ends; GPU caches are emptied)."""
     if model in state.models:
         state.models.remove(model)
@@ -267,13 +279,13 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-async def loaded_on_demand(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:
+async def loaded_on_demand(state: Server, model_id: str, *, wait: bool) -> ServedModel:
     """``model_id`` (allowed, or being loaded), its load started if it is not on its way: see ``served_or_loading``."""
     request_model(state, model_id)
     return await served_or_loading(state, model_id, wait=wait)
 
 
-async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) -> ServedModel:
+async def served_or_loading(state: Server, model_id: str, *, wait: bool) -> ServedModel:
     """The model once it may be asked (ready, or failed: the caller says why); until then ModelLoading, or
     with ``wait`` (``x-wait-for-model: true``) the wait, up to the request timeout."""
     deadline = time.monotonic() + state.settings.request_timeout
@@ -291,7 +303,7 @@ async def served_or_loading(state: ServerState, model_id: str, *, wait: bool) ->
         await asyncio.sleep(WAIT_STEP_SECONDS)
 
 
-def reload(state: ServerState, model: ServedModel) -> None:
+def reload(state: Server, model: ServedModel) -> None:
     """Load ``model`` again (the revision the Hub has now, its folder as it is now) beside the copy serving;
     traffic switches to the new copy once it is ready, and the old one is unloaded when its requests are answered."""
     if model.model_id in state.pool.reloading:
@@ -301,7 +313,7 @@ def reload(state: ServerState, model: ServedModel) -> None:
     state.pool.reloading[model.model_id] = asyncio.get_running_loop().create_task(_reload(state, model))
 
 
-async def _reload(state: ServerState, old: ServedModel) -> None:
+async def _reload(state: Server, old: ServedModel) -> None:
     try:
         try:
             [fresh] = await asyncio.to_thread(plan_models, [old.request], state.registry)

@@ -12,7 +12,9 @@ import pluggy
 
 from widgetd import builtin, hookspecs
 from widgetd.backends import Backend
+from widgetd.deprecation import deprecated
 from widgetd.errors import PluginError
+from widgetd.hookspecs import HOOK_API
 from widgetd.tasks import Task
 
 ENTRY_POINT_GROUP = "widgetd"
@@ -61,12 +63,42 @@ def _load_entry_points(manager: PluginManager, only: list[str] | None) -> None:
             plugin = entry_point.load()
         except Exception as error:
             raise PluginError(entry_point.name, f"failed to import: {error!r}") from error
+        if declared_hook_api(plugin) is None:
+            deprecated(
+                f"plugin {entry_point.name!r} declares no hook API", "0.3",
+                f"add `widgetd_hook_api = {HOOK_API}` beside its hooks once it implements widgetd's hook API {HOOK_API}",
+            )
         add_plugin(manager, plugin, entry_point.name)
         manager.versions[entry_point.name] = entry_point.dist.version if entry_point.dist else None
 
 
+def declared_hook_api(plugin: object) -> int | None:
+    """The hook API a plugin says it implements (``widgetd_hook_api``), if it says."""
+    return getattr(plugin, "widgetd_hook_api", None)
+
+
+def check_hook_api(plugin: object, name: str) -> None:
+    """Refuse a plugin built for another version of widgetd's hooks, naming both."""
+    declared = declared_hook_api(plugin)
+    if declared is not None and declared != HOOK_API:
+        raise PluginError(
+            name,
+            f"it implements widgetd's hook API {declared!r}, and this widgetd ({_widgetd_version()}) has hook API {HOOK_API}; "
+            f"install a version of the plugin built for hook API {HOOK_API}, or a widgetd whose hook API is {declared!r}",
+        )
+
+
+def _widgetd_version() -> str:
+    try:
+        return importlib.metadata.version("widgetd")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def add_plugin(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
-    """Register one plugin, failing with a PluginError that names it when its hooks are wrong."""
+    """Register one plugin, failing with a PluginError that names it when its hooks, or the hook API it
+    implements, are wrong."""
+    check_hook_api(plugin, name)
     try:
         manager.register(plugin, name=name)
         manager.check_pending()
@@ -169,6 +201,7 @@ def describe_plugins(manager: PluginManager, registry: Registry) -> list[dict[st
             {
                 "name": name,
                 "version": manager.versions.get(name),
+                "hook_api": HOOK_API if name == BUILTIN_PLUGIN else declared_hook_api(plugin),
                 "hooks": sorted(hook.name for hook in manager.get_hookcallers(plugin) or []),
                 "backends": registry.owned_by(name, "backend"),
                 "tasks": registry.owned_by(name, "task"),

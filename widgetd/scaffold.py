@@ -24,12 +24,14 @@ class ScaffoldError(WidgetdError):
 
 
 def supported_widgetd() -> str:
-    """The requirement a new plugin puts on widgetd: this release and later ones of the same minor."""
+    """The requirement a new plugin puts on widgetd: the installed release and the later ones that keep its hook
+    API (the same minor while widgetd is 0.x, the same major after)."""
     from importlib.metadata import version
 
-    release = version("widgetd").split(".dev")[0].split("+")[0]
-    major, minor = release.split(".")[:2]
-    return f"widgetd>={release},<{major}.{int(minor) + 1}" if major == "0" else f"widgetd>={release},<{int(major) + 1}"
+    installed = version("widgetd").split("+")[0]
+    major, minor = installed.split(".")[:2]
+    below = f"{major}.{int(minor) + 1}" if major == "0" else str(int(major) + 1)
+    return f"widgetd>={installed},<{below}"
 
 
 def new_plugin(name: str, parent: Path) -> Path:

@@ -19,7 +19,7 @@ import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from widgetd.state import ServerSettings
+from widgetd.settings import ServerSettings
 
 log = logging.getLogger("widgetd")
 

@@ -257,6 +257,17 @@ def write_spec(tasks: Iterable[Task], folder: Path) -> list[str]:
     return sorted(files)
 
 
+def installed_schemas() -> Path:
+    """The JSON Schemas installed with widgetd (``spec/`` of the repository, shipped as ``widgetd/schemas``)."""
+    import widgetd
+    from widgetd.errors import WidgetdError
+
+    folder = Path(widgetd.__file__).parent / "schemas"
+    if not folder.is_dir():
+        raise WidgetdError("widgetd.schemas is not installed: this widgetd runs from a source folder; check its spec/ with --out")
+    return folder
+
+
 def stale_spec_files(tasks: Iterable[Task], folder: Path) -> list[str]:
     """Files of ``folder`` that differ from what the Structs generate, or are missing."""
     stale = []

@@ -12,47 +12,13 @@ from widgetd.backends import Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import NotFound
 from widgetd.generating import Engine, GenerationLoop
-from widgetd.limits import Limits
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel, load_model
 from widgetd.on_demand import Pool
 from widgetd.plugins import Registry
+from widgetd.settings import ServerSettings
 
 log = logging.getLogger("widgetd")
-
-
-@dataclass
-class ServerSettings:
-    api_key: str | None = None
-    max_body_size: int = 50 * 1024 * 1024
-    max_batch_size: int | None = None
-    """None: each backend's own."""
-    max_batch_wait: float = 0.0
-    """Seconds every batch waits for company; 0 adapts (see ``widgetd.batching.GATHER_SHARE``)."""
-    max_queue: int = 1024
-    request_timeout: float = 300.0
-    header_timeout: float = 10.0
-    """Seconds a request's headers may take to arrive; an idle new connection is closed after them."""
-    body_timeout: float = 60.0
-    """Seconds a request's body may take to arrive once its headers have."""
-    keep_alive_timeout: float = 5.0
-    """Seconds an idle keep-alive connection stays open."""
-    max_connections: int = 1000
-    """Open connections at most; one more is answered 503 and closed."""
-    shutdown_timeout: float = 30.0
-    """Seconds running requests get to finish once the server is told to stop; the rest are answered 503."""
-    limits: Limits = field(default_factory=Limits)
-    """How much work one request may ask for."""
-    trust_remote_code: bool = False
-    """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
-    runtime: str = "torch"
-    """What runs the models (``--runtime``), on-demand ones too where their backend has it."""
-    allow_models: tuple[str, ...] = ()
-    """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""
-    max_models: int | None = None
-    """Models held at once; the least recently used idle on-demand one is unloaded to make room."""
-    memory_budget: dict[str, int] = field(default_factory=dict)
-    """Bytes models may hold per device (``cpu``, ``cuda:0``), per GPU (``cuda``) or on any (``*``)."""
 
 
 class Shutdown:

@@ -27,13 +27,13 @@ from typing import Any, Mapping
 import ray
 from ray import serve
 
-from widgetd import cli
+from widgetd import options
 from widgetd.models import plan_models
 from widgetd.plugins import collect, create_plugin_manager
 from widgetd.ray.ingress import Ingress
 from widgetd.ray.replicas import ON_DEMAND, ModelReplica, OnDemandReplica, deployment_name
 from widgetd.scaling import Scaling
-from widgetd.state import ServerSettings
+from widgetd.settings import ServerSettings
 
 __all__ = ["app", "application", "serve_on_ray"]
 
@@ -47,13 +47,13 @@ def app(args: Mapping[str, Any] | None = None) -> serve.Application:
     """The application builder for ``serve run widgetd.ray:app model_id=org/name replicas=2`` and for a Serve
     config's ``import_path: widgetd.ray:app`` with ``args``: each arg is a ``widgetd serve`` option spelt with
     underscores (``model_id`` may be a list)."""
-    return application(cli.serve_arguments(options_as_argv(args or {})))
+    return application(options.serve_arguments(options_as_argv(args or {})))
 
 
 def options_as_argv(args: Mapping[str, Any]) -> list[str]:
     """Builder args as ``widgetd serve`` flags: ``{"allow_models": ["org/*"], "ray": True}`` as
     ``--allow-model org/* --ray``; an option is named by its flag or by its setting name."""
-    flags = cli.serve_flags()
+    flags = options.serve_flags()
     argv = []
     for name, value in args.items():
         flag = flags.get(name) or "--" + name.replace("_", "-")
@@ -69,8 +69,8 @@ def options_as_argv(args: Mapping[str, Any]) -> list[str]:
 def application(arguments: argparse.Namespace) -> serve.Application:
     """The ingress and one deployment per named model (and one for on-demand models), as ``arguments`` say.
     Models are planned here first, so a model that cannot be served fails before anything is deployed."""
-    settings = cli.settings_from(arguments)
-    requests = cli.model_requests(arguments)
+    settings = options.settings_from(arguments)
+    requests = options.model_requests(arguments)
     registry = collect(create_plugin_manager())
     planned = plan_models(requests, registry)
     models = [
@@ -78,7 +78,7 @@ def application(arguments: argparse.Namespace) -> serve.Application:
         for index, (request, model) in enumerate(zip(requests, planned))
     ]
     on_demand = None
-    scaling = cli.scaling_from(arguments)
+    scaling = options.scaling_from(arguments)
     if settings.allow_models:
         on_demand = OnDemandReplica.options(name=ON_DEMAND, **deployment_options(scaling, settings)).bind(settings)
     return Ingress.options(max_ongoing_requests=settings.max_connections, graceful_shutdown_timeout_s=settings.shutdown_timeout).bind(

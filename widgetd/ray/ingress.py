@@ -26,7 +26,8 @@ from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_logging, deployment_name
 from widgetd.scaling import Scaling
-from widgetd.state import ServerSettings, ServerState
+from widgetd.settings import ServerSettings
+from widgetd.state import ServerState
 
 log = logging.getLogger("widgetd")
 

@@ -20,7 +20,8 @@ from widgetd.errors import ServiceUnavailable, WidgetdError
 from widgetd.generating import Job, Token
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import collect, create_plugin_manager
-from widgetd.state import ServerSettings, ServerState
+from widgetd.settings import ServerSettings
+from widgetd.state import ServerState
 
 log = logging.getLogger("widgetd")
 

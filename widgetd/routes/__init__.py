@@ -1,5 +1,10 @@
-"""The HTTP layer, one module per concern: ``inference`` (the task routes), ``status`` (health, info,
-metrics, the OpenAPI document, the widget page) and ``errors`` (every error as the JSON contract)."""
+"""The HTTP layer, one module per concern. Routes: ``inference`` (the task routes), ``openai`` (OpenAI's
+chat completions, embeddings and model list), ``admin`` (loading and unloading models), ``status`` (health,
+info, metrics, the OpenAPI document, the widget page) and ``dispatch`` (``/models/{model_id}/...``, handing
+each request to one of them). What they share: this module (the server's state, keys, the model a path
+names), ``answering`` (serving, measuring and batching a request), ``generation`` (generated text and its
+streams), ``waiting`` (a request's time and its client) and ``errors`` (every error as the JSON contract).
+Routes never import one another; only ``dispatch`` imports them."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from widgetd.errors import NotFound, Unauthorized
 from widgetd.models import ServedModel
 from widgetd.on_demand import loaded_on_demand, not_served, split_repo_path
 from widgetd.state import ServerState
+from widgetd.tasks.embeddings import ModelCard, ModelList
 
 STATE_KEY = "widgetd"
 
@@ -70,3 +76,10 @@ def holds_key(request: Request) -> bool:
     key = state_of(request).settings.api_key
     given = request.headers.get("authorization", "")
     return bool(key) and hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+
+
+def model_list(served: list[ServedModel]) -> ModelList:
+    return ModelList(
+        object="list",
+        data=[ModelCard(id=model.model_id, object="model", created=int(model.planned_at), owned_by="widgetd") for model in served],
+    )

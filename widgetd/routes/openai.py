@@ -15,12 +15,12 @@ from widgetd.decoding import decode_json
 from widgetd.errors import ClientError, InvalidInput, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import loaded_on_demand, split_repo_path
-from widgetd.routes import require_key, state_of, waits_for_model
-from widgetd.routes import inference
+from widgetd.routes import model_list, require_key, state_of, waits_for_model
+from widgetd.routes import answering
 from widgetd.routes.generation import generate, sse_response, start_stream
 from widgetd.state import ServerState
 from widgetd.tasks.chat_completion import ChatCompletionInput
-from widgetd.tasks.embeddings import Embedding, EmbeddingsInput, EmbeddingsOutput, EmbeddingsUsage, ModelCard, ModelList
+from widgetd.tasks.embeddings import Embedding, EmbeddingsInput, EmbeddingsOutput, EmbeddingsUsage, ModelList
 from widgetd.tasks.feature_extraction import FeatureExtractionInput
 
 EMBEDDING_TASKS = ("feature-extraction", "sentence-similarity")
@@ -40,13 +40,6 @@ async def embeddings(request: Request) -> Response:
 def models(request: Request) -> ModelList:
     require_key(request)
     return model_list(state_of(request).models)
-
-
-def model_list(served: list[ServedModel]) -> ModelList:
-    return ModelList(
-        object="list",
-        data=[ModelCard(id=model.model_id, object="model", created=int(model.planned_at), owned_by="widgetd") for model in served],
-    )
 
 
 def _generates(model: ServedModel) -> bool:
@@ -91,7 +84,7 @@ async def _routed(
     decoded = decode_json(await request.body(), request_type, name, state.settings.limits)
     by_path = model is not None
     model = model or await chosen_model(request, state, decoded.model, fits, what)
-    return await inference.measured(request, model, label, lambda _: respond(request, state, model, decoded, by_path))
+    return await answering.measured(request, model, label, lambda _: respond(request, state, model, decoded, by_path))
 
 
 async def chat(request: Request, model: ServedModel | None) -> Response:
@@ -102,12 +95,12 @@ async def chat(request: Request, model: ServedModel | None) -> Response:
 
 
 async def _chat(request: Request, state: ServerState, model: ServedModel, decoded: ChatCompletionInput, by_path: bool) -> Response:
-    await inference.check_serving(request, state, model)
+    await answering.check_serving(request, state, model)
     if model.generator is None:
         raise _unable(model, "does not generate text token by token, so it serves no chat completions", by_path)
     job = chat_job(decoded)
     completion = Completion(model.model_id)
-    headers = inference.reply_headers(request, model)
+    headers = answering.reply_headers(request, model)
     if not decoded.stream:
         generation = await generate(request, state, model, job)
         return Response(msgspec.json.encode(completion.answer(decoded, generation)), media_type="application/json", headers=headers)
@@ -129,12 +122,12 @@ async def embed(request: Request, model: ServedModel | None) -> Response:
 
 
 async def _embed(request: Request, state: ServerState, model: ServedModel, decoded: EmbeddingsInput, by_path: bool) -> Response:
-    await inference.check_serving(request, state, model)
+    await answering.check_serving(request, state, model)
     if "feature-extraction" not in model.tasks:
         raise _unable(model, f"does not embed text; it serves {list(model.tasks)}", by_path)
     texts = _texts(decoded.input)
     try:
-        vectors, headers = await inference.submitted(request, state, model, "feature-extraction", FeatureExtractionInput(inputs=texts))
+        vectors, headers = await answering.submitted(request, state, model, "feature-extraction", FeatureExtractionInput(inputs=texts))
     except InvalidInput as error:  # the task names its ``inputs``; this route's field is ``input``
         raise InvalidInput(error.message.replace("inputs", "input", 1), field=(error.field or "inputs").replace("inputs", "input", 1)) from None
     data = [

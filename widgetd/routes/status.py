@@ -11,9 +11,8 @@ from litestar.static_files import create_static_files_router
 from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, split_repo_path
-from widgetd.routes import admin_open, holds_key, methods_of, require_key, state_of
-from widgetd.routes.inference import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
-from widgetd.routes.openai import model_list
+from widgetd.routes import admin_open, holds_key, methods_of, model_list, require_key, state_of
+from widgetd.routes.answering import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
 from widgetd.spec import served_openapi_document
 from widgetd.state import ServerState
 from widgetd.widgets import STATIC_FILES, wants_html, widget_catalog, widget_page

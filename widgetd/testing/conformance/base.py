@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from hypothesis import strategies as st
 
+from widgetd.errors import RuntimeNotInstalled
 from widgetd.models import ServedModel
 from widgetd.tasks import Task
 from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference, send
@@ -54,6 +55,15 @@ def yours_first(cls: type) -> None:
         owner = next(klass for klass in cls.__mro__ if name in vars(klass))
         if is_the_kits(owner):
             setattr(cls, name, value)
+
+
+def server_for(model: Any, plugin: object, settings: Any, **options: Any) -> LiveServer:
+    """A server for the plugin's model; the class's checks skip, saying what to install, when its
+    ``widgetd_runtime`` needs a library that is not installed (a plugin's optional extra)."""
+    try:
+        return LiveServer.for_models([str(model)], plugins={plugin_name(plugin): plugin}, settings=settings, **options)
+    except RuntimeNotInstalled as missing:
+        pytest.skip(f"{missing} (the class's widgetd_runtime is {settings.runtime!r})")
 
 
 @dataclass
@@ -159,13 +169,7 @@ class TaskTests:
         cls, request, widgetd_plugin, widgetd_model, widgetd_server_settings, widgetd_device
     ) -> Served:
         task_name = request.cls.task_name
-        server = LiveServer.for_models(
-            [str(widgetd_model)],
-            plugins={plugin_name(widgetd_plugin): widgetd_plugin},
-            settings=widgetd_server_settings,
-            task=task_name,
-            device=widgetd_device,
-        )
+        server = server_for(widgetd_model, widgetd_plugin, widgetd_server_settings, device=widgetd_device, task=task_name)
         with server, httpx.Client(base_url=server.url) as client:
             model = server.state.models[0]
             yield Served(server, server.state.registry.task(task_name), model, client, cls.timeout)

@@ -19,7 +19,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import msgspec
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from widgetd.models import ServedModel
 from widgetd.tasks.chat_completion import ChatCompletionInput, ChatCompletionOutput, ChatCompletionStreamOutput
-from widgetd.testing.conformance.base import plugin_name, yours_first
+from widgetd.testing.conformance.base import server_for, yours_first
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
 from widgetd.testing.strategies import bodies_for
@@ -168,9 +168,7 @@ class ChatTests:
     @pytest.fixture(scope="class")
     @classmethod
     def served(cls, widgetd_plugin, widgetd_model, widgetd_server_settings, widgetd_device) -> ChatServed:
-        server = LiveServer.for_models(
-            [str(widgetd_model)], plugins={plugin_name(widgetd_plugin): widgetd_plugin}, settings=widgetd_server_settings, device=widgetd_device
-        )
+        server = server_for(widgetd_model, widgetd_plugin, widgetd_server_settings, device=widgetd_device)
         with server, httpx.Client(base_url=server.url) as client:
             model = server.state.models[0]
             expect(model.chat, f"model {model.model_id} does not chat: its pipeline needs an engine and the model a chat template")

@@ -109,5 +109,5 @@ class EmbeddingsTests(TaskTests):
         expect(together == sum(each), f"/v1/embeddings: the texts together are {together} tokens, each alone {each}: usage counts every text's tokens")
         expect(
             usage(long)["prompt_tokens"] > usage(short)["prompt_tokens"],
-            f"/v1/embeddings: a text of 12 words must count more tokens than a text of one: usage counts tokens, not texts",
+            "/v1/embeddings: a text of 12 words must count more tokens than a text of one: usage counts tokens, not texts",
         )
