@@ -13,16 +13,18 @@ RUN apt-get update \
     && useradd --create-home --uid 1000 widgetd
 
 WORKDIR /opt/widgetd
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
+COPY spec ./spec
 COPY widgetd ./widgetd
 COPY plugins ./plugins
 
 # PyPI's torch for Linux is the CUDA build (its CUDA libraries come as wheels; the driver is the host's);
-# the CPU build is a fraction of its size. asteroid pulls a torchaudio that does not match this torch,
-# and nothing in widgetd needs it.
+# the CPU build is a fraction of its size. torch, torchvision and torchaudio come from one index in one
+# command, so that their builds match (asteroid needs torchaudio; a PyPI torchaudio beside a CPU torch fails
+# to import).
 RUN case "$DEVICE" in \
-        cpu) pip install --no-cache-dir torch --index-url https://download.pytorch.org/whl/cpu ;; \
-        cuda) pip install --no-cache-dir torch ;; \
+        cpu) pip install --no-cache-dir torch torchvision torchaudio --index-url https://download.pytorch.org/whl/cpu ;; \
+        cuda) pip install --no-cache-dir torch torchvision torchaudio ;; \
         *) echo "DEVICE must be cpu or cuda, not $DEVICE" >&2; exit 1 ;; \
     esac \
     && pip install --no-cache-dir ".[ray]" \
@@ -30,7 +32,6 @@ RUN case "$DEVICE" in \
         ./plugins/widgetd-transformers \
         ./plugins/widgetd-asteroid \
         ./plugins/widgetd-endpoint-handler \
-    && pip uninstall --yes torchaudio \
     && mkdir -p /data && chown widgetd /data
 
 USER widgetd

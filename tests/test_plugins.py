@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from widgetd import Backend, PluginError, Task, hookimpl
+from widgetd import HOOK_API, Backend, PluginError, Task, hookimpl
 from widgetd.plugins import add_plugin, collect, create_plugin_manager
 from widgetd.tasks import Strict
 
@@ -203,3 +204,39 @@ def test_a_plugin_task_is_served_like_a_built_in(tmp_path):
         bad = httpx.post(server.url, json={"inputs": "x", "extra": 1})
         assert bad.status_code == 400 and "extra" in bad.json()["error"]
         assert msgspec.json.decode(httpx.get(f"{server.url}/info").content)["models"][0]["task"] == "text-reversal"
+
+
+OLD_API_PLUGIN = REVERSAL_PLUGIN + "\nwidgetd_hook_api = 0\n"
+CURRENT_API_PLUGIN = REVERSAL_PLUGIN + "\nwidgetd_hook_api = 1\n"
+
+
+def test_a_plugin_built_for_another_hook_api_stops_startup_naming_both_versions(site):
+    install_fake_distribution(site, "widgetd-old", OLD_API_PLUGIN)
+    for command in (("plugins",), ("serve", "--model-id", str(site))):
+        result = widgetd_cli(*command, site=site, WIDGETD_LOAD_PLUGINS="widgetd-old")
+        assert result.returncode == 1, result.stderr
+        assert "plugin 'widgetd-old': it implements widgetd's hook API 0" in result.stderr
+        assert f"({importlib.metadata.version('widgetd')}) has hook API {HOOK_API}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_a_plugin_registered_in_process_is_checked_too():
+    class FromTheFuture:
+        widgetd_hook_api = HOOK_API + 1
+
+    manager = create_plugin_manager(load_entry_points=False)
+    with pytest.raises(PluginError, match=f"plugin 'future': it implements widgetd's hook API {HOOK_API + 1}"):
+        add_plugin(manager, FromTheFuture(), "future")
+
+
+def test_a_plugin_that_declares_no_hook_api_loads_with_a_deprecation_warning(site):
+    install_fake_distribution(site, "widgetd-reverser", REVERSAL_PLUGIN)
+    result = widgetd_cli("plugins", site=site, WIDGETD_LOAD_PLUGINS="widgetd-reverser")
+    assert result.returncode == 0, result.stderr
+    assert "WidgetdDeprecationWarning: plugin 'widgetd-reverser' declares no hook API" in result.stderr
+    assert "will stop working in widgetd 0.3" in result.stderr and f"widgetd_hook_api = {HOOK_API}" in result.stderr
+    install_fake_distribution(site, "widgetd-current", CURRENT_API_PLUGIN)
+    current = widgetd_cli("plugins", site=site, WIDGETD_LOAD_PLUGINS="widgetd-current")
+    assert current.returncode == 0 and "Deprecation" not in current.stderr, current.stderr
+    described = {plugin["name"]: plugin for plugin in json.loads(current.stdout)}
+    assert described["widgetd-current"]["hook_api"] == described["widgetd"]["hook_api"] == HOOK_API

@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
 
+from widgetd.deprecation import WidgetdDeprecationWarning
 from widgetd.errors import WidgetdError
 from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.options import (
@@ -28,6 +30,7 @@ from widgetd.scaling import parse_autoscale
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.simplefilter("default", WidgetdDeprecationWarning)  # said to whoever runs widgetd, not only in tests
     parser, serve = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -18,10 +18,15 @@ Supply two fixtures and inherit a test class per task your backend serves::
     class TestQuestionAnswering(QuestionAnsweringTests, MyLibFixtures):
         pass
 
+What you supply (fixtures such as ``model_labels`` or ``speech_sample``, knobs such as ``tolerance``) wins over
+the kit's defaults whatever the order of the class's bases, and may also live in your conftest.py.
+
 Each class starts a real widgetd server for the model and checks, over HTTP, that examples and
 hypothesis-generated requests get answers that follow the task's contract, that invalid and edge
 inputs get a 4xx and never a 500, and that answers are deterministic, independent of batching and
-free of state left by earlier requests.
+free of state left by earlier requests; and rules that tie answers to their requests (``top_k``, zero-shot
+candidates, places on a picture, embeddings, finish reasons). A check that cannot run is skipped with its
+reason, and the run ends with the list of them.
 """
 
 from widgetd.testing.conformance.base import LabelledTests, Served, TaskTests
