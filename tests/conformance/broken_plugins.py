@@ -79,16 +79,16 @@ class FailsOnEveryOtherText(_OneTaskBroken):
 
 
 class Nondeterministic(_OneTaskBroken):
-    """Scores 2% lower on every other call (say, dropout left on): the same request asked twice in a row is
-    never answered alike, so the kit must catch it on every run (a random drift of 0.5% slipped through
-    the tolerance one run in twenty)."""
+    """Scores 0.5% lower on every other call (say, dropout left on): the same request asked twice in a row is
+    never answered alike, so the kit must catch it on every run (a random drift of up to 0.5% slipped through
+    the tolerance about one run in twenty)."""
 
     broken_task = "sentence-similarity"
     calls = 0
 
     def broken(self, requests):
         self.calls += 1
-        drift = 0.98 if self.calls % 2 else 1.0
+        drift = 0.995 if self.calls % 2 else 1.0
         return [[score * drift for score in ANSWERERS[self.broken_task](r)] for r in requests]
 
 
