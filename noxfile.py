@@ -1,7 +1,7 @@
 """Sessions. What CI runs (``nox`` with no arguments runs them all, as `.ci/run` does): ``lint`` (import layering,
 workflow files), ``tests`` (the core and every plugin here, ending with a brief exploration), ``plugins`` (each
 plugin's own ``nox -s conformance``, as its CI runs it), ``dist`` (the built packages, installed alone),
-``template`` (a plugin written by ``widgetd new-plugin`` passes its own CI) and ``ray``. Also: ``spec``
+``template`` (a plugin written by ``widgetd new-plugin`` passes its own CI), ``ray`` and ``docs`` (the site). Also: ``spec``
 (regenerate spec/); ``explore``, ``openapi`` and the ``benchmark`` sessions (deeper or slower, not in CI)."""
 
 import shutil
@@ -13,7 +13,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "tests", "plugins", "dist", "template", "ray"]
+nox.options.sessions = ["lint", "tests", "plugins", "dist", "template", "ray", "docs"]
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / ".ci" / "constraints.txt"))
@@ -50,6 +50,22 @@ def tests(session: nox.Session) -> None:
         return
     session.run("pytest", *(f"--ignore={suite}" for suite in CONFORMANCE_SUITES if suite.startswith("plugins/")))
     explore_each_plugin(session, examples=BRIEF_EXPLORATION)
+
+
+DOCS_PINS = ("mkdocs==1.6.1", "mkdocs-material==9.8.2")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml, docs/) built with ``--strict``: a broken link or anchor between its
+    pages fails it. Its reference and task pages are generated from the code as it builds (docs/hooks.py), with
+    the widget page's screenshots when the tests ran first. ``nox -s docs -- serve`` previews it instead."""
+    session.install(*CONSTRAINTS, *DOCS_PINS, "-e", ".")
+    quiet = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs:
+        session.run("mkdocs", *session.posargs, env=quiet)
+        return
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"), env=quiet)
 
 
 RAY_PINS = ("ray[serve]==2.60.0",)

@@ -74,6 +74,21 @@ def test_errors_name_the_file_the_line_and_the_setting(tmp_path, capsys, text, l
         assert f"{path}:{line}:" in output or f"line {line}" in output
 
 
+def test_check_lists_every_mistake_in_the_file_not_only_the_first(tmp_path, capsys):
+    text = (
+        "[server]\nmax_queu = 3\nport = \"80\"\n\n"
+        "[[models]]\nmodel_id = \"a/b\"\nbatch = 3\n\n"
+        "[[models]]\nmodel_id = \"c/d\"\ntask = \"no-such-task\"\ndevice = \"tpu\"\n"
+    )
+    path = config_file(tmp_path, text)
+    code, output = check(path, capsys)
+    assert code == 1
+    assert f"{path}: 5 problems" in output
+    for fragment in (f"{path}:2: server.max_queu", f"{path}:3: server.port must be a int", f"{path}:7: models[0]",
+                     "models[1].task 'no-such-task'", "models[1].device"):
+        assert fragment in output, output
+
+
 @pytest.fixture
 def timed_env(hub_env, tmp_path) -> dict[str, str]:
     return env_with_plugin(hub_env, tmp_path / "site", "widgetd-timed", TIMED_PLUGIN)

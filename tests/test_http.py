@@ -311,6 +311,48 @@ def test_a_body_declared_json_that_does_not_parse_says_so(toy_server):
     assert_json_error(response, 400, "not valid JSON")
 
 
+@pytest.mark.parametrize("body", [b'{"inputs": "a", }', b'{inputs: "unquoted"}', b'  ["a", "b",]', b"[1, 2", b"[true false]"])
+def test_a_body_that_starts_like_json_and_does_not_parse_is_400_whatever_its_content_type(toy_server, body):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
+    for headers in ({}, {"content-type": "application/octet-stream"}):
+        error = assert_json_error(httpx.post(url, content=body, headers=headers), 400, "not valid JSON", "text/plain")
+        assert error["error"].startswith("the body is not valid JSON")
+
+
+@pytest.mark.parametrize("text", ["[MASK] is a city.", "{curly} braces declared as text", "plain words", "[CLS] x"])
+def test_text_that_merely_starts_with_a_bracket_stays_text(toy_server, text):
+    url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
+    headers = {"content-type": "text/plain"} if text.startswith("{") else {}
+    raw = httpx.post(url, content=text.encode(), headers=headers)
+    assert raw.status_code == 200, raw.text
+    assert raw.json() == httpx.post(url, json={"inputs": text}).json()
+
+
+def test_every_error_names_its_code(toy_server):
+    url = toy_server.url
+    cases = [
+        (httpx.post(f"{url}/models/org/nope", json=QA), 404, "RepoNotFound"),
+        (httpx.post(f"{url}/models/toy-qa/pipeline/text-to-video", json={"inputs": "x"}), 404, "TaskNotServed"),
+        (httpx.get(f"{url}/no/such/route"), 404, "NotFound"),
+        (httpx.post(f"{url}/health"), 405, "MethodNotAllowed"),
+        (httpx.post(url, json={"inputs": {"question": 3}}), 400, "InvalidInput"),
+        (httpx.post(url, content=b'{"inputs": ', headers={"content-type": "application/json"}), 400, "InvalidInput"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.headers.get("x-error-code")) == (status, code), response.text
+
+
+def test_the_error_codes_are_those_the_reference_lists():
+    from widgetd.errors import code_for_status, error_codes
+
+    codes = {kind.code: kind.status for kind in error_codes()}
+    assert codes["RepoNotFound"] == 404 and codes["TaskNotServed"] == 404 and codes["InvalidAnswer"] == 500
+    assert all(kind.__doc__ for kind in error_codes())
+    assert {status: code_for_status(status) for status in (400, 404, 413, 500)} == {
+        400: "InvalidInput", 404: "NotFound", 413: "PayloadTooLarge", 500: "InternalError"
+    }
+
+
 def test_a_json_number_is_text_as_api_inference_community_read_it(toy_server):
     url = f"{toy_server.url}/models/toy-qa/pipeline/feature-extraction"
     number = httpx.post(url, content=b"12345", headers={"content-type": "application/json"})

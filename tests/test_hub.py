@@ -140,6 +140,14 @@ def test_no_installed_plugin_lists_what_is_installed(local_hub, env, tmp_path):
     process = ServeProcess(["--model-id", "org/echo-unknown"], env)
     assert process.wait_exit() == 1
     assert "needs library 'keras'" in process.output and "echo" in process.output
+    assert "pip install widgetd-keras" in process.output and "widgetd new-plugin keras" in process.output
+
+
+def test_a_library_whose_plugin_ships_here_names_its_install_line(local_hub, env, tmp_path):
+    local_hub.publish("org/echo-transformers", make_repo(tmp_path / "repo", 1.0), card={"library_name": "transformers"})
+    process = ServeProcess(["--model-id", "org/echo-transformers"], env)
+    assert process.wait_exit() == 1
+    assert "pip install widgetd-transformers (or, from a widgetd checkout, pip install plugins/widgetd-transformers)" in process.output
 
 
 def test_offline_without_a_cached_copy_says_so(env):

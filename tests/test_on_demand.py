@@ -72,10 +72,10 @@ def embed(server: ServeProcess, model: str, text: str = "abc", **headers) -> htt
     return httpx.post(f"{server.url}/models/{model}", json={"inputs": text}, headers=headers, timeout=60)
 
 
-def until_answered(server: ServeProcess, model: str, timeout: float = 30) -> httpx.Response:
+def until_answered(server: ServeProcess, model: str, timeout: float = 30, **headers) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = embed(server, model)
+        response = embed(server, model, **headers)
         if response.status_code != 503:
             return response
         time.sleep(0.1)
@@ -176,6 +176,20 @@ def test_the_admin_api_loads_lists_and_unloads_behind_the_key(local_hub, env, tm
         assert httpx.delete(f"{server.url}/models/org/managed", headers=auth).json() == {"model_id": "org/managed", "state": "unloaded"}
         assert httpx.get(f"{server.url}/models", headers=auth).json()["models"] == []
         assert httpx.delete(f"{server.url}/models/org/managed", headers=auth).status_code == 404
+
+
+def test_reload_replaces_a_loaded_copy_and_loads_nothing_that_is_not_loaded(local_hub, env, tmp_path):
+    publish(local_hub, tmp_path, "org/idle", scale=1)
+    with ServeProcess(["--allow-model", "org/*", "--api-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}"}
+        assert httpx.post(f"{server.url}/models/org/idle/reload").status_code == 401
+        refused = httpx.post(f"{server.url}/models/org/idle/reload", headers=auth)
+        assert refused.status_code == 409 and "POST /models/org/idle/load" in refused.json()["error"], refused.text
+        unknown = httpx.post(f"{server.url}/models/other/thing/reload", headers=auth)
+        assert (unknown.status_code, unknown.headers["x-error-code"]) == (404, "RepoNotFound")
+        assert httpx.get(f"{server.url}/models", headers=auth).json()["models"] == []
+        assert until_answered(server, "org/idle", authorization=auth["authorization"]).status_code == 200
+        assert httpx.post(f"{server.url}/models/org/idle/reload", headers=auth).json()["state"] == "reloading"
 
 
 def test_without_an_api_key_there_is_no_unloading(local_hub, env, tmp_path):

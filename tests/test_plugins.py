@@ -233,7 +233,8 @@ def test_a_plugin_that_declares_no_hook_api_loads_with_a_deprecation_warning(sit
     install_fake_distribution(site, "widgetd-reverser", REVERSAL_PLUGIN)
     result = widgetd_cli("plugins", site=site, WIDGETD_LOAD_PLUGINS="widgetd-reverser")
     assert result.returncode == 0, result.stderr
-    assert "WidgetdDeprecationWarning: plugin 'widgetd-reverser' declares no hook API" in result.stderr
+    assert "widgetd: warning: plugin 'widgetd-reverser' declares no hook API" in result.stderr
+    assert "(WidgetdDeprecationWarning)" in result.stderr and "_load_entry_points" not in result.stderr
     assert "will stop working in widgetd 0.3" in result.stderr and f"widgetd_hook_api = {HOOK_API}" in result.stderr
     install_fake_distribution(site, "widgetd-current", CURRENT_API_PLUGIN)
     current = widgetd_cli("plugins", site=site, WIDGETD_LOAD_PLUGINS="widgetd-current")

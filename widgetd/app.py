@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -15,14 +16,17 @@ from widgetd.state import ServerState
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
 
-def create_app(state: ServerState, *, load_in_background: bool = True) -> Litestar:
-    """The litestar app; models load in a background thread so health answers while they do."""
+def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None) -> Litestar:
+    """The litestar app; models load in a background thread so health answers while they do, and
+    ``on_loaded`` is called when each has loaded or failed."""
 
     def start_loading() -> None:
         def load_all() -> None:
             for model in state.models:
                 if model.state == "loading":
                     state.load(model)
+            if on_loaded:
+                on_loaded()
 
         if load_in_background:
             threading.Thread(target=load_all, name="widgetd-loader", daemon=True).start()

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -31,6 +32,7 @@ from widgetd.scaling import parse_autoscale
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("default", WidgetdDeprecationWarning)  # said to whoever runs widgetd, not only in tests
+    warnings.showwarning = _show_warning
     parser, serve = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -56,10 +58,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """widgetd's own warnings as one line for a person (no source line of widgetd's code); others as Python shows them."""
+    if issubclass(category, WidgetdDeprecationWarning):
+        print(f"widgetd: warning: {message} ({category.__name__})", file=file or sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def command_line() -> argparse.ArgumentParser:
+    """Every command and option (what the documentation's command reference is generated from)."""
+    return _parser()[0]
+
+
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The command line, and its ``serve`` command's own parser."""
     parser = argparse.ArgumentParser(prog="widgetd", description="Serve Hugging Face Hub widget inference over HTTP, for any ML library.")
-    commands = parser.add_subparsers(title="commands")
+    from widgetd import __version__
+
+    parser.add_argument("--version", action="version", version=f"widgetd {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     serve = commands.add_parser(
         "serve",
@@ -92,39 +113,50 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     new_plugin.add_argument("--dir", type=Path, default=Path("."), help="where to write it (default: here)")
     new_plugin.set_defaults(run=_new_plugin)
 
-    config = commands.add_parser("config", help="check a widgetd.toml")
-    checks = config.add_subparsers(title="config commands")
-    check = checks.add_parser("check", help="validate a config file; errors name the line")
-    check.add_argument("file", type=Path)
+    config = commands.add_parser("config", help="check a widgetd.toml: config check FILE lists every mistake in it")
+    checks = config.add_subparsers(title="config commands", metavar="COMMAND")
+    check = checks.add_parser("check", help="validate a config file: lists every mistake in it, each with its line")
+    check.add_argument("file", type=Path, help="the config file, e.g. widgetd.toml")
     check.set_defaults(run=_config_check)
     return parser, serve
 
 
 def _config_check(arguments: argparse.Namespace) -> int:
     from widgetd.config import ConfigError, read_config
-    from widgetd.devices import check_device_name
 
-    config = read_config(arguments.file, arguments.options)
+    problems: list[str] = []
+    config = read_config(arguments.file, arguments.options, problems)
     _, registry = _registry()
-    for index, model in enumerate(config.models):
-        if model.task and model.task not in registry.tasks:
-            raise ConfigError(f"{arguments.file}: models[{index}].task {model.task!r} is not a task here; known: {sorted(registry.tasks)}")
-        try:
-            check_device_name(model.device)
-        except WidgetdError as error:
-            raise ConfigError(f"{arguments.file}: models[{index}].device: {error}") from None
-        try:
-            if model.autoscale:
-                parse_autoscale(model.autoscale)
-        except WidgetdError as error:
-            raise ConfigError(f"{arguments.file}: models[{index}].autoscale: {error}") from None
+    for index, model in config.numbered():
+        problems.extend(f"{arguments.file}: models[{index}].{problem}" for problem in _model_entry_problems(model, registry))
     try:
         memory_budgets(config.server.get("memory_budget", []))
     except WidgetdError as error:
-        raise ConfigError(f"{arguments.file}: server.memory_budget: {error}") from None
+        problems.append(f"{arguments.file}: server.memory_budget: {error}")
+    if problems:
+        count = len(problems)
+        raise ConfigError(f"{arguments.file}: {count} problem{'s' * (count != 1)}\n" + "\n".join(problems))
     settings, models = len(config.server), len(config.models)
     print(f"{arguments.file}: ok ({settings} setting{'s' * (settings != 1)}, {models} model{'s' * (models != 1)})")
     return 0
+
+
+def _model_entry_problems(model, registry) -> list[str]:
+    from widgetd.devices import check_device_name
+
+    problems = []
+    if model.task and model.task not in registry.tasks:
+        problems.append(f"task {model.task!r} is not a task here; known: {sorted(registry.tasks)}")
+    try:
+        check_device_name(model.device)
+    except WidgetdError as error:
+        problems.append(f"device: {error}")
+    try:
+        if model.autoscale:
+            parse_autoscale(model.autoscale)
+    except WidgetdError as error:
+        problems.append(f"autoscale: {error}")
+    return problems
 
 
 def _use_endpoint_token() -> None:
@@ -188,7 +220,7 @@ def _new_plugin(arguments: argparse.Namespace) -> int:
 def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.app import create_app
     from widgetd.models import plan_models
-    from widgetd.serving import GracefulServer, uvicorn_config
+    from widgetd.serving import GracefulServer, listening_socket, uvicorn_config
     from widgetd.state import ServerState
 
     logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -203,6 +235,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         from widgetd.ray import serve_on_ray
 
         return serve_on_ray(arguments)
+    sock = listening_socket(arguments.host, arguments.port)  # before planning: a port in use fails at once
     manager, registry = _registry()
     settings = settings_from(arguments)
     state = ServerState(
@@ -211,11 +244,39 @@ def _serve(arguments: argparse.Namespace) -> int:
         plugins=describe_plugins(manager, registry),
         settings=settings,
     )
-    config = uvicorn_config(create_app(state), settings, host=arguments.host, port=arguments.port, log_level=arguments.log_level)
+    url = _url(arguments.host, sock.getsockname()[1])
+    app = create_app(state, on_loaded=lambda: _announce_when_listening(server, state, url))
+    config = uvicorn_config(app, settings, host=arguments.host, port=sock.getsockname()[1], log_level=arguments.log_level)
     server = GracefulServer(config, on_stop=lambda: state.shutdown.begin(settings.shutdown_timeout))
-    server.run()
+    loading = len(state.models)
+    logging.getLogger("widgetd").info(
+        "listening on %s; %d model%s loading: %s/health answers ok once they are ready", url, loading, "s" * (loading != 1), url
+    )
+    server.run(sockets=[sock])
     _exit_even_if_a_model_is_busy()
     return 0
+
+
+def _url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches the server (every interface includes loopback)."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host) or (f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
+
+
+def _announce_when_listening(server, state, url: str) -> None:
+    """The line a person waits for: every model loaded (or failed) and the server listening."""
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.should_exit:
+        return
+    log = logging.getLogger("widgetd")
+    ready = [model.model_id for model in state.models if model.state == "ready"]
+    failed = [model.model_id for model in state.models if model.state == "failed"]
+    count = f"{len(ready)} model{'s' * (len(ready) != 1)}"
+    if failed:
+        count += f" ({len(failed)} failed to load: {', '.join(failed)}; see above)"
+    on_demand = f"; models matching {', '.join(state.settings.allow_models)} load on their first request" if state.settings.allow_models else ""
+    log.info("ready: %s on %s%s. Open it in a browser for the widget page", count, url, on_demand)
 
 
 def _exit_even_if_a_model_is_busy() -> None:

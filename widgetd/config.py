@@ -58,11 +58,18 @@ class ModelEntry(msgspec.Struct, forbid_unknown_fields=True):
 class Config:
     server: dict[str, Any]
     models: list[ModelEntry]
+    positions: list[int] | None = None
+    """Each model's index among the file's ``[[models]]`` (entries that could not be read are left out)."""
+
+    def numbered(self) -> list[tuple[int, ModelEntry]]:
+        return list(zip(self.positions or range(len(self.models)), self.models))
 
 
-def read_config(path: Path, options: Mapping[str, type]) -> Config:
+def read_config(path: Path, options: Mapping[str, type], problems: list[str] | None = None) -> Config:
     """The file at ``path``; ``options`` are the server settings it may hold, with their types
-    (``bool``, ``int``, ``float``, ``str`` or ``list`` of strings)."""
+    (``bool``, ``int``, ``float``, ``str`` or ``list`` of strings). Wrong settings raise one ConfigError
+    listing them all, or, given ``problems``, are added to it and left out of the Config."""
+    found: list[str] = []
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -74,25 +81,34 @@ def read_config(path: Path, options: Mapping[str, type]) -> Config:
     where = _Lines(path, text)
     for key in data:
         if key not in ("server", "models"):
-            raise ConfigError(f"{where.of(None, 0, key)}: unknown table {key!r}; a config holds [server] and [[models]]")
+            found.append(f"{where.of(None, 0, key)}: unknown table {key!r}; a config holds [server] and [[models]]")
     server = data.get("server", {})
     if not isinstance(server, dict):
-        raise ConfigError(f"{where.of(None, 0, 'server')}: server must be a table ([server])")
-    for key, value in server.items():
-        _check_option(where, key, value, options)
-    models = data.get("models", [])
-    if not isinstance(models, list):
-        raise ConfigError(f"{where.of(None, 0, 'models')}: models must be tables ([[models]])")
-    return Config(server=server, models=[_model(where, index, entry) for index, entry in enumerate(models)])
+        found.append(f"{where.of(None, 0, 'server')}: server must be a table ([server])")
+        server = {}
+    server = {key: value for key, value in server.items() if _option_fits(where, key, value, options, found)}
+    entries = data.get("models", [])
+    if not isinstance(entries, list):
+        found.append(f"{where.of(None, 0, 'models')}: models must be tables ([[models]])")
+        entries = []
+    read = [(index, model) for index, entry in enumerate(entries) if (model := _model(where, index, entry, found))]
+    if problems is None and found:
+        raise ConfigError("\n".join(found))
+    if problems is not None:
+        problems.extend(found)
+    return Config(server=server, models=[model for _, model in read], positions=[index for index, _ in read])
 
 
-def _check_option(where: _Lines, key: str, value: Any, options: Mapping[str, type]) -> None:
+def _option_fits(where: _Lines, key: str, value: Any, options: Mapping[str, type], problems: list[str]) -> bool:
     if key not in options:
-        raise ConfigError(f"{where.of('server', 0, key)}: server.{key} is not a setting; known: {', '.join(sorted(options))}")
+        problems.append(f"{where.of('server', 0, key)}: server.{key} is not a setting; known: {', '.join(sorted(options))}")
+        return False
     expected = options[key]
     if not _fits(value, expected):
         wanted = "a list of strings" if expected is list else f"a {expected.__name__}"
-        raise ConfigError(f"{where.of('server', 0, key)}: server.{key} must be {wanted}, got {value!r}")
+        problems.append(f"{where.of('server', 0, key)}: server.{key} must be {wanted}, got {value!r}")
+        return False
+    return True
 
 
 def _fits(value: Any, expected: type) -> bool:
@@ -105,14 +121,15 @@ def _fits(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def _model(where: _Lines, index: int, entry: Any) -> ModelEntry:
+def _model(where: _Lines, index: int, entry: Any, problems: list[str]) -> ModelEntry | None:
     try:
         return msgspec.convert(entry, ModelEntry)
     except msgspec.ValidationError as error:
         message = str(error)
         named = re.search(r"(?:unknown|missing required) field `([^`]*)`|at `\$\.([^`]*)`", message)
         key = (named.group(1) or named.group(2)) if named else None
-        raise ConfigError(f"{where.of('models', index, key)}: models[{index}]: {message}") from None
+        problems.append(f"{where.of('models', index, key)}: models[{index}]: {message}")
+        return None
 
 
 class _Lines:

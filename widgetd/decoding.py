@@ -35,7 +35,7 @@ def decode_request(
     elif _declares_json(content_type):
         payload = _json_text_payload(_parse_json(body), body.decode("utf-8", "replace"))
     else:
-        payload = _text_payload(body)
+        payload = _text_payload(body, content_type)
     request = convert_request(task, with_query_parameters(payload, query))
     check_request(request, limits)
     if task.raw_body == "audio":
@@ -170,17 +170,26 @@ def _parse_json(body: bytes) -> Any:
         raise InvalidInput(f"the body's JSON holds a string that is not UTF-8 (byte {error.start})") from None
 
 
-def _text_payload(body: bytes) -> Any:
-    """The request as api-inference-community read it: JSON if it parses, else raw text."""
+def _text_payload(body: bytes, content_type: str | None) -> Any:
+    """The request as api-inference-community read it: JSON if it parses, else raw text. A body that
+    starts like JSON (an object, or an array of values) and does not parse is a 400, not an answer about
+    the broken text, unless it is declared ``text/*``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the body is neither JSON nor UTF-8 text") from None
     try:
         payload = _parse_json(body)
-    except InvalidInput:
+    except InvalidInput as error:
+        declared_text = (content_type or "").lower().startswith("text/")
+        if _LOOKS_LIKE_JSON.match(text) and not declared_text:
+            raise InvalidInput(f"{error}; send Content-Type: text/plain to mean it as text") from None
         return {"inputs": text}
     return _json_text_payload(payload, text)
+
+
+_LOOKS_LIKE_JSON = re.compile(r'\s*(\{|\[\s*(["{\[\]\-0-9]|true\b|false\b|null\b))')
+"""An object, or an array whose first item is a JSON value: ``[MASK] is ...`` stays text for fill-mask."""
 
 
 def _json_text_payload(payload: Any, text: str) -> Any:

@@ -8,6 +8,9 @@ import re
 class WidgetdError(Exception):
     """Base of every error widgetd raises on purpose."""
 
+    code = ""
+    """The answer's ``X-Error-Code`` for an error a client gets (reference: ``error_codes()``)."""
+
     def __reduce__(self):
         # Errors cross processes (a Ray replica answers the ingress with one): rebuilt from their
         # message and attributes, whatever their constructor takes.
@@ -35,23 +38,45 @@ class ClientError(WidgetdError):
 
 
 class InvalidInput(ClientError):
-    """The request decodes but the model cannot answer it (e.g. no mask token)."""
+    """The request is not one the task's contract allows, or the model cannot answer it (e.g. no mask
+    token); ``field`` names the offending field."""
 
     status = 400
+    code = "InvalidInput"
 
 
 class UnsupportedMedia(ClientError):
     """Audio or image bytes that no decoder can read."""
 
     status = 415
+    code = "UnsupportedMedia"
 
 
 class NotFound(ClientError):
+    """No such route, or a served model has no such route or task."""
+
     status = 404
+    code = "NotFound"
+
+
+class ModelNotFound(NotFound):
+    """The model is not served here (and not allowed on demand); the code is the Hub's, which
+    ``huggingface_hub`` turns into ``RepositoryNotFoundError``."""
+
+    code = "RepoNotFound"
+
+
+class TaskNotServed(NotFound):
+    """The model is served, and does not serve the task the path names."""
+
+    code = "TaskNotServed"
 
 
 class MethodNotAllowed(ClientError):
+    """The route exists; the method does not (the ``Allow`` header lists those that do)."""
+
     status = 405
+    code = "MethodNotAllowed"
 
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
@@ -62,31 +87,50 @@ class Forbidden(ClientError):
     """The request is understood, and this server does not allow it (its admin API is off)."""
 
     status = 403
+    code = "Forbidden"
 
 
 class Conflict(ClientError):
     """The request is fine but the resource's state forbids it now (a model answering requests cannot be unloaded)."""
 
     status = 409
+    code = "Conflict"
 
 
 class PayloadTooLarge(ClientError):
+    """The body, or what it decodes to (characters, items, audio seconds, pixels), is over a limit."""
+
     status = 413
+    code = "PayloadTooLarge"
 
 
 class Unauthorized(ClientError):
+    """The server has an API key and the request did not send it as ``Authorization: Bearer``."""
+
     status = 401
+    code = "Unauthorized"
 
 
 class RequestTimedOut(ClientError):
     """No answer within the server's request timeout."""
 
     status = 504
+    code = "RequestTimedOut"
+
+
+class SlowRequest(ClientError):
+    """The request's headers or body did not arrive within the server's ``--header-timeout`` or
+    ``--body-timeout``; the connection is closed."""
+
+    status = 408
+    code = "SlowRequest"
 
 
 class ServiceUnavailable(WidgetdError):
     """A transient state (a model loading, a full queue): the client should retry after ``retry_after`` seconds."""
 
+    status = 503
+    code = "ServiceUnavailable"
     details: dict = {}
     """More fields of the JSON answer (e.g. a loading model's ``estimated_time``)."""
 
@@ -96,18 +140,51 @@ class ServiceUnavailable(WidgetdError):
 
 
 class ClientGone(WidgetdError):
-    """The client disconnected before its answer was ready; its work was dropped."""
+    """The client disconnected before its answer was ready; its work was dropped (logged as 499)."""
+
+    status = 499
+    code = "ClientClosedRequest"
 
 
 class InvalidAnswer(WidgetdError):
     """A backend answered something its task's contract does not allow: a bug in the backend (a 500)."""
 
     status = 500
+    code = "InvalidAnswer"
 
     def __init__(self, answered_by: str, task: str, problem: str, field: str = "answer") -> None:
         self.message = f"{answered_by} gave a {task} answer that breaks the task's contract at {field}: {problem}"
         super().__init__(self.message)
         self.answered_by, self.task, self.field = answered_by, task, field
+
+
+class InternalError(WidgetdError):
+    """Anything else: a bug, logged with its traceback (never sent)."""
+
+    status = 500
+    code = "InternalError"
+
+
+def error_codes() -> list[type[WidgetdError]]:
+    """Every error a client can get, in the order of their statuses."""
+    found, pending = [], [WidgetdError]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        if kind.code and kind.code not in {known.code for known in found}:
+            found.append(kind)
+    return sorted(found, key=lambda kind: (kind.status, kind.code))
+
+
+def code_for_status(status: int) -> str:
+    """The code of an error the web framework raised by status (an unknown route, a body over the limit)."""
+    general = (kind for kind in error_codes() if kind.status == status and not _refines(kind))
+    return next((kind.code for kind in general), "InternalError")
+
+
+def _refines(kind: type[WidgetdError]) -> bool:
+    base = kind.__base__
+    return bool(base.code) and getattr(base, "status", None) == kind.status
 
 
 class PluginError(WidgetdError):

@@ -13,6 +13,7 @@ import logging
 import os
 import posixpath
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 
 from widgetd.backends import PlannedModel, pytorch_files, runtime_family
 from widgetd.errors import ModelResolutionError, RuntimeNotInstalled
+
+log = logging.getLogger("widgetd")
 
 LIBRARY_OF = {"onnx": "onnxruntime", "openvino": "openvino", "int8": "openvino"}
 ONNX_MODEL = "onnx/model.onnx"
@@ -186,13 +189,21 @@ def exported_graph(folder: Path, runtime: str, export: Callable[[Path], None]) -
     ``export(target)`` (which writes ONNX) and reused by every later load."""
     fp32 = folder / exported_name("onnx")
     if not fp32.exists():
-        _write_atomically(fp32, export)
+        _made_once(fp32, export, "exporting to ONNX")
     if runtime != "int8":
         return fp32
     int8 = folder / exported_name("int8")
     if not int8.exists():
-        _write_atomically(int8, lambda target: compress_to_int8(fp32, target))
+        _made_once(int8, lambda target: compress_to_int8(fp32, target), "compressing its weights to int8 with OpenVINO")
     return int8
+
+
+def _made_once(target: Path, write: Callable[[Path], None], doing: str) -> None:
+    model = "model " + target.parent.parent.name.removeprefix("models--").replace("--", "/")
+    started = time.perf_counter()
+    log.info("%s: %s (once: later loads reuse %s)", model, doing, target)
+    _write_atomically(target, write)
+    log.info("%s: %s took %.1f s", model, doing, time.perf_counter() - started)
 
 
 def exported_name(runtime: str) -> str:

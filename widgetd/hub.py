@@ -163,8 +163,8 @@ def choose_backend(
             if wanted in (backend.library, backend.name):
                 return backend
         raise ModelResolutionError(
-            f"model {source.model_id!r} needs library {wanted!r}, which no installed plugin serves; "
-            f"installed backends serve: {_served_libraries(backends)}"
+            f"model {source.model_id!r} needs library {wanted!r}, which no installed plugin serves "
+            f"(installed backends serve: {_served_libraries(backends)}); {install_line(wanted)}"
         )
     for backend in backends.values():
         if backend.recognizes(source.files):
@@ -172,6 +172,26 @@ def choose_backend(
     raise ModelResolutionError(
         f"model {source.model_id!r} names no library_name in its card and no installed plugin "
         f"recognizes its files; pass --library (installed: {_served_libraries(backends)})"
+    )
+
+
+PLUGIN_OF_LIBRARY = {
+    "transformers": "widgetd-transformers",
+    "sentence-transformers": "widgetd-sentence-transformers",
+    "asteroid": "widgetd-asteroid",
+    "endpoint-handler": "widgetd-endpoint-handler",
+}
+"""The plugins this repository ships, by the ``library_name`` they serve."""
+
+
+def install_line(library: str) -> str:
+    """What to install for a model of ``library``."""
+    plugin = PLUGIN_OF_LIBRARY.get(library)
+    if plugin:
+        return f"install its plugin: pip install {plugin} (or, from a widgetd checkout, pip install plugins/{plugin})"
+    return (
+        f"install a plugin for it if its maintainers publish one (pip install widgetd-{library}), or write one: "
+        f"widgetd new-plugin {library}"
     )
 
 

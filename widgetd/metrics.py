@@ -12,6 +12,17 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+RAY_METRICS = (
+    ("widgetd_replicas", "gauge", "Replicas running now, by deployment and node."),
+    ("widgetd_replica_answers_total", "counter", "Answers by model and replica, for the replicas running now."),
+)
+"""The families a server on Ray Serve adds (``widgetd.ray``): name, type, help."""
+
+
+def family_header(name: str, kind: str, meaning: str) -> list[str]:
+    return [f"# HELP {name} {meaning}", f"# TYPE {name} {kind}"]
+
+
 class Histogram:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.buckets = tuple(buckets)

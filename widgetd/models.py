@@ -205,9 +205,12 @@ def load_model(
     """Download, place and load one model; a failure is kept on the model, not raised."""
     started = time.perf_counter()
     try:
+        if model.source.path is None:
+            log.info("model %s: fetching its files into the Hugging Face cache", model.model_id)
         model.source = hub.fetch_model(model.source, model.backend, model.runtime)
         accelerators = tuple(inventory())
         model.device = devices.choose_device(model.device_request, accelerators)
+        log.info("model %s: loading on %s with %s (runtime %s)", model.model_id, model.device, model.backend.name, model.runtime)
         held_before = devices.memory_in_use(model.device)
         pipeline = model.backend.load(
             ModelSnapshot(

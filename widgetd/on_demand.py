@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from widgetd import devices
-from widgetd.errors import ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
+from widgetd.errors import ModelNotFound, ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import Registry
 from widgetd.settings import ServerSettings
@@ -117,7 +117,7 @@ def split_repo_path(path: str) -> tuple[str, str] | None:
 
 def not_served(state: Server, path: str) -> NotFound:
     allowed = f"; models loaded on demand: {list(state.pool.allow)}" if state.pool.allow else ""
-    return NotFound(f"model {path.strip('/')!r} is not served here; served: {state.model_ids()}{allowed}")
+    return ModelNotFound(f"model {path.strip('/')!r} is not served here; served: {state.model_ids()}{allowed}")
 
 
 def request_model(state: Server, model_id: str, *, task: str | None = None, device: str | None = None, pin: bool = False) -> None:
@@ -160,7 +160,7 @@ async def _plan_and_load(state: Server, request: ModelRequest, pin: bool) -> Non
             # The Hub or the plugins say it cannot be served here: a 404 until the failure is forgotten. A Hub
             # out of reach may come back: a 503.
             permanent = isinstance(error, ModelResolutionError) and "cannot be downloaded" not in str(error)
-            failure = NotFound(str(error)) if permanent else error
+            failure = ModelNotFound(str(error)) if permanent else error
             state.pool.failures[model_id] = (time.monotonic(), failure)
             return
         model.pinned = pin

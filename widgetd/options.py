@@ -30,7 +30,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         action="append",
         help="Hub repo id (org/name or org/name@revision) or local folder; repeat for several "
         "models; the first is served at POST / (default: $MODEL_ID, else Inference Endpoints' folder "
-        f"$HF_MODEL_DIR if it holds files, or $HF_MODEL_ID at $HF_REVISION, else {DEFAULT_MODEL_ID})",
+        f"$HF_MODEL_DIR if it holds files, or $HF_MODEL_ID at $HF_REVISION, else {DEFAULT_MODEL_ID}; with "
+        "--allow-model and no model named, none: models load as they are asked for)",
     )
     serve.add_argument(
         "--task",
@@ -75,8 +76,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--library", help="override the card's library_name")
     serve.add_argument("--device", help="auto (default), cpu, cuda or cuda:N ($WIDGETD_DEVICE)")
-    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("HOST", "127.0.0.1"),
+        help="address to listen on; 0.0.0.0 for every interface (default: $HOST, else 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help=f"port to listen on (default: $PORT, else {DEFAULT_PORT})"
+    )
     serve.add_argument(
         "--api-key",
         help="require 'Authorization: Bearer KEY' on inference routes ($WIDGETD_API_KEY)",
@@ -115,7 +122,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         default=defaults.shutdown_timeout,
         help=f"on SIGTERM, seconds running requests get to finish; the rest are answered 503 (default {defaults.shutdown_timeout:g})",
     )
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="the least severe log lines shown; debug adds the access lines of /health and /metrics polls (default info)",
+    )
     ray = serve.add_argument_group(
         "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
         "model, with these replicas, behind an ingress deployment running widgetd's routes"

@@ -65,7 +65,7 @@ def _load_entry_points(manager: PluginManager, only: list[str] | None) -> None:
             raise PluginError(entry_point.name, f"failed to import: {error!r}") from error
         if declared_hook_api(plugin) is None:
             deprecated(
-                f"plugin {entry_point.name!r} declares no hook API", "0.3",
+                f"plugin {entry_point.name!r} declares no hook API: a plugin without `widgetd_hook_api`", "0.3",
                 f"add `widgetd_hook_api = {HOOK_API}` beside its hooks once it implements widgetd's hook API {HOOK_API}",
             )
         add_plugin(manager, plugin, entry_point.name)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import threading
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -19,6 +21,7 @@ import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from widgetd.errors import WidgetdError, code_for_status
 from widgetd.settings import ServerSettings
 
 log = logging.getLogger("widgetd")
@@ -27,7 +30,7 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 503: b"Service Unavail
 
 
 def uvicorn_config(app: Any, settings: ServerSettings, *, host: str, port: int, log_level: str) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -38,6 +41,47 @@ def uvicorn_config(app: Any, settings: ServerSettings, *, host: str, port: int, 
         # A backstop only: widgetd answers what is still running 503 at its own shutdown timeout.
         timeout_graceful_shutdown=int(settings.shutdown_timeout) + 5,
     )
+    logging.getLogger("uvicorn.access").addFilter(QuietPolls())  # after uvicorn.Config, which sets up its loggers
+    return config
+
+
+class CannotListen(WidgetdError):
+    """The server cannot listen where it was told to (the port is taken, the address is not this machine's)."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to serve on; a port in use says how to choose another."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise CannotListen(
+                f"port {port} on {host} is already in use (another widgetd, or another server); "
+                f"serve on another with --port, e.g. --port {port + 1}"
+            ) from None
+        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}; check --host and --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+QUIET_PATHS = ("/health", "/metrics")
+"""Polled by orchestrators and scrapers every few seconds: their access lines are DEBUG, not INFO."""
+
+
+class QuietPolls(logging.Filter):
+    """On uvicorn's access log: a poll of ``QUIET_PATHS`` is logged at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        path = str(args[2]).split("?")[0] if len(args) > 2 else ""
+        if path not in QUIET_PATHS:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def guarded_http(settings: ServerSettings) -> type[GuardedHttp]:
@@ -115,6 +159,7 @@ class GuardedHttp(HttpToolsProtocol):
             "content-type": "application/json",
             "content-length": str(len(body)),
             "x-error-message": message,
+            "x-error-code": code_for_status(status),
             "connection": "close",
             **(headers or {}),
         }.items():

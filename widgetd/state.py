@@ -10,7 +10,7 @@ from typing import Any
 from widgetd.answers import checked_answer
 from widgetd.backends import Pipeline
 from widgetd.batching import Batcher
-from widgetd.errors import NotFound
+from widgetd.errors import ModelNotFound
 from widgetd.generating import Engine, GenerationLoop
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel, load_model
@@ -97,7 +97,7 @@ class ServerState:
         for model in self.models:
             if model.model_id == model_id:
                 return model
-        raise NotFound(f"model {model_id!r} is not served here; served: {self.model_ids()}")
+        raise ModelNotFound(f"model {model_id!r} is not served here; served: {self.model_ids()}")
 
     def model_ids(self) -> list[str]:
         return [model.model_id for model in self.models]
@@ -108,4 +108,4 @@ class ServerState:
         for model in sorted(self.models, key=lambda m: len(m.model_id), reverse=True):
             if path == model.model_id or path.startswith(model.model_id + "/"):
                 return model, path[len(model.model_id) :].strip("/")
-        raise NotFound(f"model {path!r} is not served here; served: {self.model_ids()}")
+        raise ModelNotFound(f"model {path!r} is not served here; served: {self.model_ids()}")

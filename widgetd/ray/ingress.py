@@ -21,7 +21,7 @@ from ray.serve.schema import ServeInstanceDetails
 from widgetd.app import create_app
 from widgetd.errors import ServiceUnavailable
 from widgetd.generating import Generation, Job, Stream, Token
-from widgetd.metrics import _labels
+from widgetd.metrics import RAY_METRICS, _labels, family_header
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_logging, deployment_name
@@ -267,12 +267,11 @@ class ClusterState(ServerState):
             for about in running.values():
                 key = (name, about.get("node_ip") or "unknown")
                 per_node[key] = per_node.get(key, 0) + 1
+        replicas, answers = RAY_METRICS
         return [
-            "# HELP widgetd_replicas Replicas running now, by deployment and node.",
-            "# TYPE widgetd_replicas gauge",
+            *family_header(*replicas),
             *(f"widgetd_replicas{_labels(('deployment', 'node'), key)} {count}" for key, count in sorted(per_node.items())),
-            "# HELP widgetd_replica_answers_total Answers by model and replica, for the replicas running now.",
-            "# TYPE widgetd_replica_answers_total counter",
+            *family_header(*answers),
             *(f"widgetd_replica_answers_total{_labels(('model', 'replica'), key)} {count}" for key, count in sorted(self.answers.items())),
         ]
 

@@ -10,7 +10,7 @@ from litestar import Request, Response, delete, get
 from litestar.params import FromPath
 
 from widgetd.decoding import decode_json
-from widgetd.errors import Conflict, MethodNotAllowed, NotFound
+from widgetd.errors import ClientError, Conflict, MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, reload, request_model, split_repo_path, unload
 from widgetd.routes import admin_open, require_key, state_of
@@ -56,6 +56,15 @@ async def reload_model(request: Request, model: ServedModel) -> Response:
     refuse_without_models_here(state_of(request), "reloaded")
     reload(state_of(request), model)
     return Response({"model_id": model.model_id, "state": "reloading", "revision": model.source.commit}, status_code=202)
+
+
+def not_loaded(request: Request, model_id: str) -> ClientError:
+    """A reload of a model that is not loaded: nothing is loaded for it (that is ``/load``'s work)."""
+    require_key(request)
+    state = state_of(request)
+    if split_repo_path(model_id) is None or not state.pool.may_load(model_id):
+        return not_served(state, model_id)
+    return Conflict(f"model {model_id} is not loaded, so there is nothing to reload; POST /models/{model_id}/load loads it")
 
 
 async def load(request: Request, model_id: str) -> Response:

@@ -19,6 +19,8 @@ async def predict_model(request: Request, model_path: FromPath[str]) -> Response
             raise Forbidden(f"{action}: the admin API is off; start the server with --api-key to manage models")
         if action == "load":
             return await admin.load(request, path.removesuffix("/load"))
+        if path.removesuffix("/reload") not in state_of(request).model_ids():
+            raise admin.not_loaded(request, path.removesuffix("/reload"))
     model, rest = await model_at(request, model_path)
     if rest == "reload" and admin_open(request):
         return await admin.reload_model(request, model)

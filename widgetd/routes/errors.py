@@ -9,21 +9,20 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable, told_to_clients
+from widgetd.errors import ClientError, ClientGone, InternalError, InvalidAnswer, ServiceUnavailable, code_for_status, told_to_clients
 
 log = logging.getLogger("widgetd")
 
 
-def error_response(status: int, message: str, *, openai: bool = False, **extra: Any) -> Response:
-    """``{"error": message, "field"?}``; on OpenAI's routes, OpenAI's shape (which its SDKs show):
-    ``{"error": {"message", "type", "param", "code"}}``, the field as ``param``."""
+def error_response(status: int, message: str, *, code: str = "", openai: bool = False, **extra: Any) -> Response:
+    """``{"error": message, "field"?}`` with ``X-Error-Code: code`` (by default, the status's); on OpenAI's
+    routes, OpenAI's shape (which its SDKs show): ``{"error": {"message", "type", "param", "code"}}``, the
+    field as ``param``."""
     if openai:
         body: dict[str, Any] = {"error": openai_error(status, message, extra.get("field"))}
     else:
         body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
-    headers = {"X-Error-Message": _header_safe(message)}
-    if status == 404 and "model" in message:
-        headers["X-Error-Code"] = "RepoNotFound"
+    headers = {"X-Error-Message": _header_safe(message), "X-Error-Code": code or code_for_status(status)}
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
 
 
@@ -44,7 +43,7 @@ def _header_safe(message: str) -> str:
 
 
 def _client_error(request: Request, error: ClientError) -> Response:
-    response = error_response(error.status, error.message, field=error.field, openai=is_openai_route(request))
+    response = error_response(error.status, error.message, code=error.code, field=error.field, openai=is_openai_route(request))
     response.headers.update(error.headers)
     return response
 
@@ -60,24 +59,22 @@ def _http_error(request: Request, error: HTTPException) -> Response:
 
 
 def _unavailable(request: Request, error: ServiceUnavailable) -> Response:
-    response = error_response(503, str(error), openai=is_openai_route(request), **error.details)
+    response = error_response(503, str(error), code=error.code, openai=is_openai_route(request), **error.details)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
 def _client_gone(request: Request, error: ClientGone) -> Response:
-    return error_response(499, "the client closed the connection", openai=is_openai_route(request))
+    return error_response(499, "the client closed the connection", code=error.code, openai=is_openai_route(request))
 
 
 def _invalid_answer(request: Request, error: InvalidAnswer) -> Response:
-    response = error_response(500, error.message, field=error.field, openai=is_openai_route(request))
-    response.headers["X-Error-Code"] = "InvalidAnswer"
-    return response
+    return error_response(500, error.message, code=error.code, field=error.field, openai=is_openai_route(request))
 
 
 def _unexpected(request: Request, error: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, f"internal error: {told_to_clients(error)}", openai=is_openai_route(request))
+    return error_response(500, f"internal error: {told_to_clients(error)}", code=InternalError.code, openai=is_openai_route(request))
 
 
 EXCEPTION_HANDLERS = {

@@ -16,6 +16,7 @@ from widgetd.errors import (
     ClientError,
     NotFound,
     PayloadTooLarge,
+    TaskNotServed,
 )
 from widgetd.models import ServedModel
 from widgetd.routes import generation, state_of
@@ -53,7 +54,7 @@ async def _answer(
 ) -> Response:
     await check_serving(request, state, model)
     if task_name is not None and task_name not in model.tasks:
-        raise NotFound(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
+        raise TaskNotServed(f"model {model.model_id} does not serve task {task_name!r}; it serves {list(model.tasks)}")
     body = await request.body()
     content_type = request.headers.get("content-type")
     query = dict(request.query_params.items())

@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 
 from widgetd.chat import Completion, chat_job, usage
 from widgetd.decoding import decode_json
-from widgetd.errors import ClientError, InvalidInput, NotFound
+from widgetd.errors import ClientError, InvalidInput, ModelNotFound, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import loaded_on_demand, split_repo_path
 from widgetd.routes import model_list, require_key, state_of, waits_for_model
@@ -63,7 +63,7 @@ async def chosen_model(
     for model in state.models:
         if fits(model):
             return model
-    raise NotFound(f"no model served here {what}; served: {state.model_ids()}")
+    raise ModelNotFound(f"no model served here {what}; served: {state.model_ids()}")
 
 
 def _unable(model: ServedModel, what: str, by_path: bool) -> ClientError:

@@ -170,3 +170,29 @@ def test_every_architecture_generates_what_generate_does(architecture, model_dir
         ids = tokenizer(job.prompt.text, return_tensors="pt")
         expected = model.generate(**ids, max_new_tokens=job.options.max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
         assert [token.id for token in generation.tokens] == expected.tolist(), (architecture, job)
+
+
+def test_the_documented_offline_chat_path_works_from_a_shell(tmp_path):
+    """The docs' "chat in five minutes": write the tiny chat model, serve it, chat through the OpenAI SDK."""
+    import subprocess
+    import sys
+
+    from openai import OpenAI
+
+    from widgetd.testing.process import ServeProcess
+
+    folder = tmp_path / "tiny-chat"
+    written = subprocess.run([sys.executable, "-m", "widgetd_transformers.tiny_chat", str(folder)], capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0, written.stderr
+    assert f"serve it: widgetd serve --model-id {folder}" in written.stdout and "random weights" in written.stdout
+    assert "random weights" in (folder / "README.md").read_text()
+    again = subprocess.run([sys.executable, "-m", "widgetd_transformers.tiny_chat", str(folder)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists" in again.stderr
+    with ServeProcess(["--model-id", str(folder)], {"WIDGETD_LOAD_PLUGINS": "transformers"}) as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+        answer = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hello!"}], max_tokens=8)
+        assert answer.choices[0].message.content and answer.usage.completion_tokens <= 8
+        streamed = client.chat.completions.create(
+            model="tiny-chat", messages=[{"role": "user", "content": "Hello!"}], max_tokens=8, stream=True, temperature=0
+        )
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
