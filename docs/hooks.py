@@ -12,6 +12,7 @@ from pathlib import Path
 from mkdocs.structure.files import File, Files
 
 from widgetd.reference import reference_pages, task_overview
+from widgetd.tasks import BUILTIN_TASKS, ROUTE_CONTRACTS
 
 DOCS = Path(__file__).parent
 SCREENSHOTS = DOCS.parent / "test-artifacts"
@@ -20,10 +21,11 @@ BASE = "http://127.0.0.1:8000"
 
 def on_config(config):
     """The Tasks section lists every task's page, however many tasks there are."""
-    pages = sorted(path for path in generated_pages() if path.startswith("tasks/"))
+    tasks = [{task.name: f"tasks/{task.name}.md"} for task in sorted(BUILTIN_TASKS, key=lambda task: task.name)]
+    routes = [{f"OpenAI {route.path}": f"tasks/openai-{route.name}.md"} for route in ROUTE_CONTRACTS]
     for entry in config["nav"]:
         if isinstance(entry, dict) and "Tasks" in entry:
-            entry["Tasks"] = ["tasks/index.md", *pages]
+            entry["Tasks"] = [{"All tasks": "tasks/index.md"}, *tasks, *routes]
     return config
 
 

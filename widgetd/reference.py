@@ -7,8 +7,13 @@ with them; ``reference_pages()`` is all it calls."""
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import inspect
 import json
 import re
+import sys
+import textwrap
 from typing import Any, Iterable, Iterator, Mapping
 
 from widgetd.errors import error_codes
@@ -231,7 +236,70 @@ def route_contract(route: RouteContract, examples: str = "") -> str:
 
 
 def _schema_block(schema: dict[str, Any]) -> str:
-    return f"```json\n{json.dumps(schema, indent=2, ensure_ascii=False)}\n```\n"
+    """Each object of the schema as a table of its fields, then the whole JSON Schema, folded."""
+    tables = [_fields_table(name, definition) for name, definition in schema.get("$defs", {}).items() if "properties" in definition]
+    top = {key: value for key, value in schema.items() if key not in ("$defs", "$schema", "description")}
+    shape = "" if "$ref" in top else f"The whole body: {_type_of(top)}.\n\n"
+    raw = json.dumps(schema, indent=2, ensure_ascii=False)
+    folded = "\n".join(f"    {line}" for line in f"```json\n{raw}\n```".splitlines())
+    return f"{shape}{''.join(tables)}??? note \"The JSON Schema\"\n\n{folded}\n"
+
+
+def _fields_table(name: str, definition: dict[str, Any]) -> str:
+    required = set(definition.get("required", ()))
+    documented = _field_docs(name)
+    lines = [f"**{name}**" + (f": {_cell(definition['description'])}" if definition.get("description") else ""), ""]
+    lines += ["| field | type | default | about |", "|---|---|---|---|"]
+    for field, about in definition["properties"].items():
+        default = "required" if field in required else f"`{json.dumps(about.get('default'))}`" if "default" in about else ""
+        lines.append(f"| `{field}` | {_type_of(about)} | {default} | {_cell(about.get('description') or documented.get(field, ''))} |")
+    return "\n".join(lines) + "\n\n"
+
+
+@functools.cache
+def _field_docs(struct_name: str) -> dict[str, str]:
+    """The docstrings under a task Struct's fields (which JSON Schema does not carry), by field name."""
+    import widgetd.tasks
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith(widgetd.tasks.__name__ + "."):
+            kind = getattr(module, struct_name, None)
+            if isinstance(kind, type):
+                return _attribute_docstrings(kind)
+    return {}
+
+
+def _attribute_docstrings(kind: type) -> dict[str, str]:
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(kind))).body[0].body
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    found = {}
+    for statement, following in zip(body, body[1:]):
+        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and is_doc:
+            found[statement.target.id] = following.value.value
+    return found
+
+
+def _type_of(schema: dict[str, Any]) -> str:
+    """A JSON Schema type as a person reads it: ``string``, ``list of Token``, ``number ≥ 0``, ``a | b``."""
+    if "$ref" in schema:
+        return f"`{schema['$ref'].rsplit('/', 1)[-1]}`"
+    if "anyOf" in schema:
+        kinds = [_type_of(option) for option in schema["anyOf"]]
+        return " \\| ".join(kind for kind in kinds if kind != "`null`") + (" or null" if "`null`" in kinds else "")
+    if "enum" in schema:
+        return " \\| ".join(f"`{json.dumps(value)}`" for value in schema["enum"])
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    kind = schema.get("type")
+    if kind == "array":
+        return f"list of {_type_of(schema.get('items', {}))}" if schema.get("items") else "list"
+    if isinstance(kind, list):
+        return " \\| ".join(f"`{item}`" for item in kind)
+    bounds = [f"{symbol} {schema[key]}" for key, symbol in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")) if key in schema]
+    return f"`{kind or 'any'}`" + (f" ({', '.join(bounds)})" if bounds else "")
 
 
 def _plain(text: str | None) -> str:
