@@ -50,5 +50,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=state.settings.max_body_size,
         openapi_config=None,
+        # Logging is the CLI's to set (one format with uvicorn's lines), not Litestar's.
+        logging_config=None,
         debug=False,
     )

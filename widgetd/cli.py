@@ -223,7 +223,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.serving import GracefulServer, listening_socket, uvicorn_config
     from widgetd.state import ServerState
 
-    logging.basicConfig(level=arguments.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _log_like_uvicorn(arguments.log_level)
     _use_endpoint_token()
     mask_secrets_in_logs(known_secrets(arguments.api_key))
     for chatty in ("httpx", "httpx2", "httpcore"):
@@ -255,6 +255,15 @@ def _serve(arguments: argparse.Namespace) -> int:
     server.run(sockets=[sock])
     _exit_even_if_a_model_is_busy()
     return 0
+
+
+def _log_like_uvicorn(level: str) -> None:
+    """widgetd's and the plugins' lines in the format of uvicorn's own (``INFO:     widgetd: ...``)."""
+    from uvicorn.logging import DefaultFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _url(host: str, port: int) -> str:
