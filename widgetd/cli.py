@@ -244,9 +244,10 @@ def _serve(arguments: argparse.Namespace) -> int:
         plugins=describe_plugins(manager, registry),
         settings=settings,
     )
-    url = _url(arguments.host, sock.getsockname()[1])
+    port = sock.getsockname()[1]  # the one given, or the one the system chose for --port 0
+    url = _url(arguments.host, port)
     app = create_app(state, on_loaded=lambda: _announce_when_listening(server, state, url))
-    config = uvicorn_config(app, settings, host=arguments.host, port=sock.getsockname()[1], log_level=arguments.log_level)
+    config = uvicorn_config(app, settings, host=arguments.host, port=port, log_level=arguments.log_level)
     server = GracefulServer(config, on_stop=lambda: state.shutdown.begin(settings.shutdown_timeout))
     loading = len(state.models)
     logging.getLogger("widgetd").info(

@@ -126,7 +126,7 @@ def _free_payload(body: bytes, content_type: str | None) -> Any:
     """A body for a task with no request contract: JSON as it is, else ``{"inputs": text or bytes}``."""
     if _declares_json(content_type) or body.lstrip()[:1] in (b"{", b"["):
         return _parse_json(body)
-    if (content_type or "").lower().startswith("text/"):
+    if _declares_text(content_type):
         try:
             return {"inputs": body.decode("utf-8")}
         except UnicodeDecodeError:
@@ -155,6 +155,10 @@ def _declares_json(content_type: str | None) -> bool:
     return bool(content_type) and "json" in content_type.lower()
 
 
+def _declares_text(content_type: str | None) -> bool:
+    return (content_type or "").lower().startswith("text/")
+
+
 def _is_json(body: bytes, content_type: str | None) -> bool:
     return _declares_json(content_type) or body.lstrip()[:1] == b"{"
 
@@ -181,8 +185,7 @@ def _text_payload(body: bytes, content_type: str | None) -> Any:
     try:
         payload = _parse_json(body)
     except InvalidInput as error:
-        declared_text = (content_type or "").lower().startswith("text/")
-        if _LOOKS_LIKE_JSON.match(text) and not declared_text:
+        if _LOOKS_LIKE_JSON.match(text) and not _declares_text(content_type):
             raise InvalidInput(f"{error}; send Content-Type: text/plain to mean it as text") from None
         return {"inputs": text}
     return _json_text_payload(payload, text)

@@ -16,6 +16,9 @@ import sys
 import textwrap
 from typing import Any, Iterable, Iterator, Mapping
 
+import msgspec
+
+from widgetd.config import ModelEntry
 from widgetd.errors import error_codes
 from widgetd.metrics import RAY_METRICS, Metrics
 from widgetd.options import NOT_IN_CONFIG, serve_parser
@@ -51,9 +54,9 @@ def reference_pages(
 
 def command_reference(parser: argparse.ArgumentParser) -> str:
     lines = [GENERATED, "# Commands\n", f"{_plain(parser.description)}\n"]
-    for name, command in _commands(parser):
+    for name, command, summary in _commands(parser):
         lines.append(f"## `{name}`\n")
-        lines.append(f"{_plain(command.description or _help_of(parser, name))}\n")
+        lines.append(f"{_plain(command.description or summary)}\n")
         lines.append(f"```\n{command.format_usage().removeprefix('usage: ').strip()}\n```\n")
         options = [action for action in command._actions if action.dest != "help" and not isinstance(action, argparse._SubParsersAction)]
         if options:
@@ -83,39 +86,26 @@ def settings_reference(serve: argparse.ArgumentParser) -> str:
         lines.append(
             f"| {key} | {_flags(action)} | `WIDGETD_{action.dest.upper()}` | {default} | {_cell(_help_text(action))} |"
         )
+    own = ", ".join(f"`{field.name}`" for field in msgspec.structs.fields(ModelEntry) if field.name != "model_id")
     lines.append(
-        "\nThe `[[models]]` tables of the config file each name a model (`model_id`) with, optionally, its own "
-        "`revision`, `task`, `library`, `device`, `batch_size`, `pinned`, `trust_remote_code`, `runtime`, and on Ray "
-        "Serve `replicas`, `autoscale` and `num_gpus`.\n"
+        f"\nThe `[[models]]` tables of the config file each name a model (`model_id`) with, optionally, its own {own} "
+        "(see [Serving many models](../guides/many-models.md)).\n"
     )
     return "\n".join(lines)
 
 
 def _serve_of(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    return dict(_commands(parser)).get("widgetd serve") or serve_parser()
+    return next((command for name, command, _ in _commands(parser) if name == "widgetd serve"), None) or serve_parser()
 
 
-def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def _commands(parser: argparse.ArgumentParser, prefix: str = "widgetd") -> Iterator[tuple[str, argparse.ArgumentParser, str]]:
+    """Each command and subcommand: its full name, its parser and its one-line help."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
+            summaries = {choice.dest: choice.help or "" for choice in action._choices_actions}
             for name, command in action.choices.items():
-                full = f"{prefix}{name}"
-                yield f"widgetd {full}", command
-                yield from _commands(command, prefix=f"{full} ")
-
-
-def _help_of(parser: argparse.ArgumentParser, name: str) -> str:
-    word = name.split()[-1]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for choice in action._choices_actions:
-                if choice.dest == word:
-                    return choice.help or ""
-            for command in action.choices.values():
-                found = _help_of(command, name)
-                if found:
-                    return found
-    return ""
+                yield f"{prefix} {name}", command, summaries.get(name, "")
+                yield from _commands(command, prefix=f"{prefix} {name}")
 
 
 def _flags(action: argparse.Action) -> str:
@@ -216,8 +206,6 @@ def task_contract(task: Task, examples: str = "") -> str:
     lines.append("## Answer schema\n")
     lines.append(_schema_block(schemas["output.json"]))
     if task.stream_output is not None:
-        import msgspec
-
         lines.append("## Streamed event schema\n")
         lines.append(_schema_block(msgspec.json.schema(task.stream_output)))
     lines.append(f"The same schemas, language-neutral, are in `spec/{task.name}/` of the repository and installed as `widgetd/schemas`.\n")
