@@ -32,6 +32,7 @@ RUN case "$DEVICE" in \
         ./plugins/widgetd-transformers \
         ./plugins/widgetd-asteroid \
         ./plugins/widgetd-endpoint-handler \
+        ./plugins/widgetd-sklearn \
     && mkdir -p /data && chown widgetd /data
 
 USER widgetd

@@ -40,6 +40,9 @@ REQUESTS = {
     "image-to-image": {"inputs": render_image(16, 16)},
     "image-to-text": {"inputs": render_image(16, 16), "parameters": {"max_new_tokens": 3}},
     "table-question-answering": {"inputs": {"query": "how many cities", "table": {"city": ["Paris", "Berlin"]}}},
+    "tabular-classification": {"table": {"length": ["1", "12"], "width": [1, 3], "colour": ["red", "blue"]}},
+    "tabular-regression": {"inputs": {"data": {"length": [1.5], "width": [2], "colour": ["red"]}}},
+    "conversational": {"inputs": {"past_user_inputs": ["hi"], "generated_responses": ["hello"], "text": "how are you"}},
 }
 
 

@@ -36,6 +36,12 @@ TABLE_EXAMPLE = """widget:
     Repository: [Transformers, Datasets, Tokenizers]
     Stars: [36542, 4512, 3934]
 """
+TABULAR_EXAMPLE = """widget:
+- structuredData:
+    length: [3.5, 12.0]
+    width: [1.0, 4.5]
+    colour: [red, blue]
+"""
 MODELS = {
     "toy-qa": {"pipeline_tag": "question-answering"},
     "toy-tokens": {"pipeline_tag": "token-classification"},
@@ -55,6 +61,8 @@ MODELS = {
     "toy-upscaler": {"pipeline_tag": "image-to-image"},
     "toy-tables": {"pipeline_tag": "table-question-answering", "widget": TABLE_EXAMPLE},
     "toy-speech": {"pipeline_tag": "text-to-speech"},
+    "toy-tabular": {"pipeline_tag": "tabular-classification", "widget": TABULAR_EXAMPLE},
+    "toy-tabular-regression": {"pipeline_tag": "tabular-regression"},
 }
 
 
@@ -327,6 +335,29 @@ def test_table_question_answering_highlights_the_answer_cells(page):
     assert card.locator(".output td.hit").all_inner_texts() == ["Berlin"]
     assert card.locator(".output .answer-text").inner_text() == "Berlin"
     screenshot(card, "table-question-answering")
+
+
+def test_tabular_classification_shows_each_rows_prediction_beside_it(page):
+    card = widget(page, "toy-tabular")
+    # The card's structuredData fills the table; a table pasted from a spreadsheet (tabs) replaces it.
+    assert card.locator("textarea[name=table]").input_value().splitlines() == ["length, width, colour", "3.5, 1.0, red", "12.0, 4.5, blue"]
+    card.locator("textarea[name=table]").fill("colour\tlength\twidth\nred\t2\t1\nblue\t5\t3\ngreen\t1\t1")
+    submit_and_wait(card, "table.answered")
+    assert card.locator(".output table.answered th").all_inner_texts() == ["colour", "length", "width", "prediction"]
+    assert card.locator(".output td.prediction").all_inner_texts() == ["small", "big", "small"]
+    screenshot(card, "tabular-classification")
+
+
+def test_tabular_regression_shows_the_numbers_and_names_a_missing_column(page):
+    card = widget(page, "toy-tabular-regression")
+    card.locator("textarea[name=table]").fill("length, width, colour\n2, 1.5, blue")
+    submit_and_wait(card, "table.answered")
+    assert card.locator(".output td.prediction").all_inner_texts() == ["3"]
+    card.locator("textarea[name=table]").fill("length, colour\n2, blue")
+    card.locator("button[type=submit]").click()
+    card.locator(".output .error").first.wait_for(timeout=15000)
+    assert "width" in card.locator(".output .error").inner_text()
+    screenshot(card, "tabular-regression")
 
 
 def test_image_classification_shows_the_image_and_its_labels(page, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
+from widgetd.tasks.conversational import Conversation, ConversationalOutput
 from widgetd.media import Audio, Picture, decode_audio, decode_image
 from tests.toy_engine import ToyEngine
 from widgetd.tasks._common import ClassificationOutput
@@ -291,6 +293,40 @@ def audio_classes(request) -> list[ClassificationOutput]:
     return ranked({"loud": 4 * loudness, "quiet": 1 - loudness, "long": min(audio.duration, 10.0) / 10}, request.parameters.top_k)
 
 
+TOY_COLUMNS = {"length": [3.5, 12.0, 7.25], "width": [1.0, 4.5, 2.0], "colour": ["red", "blue", "red"]}
+"""The toy tabular model's columns and example rows (its config.json's ``sklearn.example_input``)."""
+
+
+def toy_rows(request) -> list[dict[str, Any]]:
+    """The request's rows by column name, numbers read from text; a missing, extra or non-numeric column is a 400."""
+    given = request.columns
+    for name in [*TOY_COLUMNS, *given]:
+        if (name in TOY_COLUMNS) != (name in given):
+            raise InvalidInput(f"column {name!r} is {'missing' if name in TOY_COLUMNS else 'not one the toy reads'}", field=f"table.{name}")
+    rows = [dict(zip(given, cells)) for cells in zip(*given.values())]
+    for entry in rows:
+        for name in ("length", "width"):
+            try:
+                entry[name] = float(entry[name])
+            except (TypeError, ValueError):
+                raise InvalidInput(f"column {name!r} holds numbers, not {entry[name]!r}", field=f"table.{name}") from None
+            if not math.isfinite(entry[name]):
+                raise InvalidInput(f"column {name!r} holds finite numbers", field=f"table.{name}")
+    return rows
+
+
+def tabular_size(entry: dict[str, Any]) -> float:
+    return entry["length"] * entry["width"] + (1.0 if entry["colour"] == "red" else 0.0)
+
+
+def conversation(request) -> ConversationalOutput:
+    """The toy answers a conversation with the text's words reversed."""
+    inputs = request.inputs
+    said = " ".join(reversed(inputs.text.split()))
+    grown = Conversation([*inputs.past_user_inputs, inputs.text], [*inputs.generated_responses, said])
+    return ConversationalOutput(generated_text=said, conversation=grown)
+
+
 ANSWERERS = {
     "question-answering": answer_question,
     "sentence-similarity": similarity,
@@ -317,6 +353,9 @@ ANSWERERS = {
     "zero-shot-audio-classification": audio_zero_shot,
     "depth-estimation": depth,
     "image-to-image": upscaled,
+    "tabular-classification": lambda request: ["big" if tabular_size(entry) > 10 else "small" for entry in toy_rows(request)],
+    "tabular-regression": lambda request: [tabular_size(entry) for entry in toy_rows(request)],
+    "conversational": conversation,
 }
 TOY_TASKS = tuple(ANSWERERS)
 TOY_LABELS = {
@@ -327,6 +366,7 @@ TOY_LABELS = {
     "object-detection": ["square", "image"],
     "image-segmentation": ["square", "background"],
     "visual-question-answering": ["red", "green", "blue", "yes", "no"],
+    "tabular-classification": ["big", "small"],
 }
 """The labels each toy task answers with, kept in the model's toy.json (not in a config.json's id2label)."""
 
@@ -371,6 +411,8 @@ def make_toy_model(
     card = f"library_name: {library}\npipeline_tag: {pipeline_tag}\n{widget}"
     (folder / "README.md").write_text(f"---\n{card}---\n# toy\n")
     (folder / "toy.json").write_text(json.dumps({"labels": TOY_LABELS.get(pipeline_tag, [])}))
+    if pipeline_tag.startswith("tabular-"):
+        (folder / "config.json").write_text(json.dumps({"sklearn": {"columns": list(TOY_COLUMNS), "example_input": TOY_COLUMNS}}))
     return folder
 
 

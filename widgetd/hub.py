@@ -180,6 +180,7 @@ PLUGIN_OF_LIBRARY = {
     "sentence-transformers": "widgetd-sentence-transformers",
     "asteroid": "widgetd-asteroid",
     "endpoint-handler": "widgetd-endpoint-handler",
+    "sklearn": "widgetd-sklearn",
 }
 """The plugins this repository ships, by the ``library_name`` they serve."""
 
@@ -205,6 +206,8 @@ def choose_task(source: ModelSource, backend: Backend, *, task: str | None = Non
     backend does not serve becomes its ``fallback_task`` where it has one, else stops startup."""
     inferred = backend.infer_task(source.path) if backend.infer_task and source.path else None
     chosen = task or source.pipeline_tag or inferred or backend.tasks[0]
+    if chosen == "conversational" and "conversational" not in backend.tasks and "text-generation" in backend.tasks:
+        chosen = "text-generation"  # the Hub's old tag for chat models, whose engine answers conversational too
     if chosen not in backend.tasks and backend.fallback_task:
         log.warning(
             "model %s: task %r has no contract here; serving it as %r", source.model_id, chosen, backend.fallback_task

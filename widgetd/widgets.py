@@ -49,7 +49,7 @@ def widget_catalog(models: Sequence[ServedModel], registry: Registry, allowed: S
 
 
 def example_table(table: Any) -> dict[str, list[str]] | None:
-    """A table-question-answering example's table, its cells as text (YAML reads 36542 as a number)."""
+    """A table-question-answering or tabular example's table, its cells as text (YAML reads 36542 as a number)."""
     if not isinstance(table, dict) or not all(isinstance(cells, list) for cells in table.values()):
         return None
     return {str(column): [str(cell) for cell in cells] for column, cells in table.items()}
@@ -64,7 +64,8 @@ def widget_examples(card: Any) -> list[dict[str, Any]]:
     for example in examples:
         if isinstance(example, dict):
             fields = {k: v for k, v in example.items() if k in _EXAMPLE_FIELDS and isinstance(v, (str, list, bool))}
-            table = example_table(example.get("table"))
+            # structuredData: a tabular model's example rows, as the Hub's cards give them.
+            table = example_table(example.get("table", example.get("structuredData")))
             if table:
                 fields["table"] = table
             if fields:

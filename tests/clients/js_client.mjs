@@ -30,6 +30,8 @@ const results = {
     parameters: { word_boxes: [["total", [10, 50, 100, 70]], ["99", [110, 50, 160, 70]]] },
   }),
   upscaled: await (await at("tiny-upscaler").imageToImage({ inputs: new Blob([await readFile(imageFile)]) })).arrayBuffer().then((b) => b.byteLength),
+  species: await at("classifier-numbered").tabularClassification({ inputs: { data: { Length: ["23.2", "40.1"], Height: ["11.5", "7.0"], Width: ["4.02", "4.2"] } } }),
+  weights: await at("regressor-skops").tabularRegression({ inputs: { data: { Species: ["Bream"], Length: ["23.2"], Height: ["11.5"], Width: ["4.02"] } } }),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

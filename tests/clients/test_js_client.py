@@ -57,6 +57,9 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert isinstance(results["visualAnswer"]["answer"], str) and 0 <= results["visualAnswer"]["score"] <= 1
     assert results["documentAnswer"]["answer"] in ("total", "99", "total 99")
     assert results["upscaled"] > 0
+    # The JS client accepts numbered classes only (it checks for Array<number>): spec/README.md says so.
+    assert results["species"] == [0, 2]
+    assert len(results["weights"]) == 1 and 150 < results["weights"][0] < 350
     table = results["table"]
     assert table["cells"] and table["aggregator"] in ("NONE", "SUM", "AVERAGE", "COUNT")
     chat = results["chat"]["choices"][0]

@@ -531,3 +531,59 @@ class Base64BigEndian(ToyPipeline):
 
         encoded = openai._encoded
         openai._encoded = lambda vector, encoding: base64.b64encode(vector.astype(">f4").tobytes()).decode() if encoding == "base64" else encoded(vector, encoding)
+
+
+class OneAnswerPerTable(_OneTaskBroken):
+    """Answers a table with its first row's label, as if a request were one row."""
+
+    broken_task = "tabular-classification"
+
+    def broken(self, requests):
+        return [ANSWERERS[self.broken_task](request)[:1] for request in requests]
+
+
+class RowsScaledByTheTable(_OneTaskBroken):
+    """Divides each prediction by the table's largest: a row's answer depends on the other rows."""
+
+    broken_task = "tabular-regression"
+
+    def broken(self, requests):
+        answers = [ANSWERERS[self.broken_task](request) for request in requests]
+        return [[value / max(answer) for value in answer] for answer in answers]
+
+
+class ColumnsByPosition(_OneTaskBroken):
+    """Reads the cells in the order the client listed the columns, as if they were the model's order."""
+
+    broken_task = "tabular-regression"
+
+    def broken(self, requests):
+        from tests.toy_plugin import TOY_COLUMNS
+
+        renamed = [replace(request, table=dict(zip(TOY_COLUMNS, request.columns.values())), inputs=None) for request in requests]
+        return [ANSWERERS[self.broken_task](request) for request in renamed]
+
+
+class TextCellsAsZero(_OneTaskBroken):
+    """Reads numbers sent as text ("4.5", as the Python client sends them) as 0."""
+
+    broken_task = "tabular-regression"
+
+    def broken(self, requests):
+        def zeroed(request):
+            columns = {name: [0 if isinstance(cell, str) and name != "colour" else cell for cell in cells] for name, cells in request.columns.items()}
+            return replace(request, table=columns, inputs=None)
+
+        return [ANSWERERS[self.broken_task](zeroed(request)) for request in requests]
+
+
+class IgnoresExtraColumns(_OneTaskBroken):
+    """Drops the columns the model does not read instead of refusing them."""
+
+    broken_task = "tabular-classification"
+
+    def broken(self, requests):
+        from tests.toy_plugin import TOY_COLUMNS
+
+        kept = [replace(request, table={name: cells for name, cells in request.columns.items() if name in TOY_COLUMNS}, inputs=None) for request in requests]
+        return [ANSWERERS[self.broken_task](request) for request in kept]

@@ -105,6 +105,11 @@ DEFECTS = [
     ("CountsTextsNotTokens", "FeatureExtractionTests", "test_usage_counts_tokens", "usage counts tokens, not texts"),
     ("EngineSaysEndWhenCut", "TextGenerationTests", "test_finish_reasons_say_why_the_text_ended", "must finish with length"),
     ("EngineSaysEndWhenCut", "ChatTests", "test_finish_reasons_say_why_the_answer_ended", "finishes with length"),
+    ("OneAnswerPerTable", "TabularClassificationTests", "test_examples_are_answered", "one answer per row"),
+    ("RowsScaledByTheTable", "TabularRegressionTests", "test_each_row_is_answered_as_if_alone", "differs from its answer alone"),
+    ("ColumnsByPosition", "TabularRegressionTests", "test_columns_are_matched_by_name", "a client may list them in any order"),
+    ("TextCellsAsZero", "TabularRegressionTests", "test_text_cells_read_as_numbers", "sent as text got another answer"),
+    ("IgnoresExtraColumns", "TabularClassificationTests", "test_column_mistakes_are_client_errors_naming_the_column", "column 'an extra column' must get a 4xx"),
 ]
 
 SERVER_MUTANTS = [

@@ -14,12 +14,14 @@ from litestar import Request, Response
 from litestar.response import Stream as StreamResponse
 
 from widgetd.batching import QueueFull
+from widgetd.conversation import conversation_answer, conversation_job
 from widgetd.errors import ClientError, InvalidInput, RequestTimedOut, ServiceUnavailable
 from widgetd.generating import Generation, Job, Piece, Stream
 from widgetd.models import ServedModel
 from widgetd.routes.errors import openai_error
 from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
+from widgetd.tasks.conversational import ConversationalInput
 from widgetd.tasks.text_generation import TextGenerationInput
 from widgetd.tgi import stream_event, text_generation_answer, text_generation_job
 
@@ -43,6 +45,34 @@ async def text_generation(request: Request, state: ServerState, model: ServedMod
         return [stream_event(decoded, stream.generation, piece, next(positions))]
 
     return sse_response(stream, first, state, events, headers)
+
+
+async def conversational(request: Request, state: ServerState, model: ServedModel, decoded: ConversationalInput, headers: dict[str, str]) -> Response:
+    """The legacy conversational payload, answered by the model's chat template and generation engine."""
+    job = conversation_job(decoded)
+    seconds = decoded.parameters.max_time
+    generation = await (generate(request, state, model, job) if seconds is None else generate_for_at_most(request, state, model, job, seconds))
+    return Response(msgspec.json.encode(conversation_answer(decoded, generation)), media_type="application/json", headers=headers)
+
+
+async def generate_for_at_most(request: Request, state: ServerState, model: ServedModel, job: Job, seconds: float) -> Generation:
+    """The generation as far as it got in ``seconds`` (api-inference-community's ``max_time``); its sequence
+    then leaves the batch."""
+    stream, _ = await start_stream(request, state, model, job)
+
+    async def until_done_or_time() -> Generation:
+        try:
+            async with asyncio.timeout(max(0.0, stream.generation.started + seconds - time.perf_counter())):
+                while await stream.next() is not None:
+                    pass
+        except TimeoutError:
+            pass
+        return stream.generation
+
+    try:
+        return await while_connected(request, until_done_or_time(), state.settings.request_timeout, state.shutdown.expired)
+    finally:
+        stream.close()
 
 
 async def generate(request: Request, state: ServerState, model: ServedModel, job: Job) -> Generation:

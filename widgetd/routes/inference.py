@@ -62,6 +62,8 @@ async def _answer(
     measured["task"] = task.name
     if task.name == "text-generation" and model.generator is not None:
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
+    if task.name == "conversational" and model.generator is not None:
+        return await generation.conversational(request, state, model, decoded, reply_headers(request, model))
     generation.refuse_stream(decoded)
     result, headers = await submitted(request, state, model, task.name, decoded)
     accept = request.headers.get("accept")

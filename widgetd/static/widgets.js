@@ -105,28 +105,56 @@ function imageQuestionInput(task) {
   };
 }
 
-function tableInput() {
+function tableEditor(placeholder) {
   // Rows of cells, the first row naming the columns: tab-separated (pasted from a spreadsheet) or comma-separated.
-  const question = el("input", { type: "text", name: "question", placeholder: "How many stars does the transformers repository have?" });
-  const table = el("textarea", { name: "table", rows: 5, placeholder: "Repository, Stars, Contributors\nTransformers, 36542, 651\nDatasets, 4512, 77" });
-  const rows = () => table.value.split("\n").filter((line) => line.trim())
+  const area = el("textarea", { name: "table", rows: 5, placeholder });
+  const rows = () => area.value.split("\n").filter((line) => line.trim())
     .map((line) => line.split(line.includes("\t") ? "\t" : ",").map((cell) => cell.trim()));
   return {
-    fields: [el("label", { class: "field" }, "Question"), question, el("label", { class: "field" }, "Table: a header row, then one row per line, cells separated by commas or tabs"), table],
-    prefill: (example) => {
-      question.value = example.text || example.query || "";
-      const columns = Object.keys(example.table || {});
-      if (columns.length) {
-        const body = example.table[columns[0]].map((_, row) => columns.map((column) => example.table[column][row]).join(", "));
-        table.value = [columns.join(", "), ...body].join("\n");
-      }
+    area,
+    label: el("label", { class: "field" }, "Table: a header row, then one row per line, cells separated by commas or tabs"),
+    fill: (table) => {
+      const columns = Object.keys(table || {});
+      if (!columns.length) return;
+      const body = table[columns[0]].map((_, row) => columns.map((column) => table[column][row]).join(", "));
+      area.value = [columns.join(", "), ...body].join("\n");
     },
-    read: () => {
+    columns: () => {
       const [header = [], ...body] = rows();
-      const columns = Object.fromEntries(header.map((name, column) => [name, body.map((row) => row[column] ?? "")]));
-      return { inputs: { question: question.value, table: columns } };
+      return Object.fromEntries(header.map((name, column) => [name, body.map((row) => row[column] ?? "")]));
     },
   };
+}
+
+function tableInput() {
+  const question = el("input", { type: "text", name: "question", placeholder: "How many stars does the transformers repository have?" });
+  const table = tableEditor("Repository, Stars, Contributors\nTransformers, 36542, 651\nDatasets, 4512, 77");
+  return {
+    fields: [el("label", { class: "field" }, "Question"), question, table.label, table.area],
+    prefill: (example) => {
+      question.value = example.text || example.query || "";
+      table.fill(example.table);
+    },
+    read: () => ({ inputs: { question: question.value, table: table.columns() } }),
+  };
+}
+
+function tabularInput() {
+  // The cells go as text, as the Python client sends them; the server reads numbers where the model wants them.
+  const table = tableEditor("Species, Length, Height, Width\nBream, 23.2, 11.5, 4.02\nPike, 40.1, 7.0, 4.2");
+  return {
+    fields: [table.label, table.area],
+    prefill: (example) => table.fill(example.table),
+    read: () => ({ inputs: { data: table.columns() } }),
+  };
+}
+
+function predictedTable(table, answer) {
+  // Each row as sent, its prediction beside it.
+  const columns = Object.keys(table);
+  const shown = (value) => (typeof value === "number" && !Number.isInteger(value) ? value.toFixed(4) : String(value));
+  const rows = answer.map((value, row) => el("tr", {}, columns.map((name) => el("td", {}, table[name][row])), el("td", { class: "hit prediction" }, shown(value))));
+  return el("table", { class: "answered" }, el("thead", {}, el("tr", {}, columns.map((name) => el("th", {}, name)), el("th", {}, "prediction"))), el("tbody", {}, rows));
 }
 
 function mediaInput(kind) {
@@ -221,6 +249,7 @@ function inputFor(task, meta) {
   if (task === "sentence-similarity") return similarityInput();
   if (task === "zero-shot-classification") return zeroShotInput();
   if (task === "table-question-answering") return tableInput();
+  if (task === "tabular-classification" || task === "tabular-regression") return tabularInput();
   return textInput(task);
 }
 
@@ -482,6 +511,8 @@ async function render(task, response, request) {
     }
     case "table-question-answering":
       return answeredTable(request.inputs.table, Array.isArray(answer) ? answer[0] : answer);
+    case "tabular-classification": case "tabular-regression":
+      return predictedTable(request.inputs.data, answer);
     case "question-answering": {
       const answers = Array.isArray(answer) ? answer : [answer];
       const best = answers[0];

@@ -6,6 +6,7 @@ from widgetd.tasks import (
     audio_to_audio,
     automatic_speech_recognition,
     chat_completion,
+    conversational,
     depth_estimation,
     document_question_answering,
     embeddings,
@@ -20,6 +21,8 @@ from widgetd.tasks import (
     sentence_similarity,
     summarization,
     table_question_answering,
+    tabular_classification,
+    tabular_regression,
     text_classification,
     text_generation,
     text_to_speech,
@@ -59,6 +62,9 @@ BUILTIN_TASKS: tuple[Task, ...] = tuple(
         image_to_text,
         visual_question_answering,
         document_question_answering,
+        tabular_classification,
+        tabular_regression,
+        conversational,
     )
 )
 

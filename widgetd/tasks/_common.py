@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Optional, Union
 
 import msgspec
 
+from widgetd.errors import InvalidInput
 from widgetd.tasks._task import Answer, Strict
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -45,3 +46,63 @@ class GenerationParameters(Strict):
 
 
 Truncation = Literal["do_not_truncate", "longest_first", "only_first", "only_second"]
+
+
+Cell = Union[str, int, float, bool, None]
+"""One value of a table; null: missing. The Python client sends every cell as text ("4.5")."""
+
+TableColumns = Annotated[dict[str, Annotated[list[Cell], msgspec.Meta(min_length=1)]], msgspec.Meta(min_length=1)]
+"""Columns by name, each a list of cells, all as long; a row is the cells at one index."""
+
+
+class TabularData(Strict):
+    """The table to predict, as ``{"data": {...}}`` (the HF spec) or ``{"table": {...}}``."""
+
+    data: Optional[TableColumns] = None
+    table: Optional[TableColumns] = None
+
+
+class TabularParameters(Strict):
+    """None: tabular models take no parameters; the Python client sends ``{}``."""
+
+
+class TabularInput(Strict):
+    """A table to predict a value for each row of: the HF spec's ``{"inputs": {"data": {column: [values]}}}``,
+    or the Python client's ``{"table": {column: [values]}}``."""
+
+    inputs: Optional[TabularData] = None
+    table: Optional[TableColumns] = None
+    """The Python client's form (``InferenceClient.tabular_classification``), beside ``inputs``."""
+    parameters: TabularParameters = msgspec.field(default_factory=lambda: TabularParameters())
+
+    def __post_init__(self) -> None:
+        # Raised as is by msgspec (not a ValueError), so that the 400 names the field.
+        given = [table for table in (self.table, *self._inner()) if table is not None]
+        if len(given) != 1:
+            raise InvalidInput("give the table once: as `inputs.data` (or `inputs.table`), or as `table`", field="inputs" if given else "table")
+        lengths = {name: len(cells) for name, cells in given[0].items()}
+        if len(set(lengths.values())) > 1:
+            shortest = min(lengths, key=lengths.get)
+            raise InvalidInput(
+                f"{self.where}: every column must hold as many rows; column {shortest!r} holds {lengths[shortest]}, "
+                f"others {max(lengths.values())}",
+                field=f"{self.where}.{shortest}",
+            )
+
+    def _inner(self) -> tuple[Optional[TableColumns], ...]:
+        return () if self.inputs is None else (self.inputs.data, self.inputs.table)
+
+    @property
+    def columns(self) -> dict[str, list[Cell]]:
+        return next(table for table in (self.table, *self._inner()) if table is not None)
+
+    @property
+    def where(self) -> str:
+        """Where the request holds its table: ``table``, ``inputs.data`` or ``inputs.table``."""
+        if self.table is not None:
+            return "table"
+        return "inputs.data" if self.inputs is not None and self.inputs.data is not None else "inputs.table"
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values())))

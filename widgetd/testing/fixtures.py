@@ -183,3 +183,12 @@ def prompt_tokens():
         "how many tokens the model's chat template makes of them",
         pytrace=False,
     )
+
+
+@pytest.fixture(scope="class")
+def model_table(served):
+    """For the tabular tasks: a few valid rows, as ``{column: [values]}``, every column the model reads; by
+    default config.json's ``sklearn.example_input`` (what skops writes for a Hub repo); None where absent."""
+    from widgetd.testing.conformance.tabular import example_table_of_model
+
+    return example_table_of_model(served.model.source.path)

@@ -88,7 +88,9 @@ def _strategy(info: mi.Type, media: st.SearchStrategy[bytes]) -> st.SearchStrate
     if isinstance(info, mi.NoneType):
         return st.none()
     if isinstance(info, mi.DictType):
-        return st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3)
+        # A free-form dict (``dict`` with no item types) gets short texts.
+        keys, values = (st.text(max_size=10) if isinstance(part, mi.AnyType) else _strategy(part, media) for part in (info.key_type, info.value_type))
+        return st.dictionaries(keys, values, min_size=info.min_length or 0, max_size=max(3, info.min_length or 0))
     raise TypeError(f"no strategy for {info!r}: give the field a concrete type")
 
 
@@ -101,7 +103,7 @@ def invalid_requests_for(task: Task) -> st.SearchStrategy[dict]:
         return {k: v for k, v in request.items() if k != name}
 
     breakers = [
-        st.tuples(requests_for(task), st.sampled_from(required)).map(lambda pair: drop(*pair)),
+        *([st.tuples(requests_for(task), st.sampled_from(required)).map(lambda pair: drop(*pair))] if required else []),
         requests_for(task).map(lambda request: {**request, "no_such_field": 1}),
         requests_for(task).map(lambda request: {**request, "inputs": {"wrong": ["shape"]}} if not _accepts_object(info) else {**request, "inputs": 12345}),
     ]

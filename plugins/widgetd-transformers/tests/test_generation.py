@@ -196,3 +196,45 @@ def test_the_documented_offline_chat_path_works_from_a_shell(tmp_path):
             model="tiny-chat", messages=[{"role": "user", "content": "Hello!"}], max_tokens=8, stream=True, temperature=0
         )
         assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
+
+
+def test_the_legacy_conversational_payload_is_answered_through_the_chat_template(server):
+    """Old widgets and clients send a conversation as two lists and the next text; the answer is the chat
+    route's answer to the same messages, in the legacy shape, the conversation grown by this turn."""
+    legacy = {
+        "inputs": {"past_user_inputs": ["Which movie is the best?"], "generated_responses": ["Die Hard."], "text": "Why?"},
+        "parameters": {"max_length": 8, "temperature": 0},
+    }
+    answer = httpx.post(f"{server.url}/models/tiny-chat", json=legacy).json()
+    messages = [
+        {"role": "user", "content": "Which movie is the best?"}, {"role": "assistant", "content": "Die Hard."}, {"role": "user", "content": "Why?"},
+    ]
+    chat = httpx.post(f"{server.url}/models/tiny-chat/v1/chat/completions", json={"messages": messages, "max_tokens": 8, "temperature": 0}).json()
+    assert answer["generated_text"] == chat["choices"][0]["message"]["content"].strip()
+    assert answer["conversation"] == {
+        "past_user_inputs": ["Which movie is the best?", "Why?"],
+        "generated_responses": ["Die Hard.", answer["generated_text"]],
+    }
+    assert answer["warnings"] == []
+    by_path = httpx.post(f"{server.url}/models/tiny-chat/pipeline/conversational", json=legacy).json()
+    assert by_path == answer
+
+
+def test_conversational_mistakes_are_400s_naming_the_field(server):
+    uneven = {"inputs": {"past_user_inputs": ["a", "b"], "generated_responses": ["c"], "text": "d"}}
+    reply = httpx.post(f"{server.url}/models/tiny-chat/pipeline/conversational", json=uneven)
+    assert reply.status_code == 400 and "each past input needs its response" in reply.json()["error"]
+    reply = httpx.post(f"{server.url}/models/tiny-chat/pipeline/conversational", json={"inputs": {"text": "hi"}, "parameters": {"min_length": 5}})
+    assert reply.status_code == 400 and reply.json()["field"] == "parameters.min_length"
+    not_a_chat_model = httpx.post(f"{server.url}/models/tiny-qa/pipeline/conversational", json={"inputs": {"text": "hi"}})
+    assert not_a_chat_model.status_code == 404 and not_a_chat_model.headers["x-error-code"] == "TaskNotServed"
+
+
+def test_max_time_ends_the_answer_with_what_it_has(server):
+    """Greedy, the answer cut by max_time begins the answer given all the time it needs, and is shorter."""
+    text = {"text": "Tell me a story."}
+    whole = httpx.post(f"{server.url}/models/tiny-chat/pipeline/conversational", json={"inputs": text, "parameters": {"max_new_tokens": 400, "temperature": 0}}, timeout=120).json()
+    cut = httpx.post(f"{server.url}/models/tiny-chat/pipeline/conversational", json={"inputs": text, "parameters": {"max_new_tokens": 400, "temperature": 0, "max_time": 0.05}}, timeout=120)
+    assert cut.status_code == 200, cut.text
+    assert whole["generated_text"].startswith(cut.json()["generated_text"])
+    assert len(cut.json()["generated_text"]) < len(whole["generated_text"])

@@ -56,6 +56,7 @@ from widgetd.testing.conformance.pairs import (
     TableQuestionAnsweringTests,
 )
 from widgetd.testing.conformance.rules import ContractViolation, expect
+from widgetd.testing.conformance.tabular import TabularClassificationTests, TabularRegressionTests
 from widgetd.testing.conformance.text import (
     FillMaskTests,
     SummarizationTests,
@@ -94,6 +95,8 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ZeroShotAudioClassificationTests,
         DepthEstimationTests,
         ImageToImageTests,
+        TabularClassificationTests,
+        TabularRegressionTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -123,6 +126,8 @@ __all__ = [
     "SummarizationTests",
     "TESTS_BY_TASK",
     "TableQuestionAnsweringTests",
+    "TabularClassificationTests",
+    "TabularRegressionTests",
     "TaskTests",
     "TextClassificationTests",
     "TextGenerationTests",

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from widgetd.models import ServedModel
 from widgetd.tasks.chat_completion import ChatCompletionInput, ChatCompletionOutput, ChatCompletionStreamOutput
+from widgetd.tasks.conversational import ConversationalOutput
 from widgetd.testing.conformance.base import server_for, yours_first
 from widgetd.testing.conformance.rules import ContractViolation, expect
 from widgetd.testing.server import LiveServer
@@ -199,6 +200,22 @@ class ChatTests:
             )
             expect(streamed.usage == whole.usage, f"the stream's usage {streamed.usage} must equal the answer's {whole.usage}")
             expect(all(chunk.get("usage") is None for chunk in streamed.chunks[:-1]), "only the last chunk may carry the usage")
+
+    def test_the_legacy_conversational_payload_gets_the_chat_answer(self, served):
+        """The Hub's pre-chat payload (past_user_inputs, generated_responses, text) is the same conversation:
+        greedy, its generated_text is the chat answer, and the conversation comes back grown by this turn."""
+        past, responses, text = ["Hello!", "Tell me about cats."], ["Hi, how can I help?", "Cats purr."], "And dogs?"
+        messages = [{"role": role, "content": content} for pair in zip(past, responses) for role, content in zip(("user", "assistant"), pair)]
+        chat = served.complete(self.greedy([*messages, {"role": "user", "content": text}]))
+        body = {"inputs": {"past_user_inputs": past, "generated_responses": responses, "text": text}, "parameters": {"max_new_tokens": self.short, "temperature": 0}}
+        reply = served.client.post(f"/models/{served.model.model_id}/pipeline/conversational", json=body, timeout=self.timeout)
+        expect(reply.status_code == 200, f"every model that chats answers the conversational payload; got {reply.status_code}: {reply.text[:300]}")
+        answer = msgspec.json.decode(reply.content, type=ConversationalOutput)
+        expect(answer.generated_text == chat.content.strip(), f"the conversational answer {answer.generated_text!r} must be the chat answer {chat.content.strip()!r}")
+        expect(
+            (answer.conversation.past_user_inputs, answer.conversation.generated_responses) == ([*past, text], [*responses, answer.generated_text]),
+            f"the conversation must come back grown by this turn, got {answer.conversation}",
+        )
 
     def test_usage_counts_the_tokens(self, served):
         for max_tokens in (1, 5):
