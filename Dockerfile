@@ -33,6 +33,7 @@ RUN case "$DEVICE" in \
         ./plugins/widgetd-asteroid \
         ./plugins/widgetd-endpoint-handler \
         ./plugins/widgetd-sklearn \
+        ./plugins/widgetd-diffusers \
     && mkdir -p /data && chown widgetd /data
 
 USER widgetd

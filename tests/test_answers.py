@@ -43,6 +43,7 @@ REQUESTS = {
     "tabular-classification": {"table": {"length": ["1", "12"], "width": [1, 3], "colour": ["red", "blue"]}},
     "tabular-regression": {"inputs": {"data": {"length": [1.5], "width": [2], "colour": ["red"]}}},
     "conversational": {"inputs": {"past_user_inputs": ["hi"], "generated_responses": ["hello"], "text": "how are you"}},
+    "text-to-image": {"inputs": "a red square", "parameters": {"width": 16, "height": 8}},
 }
 
 

@@ -63,6 +63,7 @@ MODELS = {
     "toy-speech": {"pipeline_tag": "text-to-speech"},
     "toy-tabular": {"pipeline_tag": "tabular-classification", "widget": TABULAR_EXAMPLE},
     "toy-tabular-regression": {"pipeline_tag": "tabular-regression"},
+    "toy-painter": {"pipeline_tag": "text-to-image"},
 }
 
 
@@ -335,6 +336,19 @@ def test_table_question_answering_highlights_the_answer_cells(page):
     assert card.locator(".output td.hit").all_inner_texts() == ["Berlin"]
     assert card.locator(".output .answer-text").inner_text() == "Berlin"
     screenshot(card, "table-question-answering")
+
+
+def test_text_to_image_follows_the_steps_then_shows_the_image(page):
+    card = widget(page, "toy-painter")
+    card.locator("textarea[name=text]").fill("a red square on a blue sky")
+    steps = card.locator("input[name=num_inference_steps]")
+    if not steps.is_visible():
+        card.locator("details.parameters summary").click()
+    steps.fill("6")
+    submit_and_wait(card, "img.made")
+    assert card.locator(".output img.made").evaluate("image => [image.naturalWidth, image.naturalHeight]") == [64, 64]
+    assert "(6 steps)" in card.locator(".output .time").inner_text()
+    screenshot(card, "text-to-image")
 
 
 def test_tabular_classification_shows_each_rows_prediction_beside_it(page):

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from widgetd import Backend, InvalidInput, ModelSnapshot, hookimpl
+from widgetd.progress import report_progress, wants_preview
 from widgetd.tasks.conversational import Conversation, ConversationalOutput
 from widgetd.media import Audio, Picture, decode_audio, decode_image
 from tests.toy_engine import ToyEngine
@@ -327,6 +328,18 @@ def conversation(request) -> ConversationalOutput:
     return ConversationalOutput(generated_text=said, conversation=grown)
 
 
+def drawn(request) -> Picture:
+    """Noise from the seed, tinted by the prompt's length, at the size asked (64x64 by default); each step
+    reported to whoever listens."""
+    parameters = request.parameters
+    width, height = parameters.size
+    steps = parameters.num_inference_steps or 4
+    for step in range(1, steps + 1):
+        report_progress(request, step, steps, Picture(np.zeros((8, 8, 3), np.uint8)) if wants_preview(request, step, steps) else None)
+    noise = np.random.default_rng(parameters.seed or 0).integers(0, 200, (height or 64, width or 64, 3))
+    return Picture((noise + len(request.inputs) % 50).astype(np.uint8))
+
+
 ANSWERERS = {
     "question-answering": answer_question,
     "sentence-similarity": similarity,
@@ -356,6 +369,7 @@ ANSWERERS = {
     "tabular-classification": lambda request: ["big" if tabular_size(entry) > 10 else "small" for entry in toy_rows(request)],
     "tabular-regression": lambda request: [tabular_size(entry) for entry in toy_rows(request)],
     "conversational": conversation,
+    "text-to-image": drawn,
 }
 TOY_TASKS = tuple(ANSWERERS)
 TOY_LABELS = {

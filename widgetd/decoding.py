@@ -9,7 +9,7 @@ import msgspec
 
 from widgetd import media
 from widgetd.errors import InvalidInput
-from widgetd.limits import Limits, check_request, texts_and_lists
+from widgetd.limits import Limits, check_generation, check_request, texts_and_lists
 from widgetd.tasks import Task
 
 IGNORED_KEYS = ("options",)
@@ -38,6 +38,7 @@ def decode_request(
         payload = _text_payload(body, content_type)
     request = convert_request(task, with_query_parameters(payload, query))
     check_request(request, limits)
+    check_generation(request, limits)
     if task.raw_body == "audio":
         media.check_audio(request.inputs, limits.max_audio_seconds)
     elif task.raw_body == "image":

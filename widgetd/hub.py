@@ -181,6 +181,7 @@ PLUGIN_OF_LIBRARY = {
     "asteroid": "widgetd-asteroid",
     "endpoint-handler": "widgetd-endpoint-handler",
     "sklearn": "widgetd-sklearn",
+    "diffusers": "widgetd-diffusers",
 }
 """The plugins this repository ships, by the ``library_name`` they serve."""
 

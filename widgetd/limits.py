@@ -22,6 +22,10 @@ class Limits:
     max_image_pixels: int = 4096 * 4096
     max_response_bytes: int = 64 * 1024 * 1024
     """The largest answer a server sends."""
+    max_inference_steps: int = 100
+    """Denoising steps of one generated image (``num_inference_steps``)."""
+    max_generated_pixels: int = 2048 * 2048
+    """Pixels of one generated image (``width`` × ``height``)."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +53,34 @@ def check_request(request: msgspec.Struct, limits: Limits) -> None:
             f"inputs: {texts} texts, more than the {limits.max_inputs} this server takes in one request (--max-inputs)",
             field="inputs",
         )
+
+
+def check_generation(request: msgspec.Struct, limits: Limits) -> None:
+    """A generated image's steps and size within ``limits`` (text-to-image, image-to-image); PayloadTooLarge
+    naming the field."""
+    parameters = getattr(request, "parameters", None)
+    steps = getattr(parameters, "num_inference_steps", None)
+    if steps is not None and steps > limits.max_inference_steps:
+        raise PayloadTooLarge(
+            f"parameters.num_inference_steps: {steps}, more than the {limits.max_inference_steps} this server runs "
+            "(--max-inference-steps)",
+            field="parameters.num_inference_steps",
+        )
+    width, height = _asked_size(parameters)
+    if width and height and width * height > limits.max_generated_pixels:
+        where = "parameters.target_size" if getattr(parameters, "target_size", None) is not None else "parameters.width"
+        raise PayloadTooLarge(
+            f"{where}: {width}x{height} is {width * height} pixels, more than the {limits.max_generated_pixels} this "
+            "server makes in one image (--max-generated-pixels)",
+            field=where,
+        )
+
+
+def _asked_size(parameters: Any) -> tuple[int | None, int | None]:
+    target = getattr(parameters, "target_size", None)
+    if target is not None:
+        return target.width, target.height
+    return getattr(parameters, "width", None), getattr(parameters, "height", None)
 
 
 def texts_and_lists(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:

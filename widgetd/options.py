@@ -110,6 +110,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-characters", type=int, default=Limits.max_characters, help=f"characters in one text (default {Limits.max_characters})")
     serve.add_argument("--max-audio-seconds", type=float, default=Limits.max_audio_seconds, help=f"seconds of audio in one request (default {Limits.max_audio_seconds:g})")
     serve.add_argument("--max-image-pixels", type=int, default=Limits.max_image_pixels, help=f"pixels of one image (default {Limits.max_image_pixels})")
+    serve.add_argument("--max-inference-steps", type=int, default=Limits.max_inference_steps, help=f"denoising steps of one generated image (default {Limits.max_inference_steps})")
+    serve.add_argument("--max-generated-pixels", type=int, default=Limits.max_generated_pixels, help=f"pixels of one generated image, width x height (default {Limits.max_generated_pixels})")
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     defaults = ServerSettings()
     serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout, help=f"seconds a request's headers may take to arrive (default {defaults.header_timeout:g})")
@@ -296,6 +298,8 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
             max_audio_seconds=arguments.max_audio_seconds,
             max_image_pixels=arguments.max_image_pixels,
             max_response_bytes=arguments.max_response_size,
+            max_inference_steps=arguments.max_inference_steps,
+            max_generated_pixels=arguments.max_generated_pixels,
         ),
     )
 

@@ -20,10 +20,14 @@ REF = "#/components/schemas/{name}"
 
 
 def task_schemas(task: Task) -> dict[str, dict[str, Any]]:
-    return {
+    schemas = {
         "input.json": _titled(task.request_schema(), f"{task.name} request"),
         "output.json": _titled(task.response_schema(), f"{task.name} response"),
     }
+    if task.stream_output is not None:
+        how = "Accept: text/event-stream" if task.progress else "stream: true"
+        schemas["stream_output.json"] = _titled(msgspec.json.schema(task.stream_output), f"{task.name}: each server-sent event's data when a request asks for {how}")
+    return schemas
 
 
 def _titled(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ def widget_catalog(models: Sequence[ServedModel], registry: Registry, allowed: S
                 "summary": task.summary,
                 "raw_body": task.raw_body,
                 "response_media": task.response_media,
+                "progress": task.progress,
                 "request_schema": task.request_schema(),
             }
             for name, task in registry.tasks.items()

@@ -32,6 +32,7 @@ const results = {
   upscaled: await (await at("tiny-upscaler").imageToImage({ inputs: new Blob([await readFile(imageFile)]) })).arrayBuffer().then((b) => b.byteLength),
   species: await at("classifier-numbered").tabularClassification({ inputs: { data: { Length: ["23.2", "40.1"], Height: ["11.5", "7.0"], Width: ["4.02", "4.2"] } } }),
   weights: await at("regressor-skops").tabularRegression({ inputs: { data: { Species: ["Bream"], Length: ["23.2"], Height: ["11.5"], Width: ["4.02"] } } }),
+  painted: await (await at("tiny-sd").textToImage({ inputs: "a red cat", parameters: { width: 64, height: 128, num_inference_steps: 2, seed: 4 } }, { outputType: "blob" })).arrayBuffer().then((b) => b.byteLength),
   zeroShot: await at("tiny-clip").zeroShotImageClassification({
     inputs: { image: new Blob([await readFile(imageFile)]) },
     parameters: { candidate_labels: ["a cat", "a red square"] },

@@ -277,3 +277,12 @@ def test_tabular_regression_answers_the_body_the_python_client_would_send(server
     table = {"Species": ["Bream", "Pike"], "Length": ["23.2", "40.1"], "Height": ["11.5", "7.0"], "Width": ["4.02", "4.2"]}
     weights = httpx.post(f"{server.url}/models/regressor-skops", json={"parameters": {}, "table": table}).json()
     assert len(weights) == 2 and all(isinstance(weight, float) for weight in weights) and weights[0] < weights[1]
+
+
+def test_text_to_image(server):
+    image = client(server, "tiny-sd").text_to_image("a red cat", width=64, height=128, num_inference_steps=2, seed=4, negative_prompt="blue")
+    assert image.size == (64, 128)
+    again = client(server, "tiny-sd").text_to_image("a red cat", width=64, height=128, num_inference_steps=2, seed=4, negative_prompt="blue")
+    assert list(image.getdata()) == list(again.getdata())
+    with pytest.raises(BadRequestError, match="scheduler"):
+        client(server, "tiny-sd").text_to_image("a red cat", scheduler="NoSuchScheduler")

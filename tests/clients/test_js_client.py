@@ -59,6 +59,7 @@ def test_the_javascript_client_parses_every_input_kind(server, js_client, tmp_pa
     assert results["upscaled"] > 0
     # The JS client accepts numbered classes only (it checks for Array<number>): spec/README.md says so.
     assert results["species"] == [0, 2]
+    assert results["painted"] > 1000
     assert len(results["weights"]) == 1 and 150 < results["weights"][0] < 350
     table = results["table"]
     assert table["cells"] and table["aggregator"] in ("NONE", "SUM", "AVERAGE", "COUNT")

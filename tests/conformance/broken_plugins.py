@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from tests.toy_engine import ToySequence
 from tests.toy_plugin import ANSWERERS, StreamingToyPipeline, ToyPipeline, ToyPlugin
 from widgetd import InvalidInput
-from widgetd.media import Audio, decode_audio
+from widgetd.media import Audio, Picture, decode_audio
 from widgetd.tasks.audio_to_audio import SeparatedSource
 from widgetd.tasks.question_answering import QuestionAnsweringAnswer
 
@@ -587,3 +587,49 @@ class IgnoresExtraColumns(_OneTaskBroken):
 
         kept = [replace(request, table={name: cells for name, cells in request.columns.items() if name in TOY_COLUMNS}, inputs=None) for request in requests]
         return [ANSWERERS[self.broken_task](request) for request in kept]
+
+
+class SeedIgnored(_OneTaskBroken):
+    """Draws every image from seed 0, whatever the request's seed."""
+
+    broken_task = "text-to-image"
+
+    def broken(self, requests):
+        return [ANSWERERS[self.broken_task](replace(request, parameters=replace(request.parameters, seed=0))) for request in requests]
+
+
+class SizeIgnored(_OneTaskBroken):
+    """Answers the model's own 64x64 whatever the width and height asked."""
+
+    broken_task = "text-to-image"
+
+    def broken(self, requests):
+        return [ANSWERERS[self.broken_task](replace(request, parameters=replace(request.parameters, width=None, height=None, target_size=None))) for request in requests]
+
+
+class OneGeneratorPerBatch(_OneTaskBroken):
+    """Draws a batch's noise from one generator seeded by the first request: an image depends on its neighbours."""
+
+    broken_task = "text-to-image"
+
+    def broken(self, requests):
+        rng = np.random.default_rng(requests[0].parameters.seed or 0)
+        answers = []
+        for request in requests:
+            width, height = request.parameters.size
+            answers.append(Picture(rng.integers(0, 200, (height or 64, width or 64, 3)).astype(np.uint8)))
+        return answers
+
+
+class ProgressCountsDefaultSteps(_OneTaskBroken):
+    """Reports 4 steps whatever num_inference_steps asks (as a backend that reads the model's default would)."""
+
+    broken_task = "text-to-image"
+
+    def broken(self, requests):
+        from widgetd.progress import report_progress
+
+        for request in requests:
+            for step in range(1, 5):
+                report_progress(request, step, 4)
+        return [ANSWERERS[self.broken_task](replace(request, parameters=replace(request.parameters, num_inference_steps=0))) for request in requests]

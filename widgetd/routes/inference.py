@@ -21,6 +21,7 @@ from widgetd.errors import (
 from widgetd.models import ServedModel
 from widgetd.routes import generation, state_of
 from widgetd.routes.answering import check_serving, measured, reply_headers, submitted
+from widgetd.routes.progress import progress_response, wants_progress
 from widgetd.state import ServerState
 from widgetd.tasks import ReplyOptions, Task
 
@@ -65,12 +66,24 @@ async def _answer(
     if task.name == "conversational" and model.generator is not None:
         return await generation.conversational(request, state, model, decoded, reply_headers(request, model))
     generation.refuse_stream(decoded)
-    result, headers = await submitted(request, state, model, task.name, decoded)
     accept = request.headers.get("accept")
     reply = ReplyOptions(media.audio_format_for(accept), media.image_format_for(accept), request.headers.get("user-agent", ""))
-    wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
+
+    async def encode(result: Any) -> tuple[bytes, str]:
+        return await reply_content(state, task, decoded, result, reply, accept)
+
+    if wants_progress(task, accept):
+        return progress_response(state, model, task, decoded, encode, reply_headers(request, model))
+    result, headers = await submitted(request, state, model, task.name, decoded)
     if task.raw_body == "text":
         headers["x-compute-characters"] = str(input_characters(decoded))
+    content, media_type = await encode(result)
+    return Response(content, media_type=media_type, headers=headers)
+
+
+async def reply_content(state: ServerState, task: Task, decoded: Any, result: Any, reply: ReplyOptions, accept: str | None) -> tuple[bytes, str]:
+    """The answer's bytes and content type as the client gets them, within ``--max-response-size``."""
+    wire = await off_loop_for_media(task, task.to_wire, decoded, result, reply)
     content, media_type = await encoded_answer(task, wire, reply, accept)
     limit = state.settings.limits.max_response_bytes
     if len(content) > limit:
@@ -79,7 +92,7 @@ async def _answer(
             "ask for less at a time",
             field="inputs",
         )
-    return Response(content, media_type=media_type, headers=headers)
+    return content, media_type
 
 
 async def encoded_answer(task: Task, wire: Any, reply: ReplyOptions, accept: str | None) -> tuple[bytes, str]:

@@ -27,6 +27,7 @@ const TEXT_PLACEHOLDERS = {
   "token-classification": "My name is Sarah and I live in London",
   "text-generation": "Once upon a time",
   "text-to-speech": "Hello from widgetd!",
+  "text-to-image": "An astronaut riding a horse on the moon",
 };
 
 function textInput(task) {
@@ -323,10 +324,10 @@ async function base64(blob) {
   return btoa(binary);
 }
 
-async function send(url, read, readParameters) {
+async function send(url, read, readParameters, accept) {
   const input = read();
   const options = readParameters();
-  const headers = { ...authHeaders() };
+  const headers = { ...authHeaders(), ...(accept ? { Accept: accept } : {}) };
   let body;
   if ("json" in input) {
     headers["Content-Type"] = "application/json";
@@ -475,10 +476,43 @@ async function freeAnswer(response) {
   return el("a", { href: made, download: "answer.bin" }, `Download the answer (${type})`);
 }
 
+// A long job's steps (Accept: text/event-stream): a progress bar and the previews, then the answer.
+async function followProgress(response, output, task, request) {
+  const bar = el("progress", { class: "job", max: 1, value: 0 });
+  const status = el("span", { class: "muted step" }, "starting…");
+  const preview = el("img", { class: "preview", alt: "the image so far", hidden: true });
+  output.replaceChildren(el("div", { class: "progress-row" }, bar, status), preview);
+  let elapsed = 0;
+  let steps = 0;
+  for await (const data of serverSentEvents(response)) {
+    if (data === "[DONE]") break;
+    const event = JSON.parse(data);
+    if (event.type === "progress") {
+      bar.max = event.total;
+      bar.value = event.step;
+      elapsed = event.elapsed;
+      steps = event.total;
+      status.textContent = `step ${event.step} of ${event.total}, ${event.elapsed.toFixed(1)} s`;
+      if (event.preview) { preview.src = `data:image/png;base64,${event.preview}`; preview.hidden = false; }
+    } else if (event.type === "error") {
+      throw new Error(`${event.status}: ${event.error}`);
+    } else if (event.type === "result") {
+      const body = event.blob !== undefined ? Uint8Array.from(atob(event.blob), (c) => c.charCodeAt(0)) : JSON.stringify(event.answer);
+      const answer = new Response(body, { headers: { "content-type": event["content-type"] } });
+      return { shown: await render(task, answer, request), seconds: elapsed, steps };
+    }
+  }
+  throw new Error("the event stream ended without an answer");
+}
+
 async function render(task, response, request) {
   if (task === "text-to-speech") {
     const blob = await response.blob();
     return audioPlayer(URL.createObjectURL(blob), "speech", blob.type);
+  }
+  if (task === "text-to-image") {
+    const made = URL.createObjectURL(await response.blob());
+    return el("figure", {}, el("img", { class: "made", src: made, alt: request.inputs }), el("a", { href: made, download: "image.png" }, "Download"));
   }
   if (task === "image-to-image") {
     const made = URL.createObjectURL(await response.blob());
@@ -669,16 +703,22 @@ function widget(model, catalog) {
       output.replaceChildren(el("p", { class: "muted" }, "Computing…"));
       try {
         const request = input.read();
-        const response = await send(`/models/${model.model_id}/pipeline/${task}`, () => request, parameters.read);
+        const response = await send(`/models/${model.model_id}/pipeline/${task}`, () => request, parameters.read, meta.progress ? "text/event-stream" : undefined);
         if (!response.ok) {
           const problem = await response.json().catch(() => ({ error: response.statusText }));
           output.replaceChildren(el("div", { class: "error", role: "alert" }, `${response.status}: ${[].concat(problem.error).join("; ")}`));
           return;
         }
+        const where = response.headers.get("x-compute-type");
+        if ((response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+          const { shown, seconds, steps } = await followProgress(response, output, task, request);
+          output.replaceChildren(shown, el("div", { class: "time" }, `Made in ${seconds.toFixed(1)} s on ${where} (${steps} steps)`));
+          return;
+        }
         const time = response.headers.get("x-compute-time");
         const shown = meta.response_media === "any" ? await freeAnswer(response) : await render(task, response, request);
         output.replaceChildren(shown,
-          el("div", { class: "time" }, `Computed in ${time} s on ${response.headers.get("x-compute-type")}`));
+          el("div", { class: "time" }, `Computed in ${time} s on ${where}`));
       } catch (error) {
         output.replaceChildren(el("div", { class: "error", role: "alert" }, error.message));
       } finally {

@@ -53,11 +53,19 @@ class Task:
     to_wire: Callable[[Any, Any, ReplyOptions], Any] = _same
     stream_output: Any = None
     """What each server-sent event holds when a request asks to stream (``stream: true``) and the
-    model generates token by token; None: the task never streams."""
+    model generates token by token, or for a task with ``progress``, asks for ``text/event-stream``;
+    None: the task never streams."""
+    progress: bool = False
+    """A long job (diffusion): a request sent with ``Accept: text/event-stream`` gets the progress its
+    backend reports (``widgetd.progress``) as events, then the answer (``widgetd.tasks._progress``)."""
 
     def __post_init__(self) -> None:
         if self.wire_output is None:
             object.__setattr__(self, "wire_output", self.output)
+        if self.progress and self.stream_output is None:
+            from widgetd.tasks._progress import ProgressEvent
+
+            object.__setattr__(self, "stream_output", ProgressEvent)
 
     def request_schema(self) -> dict[str, Any]:
         return msgspec.json.schema(self.input)

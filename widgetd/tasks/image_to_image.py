@@ -24,6 +24,8 @@ class ImageToImageParameters(Strict):
     negative_prompt: Optional[str] = None
     num_inference_steps: Optional[PositiveInt] = None
     guidance_scale: Optional[float] = None
+    seed: Optional[Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]] = None
+    """For models that draw noise (diffusion): the same seed gives the same image; null: seed 0."""
 
 
 class ImageToImageInput(Strict):
@@ -43,6 +45,7 @@ TASK = Task(
     raw_body="image",
     response_media="image",
     wire_output=bytes,
+    progress=True,
 )
 
 __all__ = ["ImageToImageInput", "ImageToImageOutput", "ImageToImageParameters", "Picture", "TASK", "TargetSize"]

@@ -31,6 +31,7 @@ reason, and the run ends with the list of them.
 
 from widgetd.testing.conformance.base import LabelledTests, Served, TaskTests
 from widgetd.testing.conformance.chat import ChatTests
+from widgetd.testing.conformance.diffusion import TextToImageTests
 from widgetd.testing.conformance.exchange import Call, Reply
 from widgetd.testing.conformance.labels import ModelLabels, labels_of_model
 from widgetd.testing.conformance.media import (
@@ -97,6 +98,7 @@ TESTS_BY_TASK: dict[str, type[TaskTests]] = {
         ImageToImageTests,
         TabularClassificationTests,
         TabularRegressionTests,
+        TextToImageTests,
     )
 }
 """The test mixin for each built-in task."""
@@ -131,6 +133,7 @@ __all__ = [
     "TaskTests",
     "TextClassificationTests",
     "TextGenerationTests",
+    "TextToImageTests",
     "TextToSpeechTests",
     "TokenClassificationTests",
     "TranslationTests",
