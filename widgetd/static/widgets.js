@@ -672,7 +672,8 @@ function chatWidget(model) {
 function widget(model, catalog) {
   const body = el("div");
   const chats = Boolean(model.generation && model.generation.chat);
-  const tasks = chats ? [CHAT, ...model.tasks] : model.tasks;
+  // The chat widget speaks for the legacy conversational payload too.
+  const tasks = chats ? [CHAT, ...model.tasks.filter((task) => task !== "conversational")] : model.tasks;
   const first = chats ? CHAT : model.task;
   const taskPicker = tasks.length > 1
     ? el("select", { name: "task", "aria-label": "task" }, tasks.map((t) => el("option", { value: t, selected: t === first }, t)))
