@@ -161,6 +161,27 @@ def test_secrets_never_reach_a_log_line(caplog):
     assert "hf_s3cretT0ken" not in text and text.count("***") >= 3
 
 
+def bomb_png(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_media_errors_name_no_python_object(limited_server):
+    """A truncated WAV: the decoder's reason, without the repr of the buffer it read."""
+    truncated = encode(tone(0.5, 16000), 16000, "WAV")[:30]
+    response = httpx.post(f"{limited_server.url}/models/toy-qa/pipeline/automatic-speech-recognition", content=truncated, headers={"content-type": "audio/wav"})
+    assert response.status_code == 415, response.text
+    message = response.json()["error"]
+    assert "No 'data' chunk marker" in message and " at 0x" not in message and "<" not in message and "BytesIO" not in message
+
+
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory):
     limits = Limits(max_inputs=5, max_characters=50, max_audio_seconds=1.0, max_image_pixels=100 * 100, max_response_bytes=2_000)
@@ -179,6 +200,10 @@ def limited_server(tmp_path_factory):
         ("zero-shot-classification", {"inputs": "x", "parameters": {"candidate_labels": list("abcdef")}}, "parameters.candidate_labels", "6 items"),
         ("automatic-speech-recognition", {"inputs": base64.b64encode(encode(tone(1.5, 8000), 8000, "WAV")).decode()}, "inputs", "lasts 1.5 s"),
         ("image-classification", {"inputs": base64.b64encode(render_image(101, 100)).decode()}, "inputs", "101x100 pixels"),
+        ("image-classification", {"inputs": base64.b64encode(bomb_png(20_000, 20_000)).decode()}, "inputs", "claims 400000000 pixels"),
+        ("text-to-image", {"inputs": "a", "parameters": {"num_inference_steps": 101}}, "parameters.num_inference_steps", "101, more than the 100"),
+        ("text-to-image", {"inputs": "a", "parameters": {"width": 4096, "height": 2048}}, "parameters.width", "more than the 4194304"),
+        ("image-to-image", {"inputs": base64.b64encode(render_image(10, 10)).decode(), "parameters": {"target_size": {"width": 4096, "height": 4096}}}, "parameters.target_size", "--max-generated-pixels"),
     ],
 )
 def test_a_request_over_a_limit_is_413_naming_it_and_never_reaches_the_model(limited_server, task, body, field, says):

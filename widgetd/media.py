@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -192,11 +193,20 @@ def decode_image(data: bytes):
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError as error:
+        raise _too_many_pixels(error, None) from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UnsupportedMedia(
             f"inputs: could not decode the image ({_describe(error)}); send JPEG, PNG or WebP bytes"
         ) from None
     return image.convert("RGB")
+
+
+def _too_many_pixels(error: Exception, max_pixels: int | None) -> PayloadTooLarge:
+    claimed = re.search(r"\((\d+) pixels\)", str(error))
+    size = f"{int(claimed.group(1))} pixels" if claimed else "more pixels than any image this server opens"
+    limit = f"the {max_pixels} this server takes" if max_pixels is not None else "what this server opens"
+    return PayloadTooLarge(f"inputs: the image claims {size}, more than {limit} (--max-image-pixels)", field="inputs")
 
 
 def check_image(data: bytes, max_pixels: int | None = None) -> None:
@@ -205,6 +215,8 @@ def check_image(data: bytes, max_pixels: int | None = None) -> None:
 
     try:
         size = Image.open(io.BytesIO(data)).size  # the header only: nothing decoded yet
+    except Image.DecompressionBombError as error:  # a header claiming more pixels than Pillow opens
+        raise _too_many_pixels(error, max_pixels) from None
     except Exception:
         size = None  # decode_image says why it cannot be read
     if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
@@ -216,5 +228,12 @@ def check_image(data: bytes, max_pixels: int | None = None) -> None:
     decode_image(data)
 
 
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+"""A Python object's repr (``<_io.BytesIO object at 0x7f...>``): the library's words for the bytes sent."""
+
+
 def _describe(error: Exception) -> str:
-    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+    """The decoder's reason, for the client: its first line, the bytes sent called what they are, no repr."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = _OBJECT_REPR.sub("the bytes sent", text).replace("Error opening the bytes sent: ", "")
+    return text[:200]
