@@ -241,11 +241,11 @@ def load_model(
     engine = getattr(pipeline, "engine", None)
     if engine is not None and generation_for is not None:
         model.generator = generation_for(model, engine, model.batcher)
-        if getattr(engine, "chat", False):
-            # Every model that chats also answers the Hub's pre-chat payload.
-            model.tasks = (*model.tasks, *(() if "conversational" in model.tasks else ("conversational",)))
-        else:
+        if not getattr(engine, "chat", False):
             log.warning("model %s has no chat template: its chat completions route answers 400", model.model_id)
+        elif "conversational" not in model.tasks:
+            # Every model that chats also answers the Hub's pre-chat payload.
+            model.tasks = (*model.tasks, "conversational")
     model.placement = getattr(pipeline, "placement", None)
     model.runtime_in_use = getattr(pipeline, "runtime", model.runtime)
     model.load_seconds = time.perf_counter() - started

@@ -13,7 +13,7 @@ from litestar import Request
 from litestar.response import Stream as StreamResponse
 
 from widgetd.batching import QueueFull
-from widgetd.errors import ClientError, ServiceUnavailable, WidgetdError
+from widgetd.errors import WidgetdError
 from widgetd.models import ServedModel
 from widgetd.progress import listening
 from widgetd.routes.generation import SSE_HEADERS, sse
@@ -67,10 +67,8 @@ async def _result(work: asyncio.Future, encode: Encode) -> Any:
         content, media_type = await encode(answer)
     except QueueFull as error:
         return ProgressError(error=f"the model is overloaded: {error}", status=503)
-    except (ClientError, ServiceUnavailable) as error:
-        return ProgressError(error=str(error), status=error.status, field=getattr(error, "field", None))
-    except WidgetdError as error:
-        return ProgressError(error=str(error), status=getattr(error, "status", 500))
+    except WidgetdError as error:  # a client's error, or one the server means (overloaded, timed out, stopping)
+        return ProgressError(error=str(error), status=getattr(error, "status", 500), field=getattr(error, "field", None))
     except Exception as error:  # a bug: said once in the log, the client told without details
         log.exception("a job failed while its progress was streamed")
         return ProgressError(error=f"the job failed: {type(error).__name__}", status=500)

@@ -73,36 +73,35 @@ class TabularInput(Strict):
     inputs: Optional[TabularData] = None
     table: Optional[TableColumns] = None
     """The Python client's form (``InferenceClient.tabular_classification``), beside ``inputs``."""
-    parameters: TabularParameters = msgspec.field(default_factory=lambda: TabularParameters())
+    parameters: TabularParameters = msgspec.field(default_factory=TabularParameters)
 
     def __post_init__(self) -> None:
         # Raised as is by msgspec (not a ValueError), so that the 400 names the field.
-        given = [table for table in (self.table, *self._inner()) if table is not None]
+        given = self._given()
         if len(given) != 1:
             raise InvalidInput("give the table once: as `inputs.data` (or `inputs.table`), or as `table`", field="inputs" if given else "table")
-        lengths = {name: len(cells) for name, cells in given[0].items()}
+        where, table = given[0]
+        lengths = {name: len(cells) for name, cells in table.items()}
         if len(set(lengths.values())) > 1:
             shortest = min(lengths, key=lengths.get)
             raise InvalidInput(
-                f"{self.where}: every column must hold as many rows; column {shortest!r} holds {lengths[shortest]}, "
+                f"{where}: every column must hold as many rows; column {shortest!r} holds {lengths[shortest]}, "
                 f"others {max(lengths.values())}",
-                field=f"{self.where}.{shortest}",
+                field=f"{where}.{shortest}",
             )
 
-    def _inner(self) -> tuple[Optional[TableColumns], ...]:
-        return () if self.inputs is None else (self.inputs.data, self.inputs.table)
+    def _given(self) -> list[tuple[str, TableColumns]]:
+        """Each place the request holds a table, with its path: one, once decoded."""
+        places = [("table", self.table)]
+        if self.inputs is not None:
+            places += [("inputs.data", self.inputs.data), ("inputs.table", self.inputs.table)]
+        return [(where, table) for where, table in places if table is not None]
 
     @property
     def columns(self) -> dict[str, list[Cell]]:
-        return next(table for table in (self.table, *self._inner()) if table is not None)
+        return self._given()[0][1]
 
     @property
     def where(self) -> str:
         """Where the request holds its table: ``table``, ``inputs.data`` or ``inputs.table``."""
-        if self.table is not None:
-            return "table"
-        return "inputs.data" if self.inputs is not None and self.inputs.data is not None else "inputs.table"
-
-    @property
-    def rows(self) -> int:
-        return len(next(iter(self.columns.values())))
+        return self._given()[0][0]

@@ -7,6 +7,8 @@ from typing import Any, Callable, Literal
 
 import msgspec
 
+from widgetd.tasks._progress import ProgressEvent
+
 RawBody = Literal["text", "audio", "image", "any"]
 """What a request body that is not a JSON object with ``inputs`` means for a task; ``any``: the task has no
 request contract, a JSON body is the request as it is, other bodies are ``{"inputs": text or bytes}``."""
@@ -63,8 +65,6 @@ class Task:
         if self.wire_output is None:
             object.__setattr__(self, "wire_output", self.output)
         if self.progress and self.stream_output is None:
-            from widgetd.tasks._progress import ProgressEvent
-
             object.__setattr__(self, "stream_output", ProgressEvent)
 
     def request_schema(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ between steps, progress goes to whoever listens and work nobody waits for stops.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -68,13 +69,11 @@ class DiffusionPipeline:
         parameters = request.parameters
         if task == "text-to-image":
             asked_width, asked_height = parameters.size
-            where = "parameters.target_size" if parameters.target_size is not None else "parameters"
-            width = self.fitting(asked_width, f"{where}.width" if where == "parameters" else where)
-            height = self.fitting(asked_height, f"{where}.height" if where == "parameters" else where)
-            negative = parameters.negative_prompt is not None
+            fields = ("parameters.target_size",) * 2 if parameters.target_size is not None else ("parameters.width", "parameters.height")
+            width, height = self.fitting(asked_width, fields[0]), self.fitting(asked_height, fields[1])
         else:
             width, height = self.image_size(request)
-            negative = parameters.negative_prompt is not None
+        negative = parameters.negative_prompt is not None
         scheduler = parameters.scheduler if task == "text-to-image" else None
         if scheduler is not None and scheduler not in self.schedulers:
             raise InvalidInput(
@@ -99,7 +98,12 @@ class DiffusionPipeline:
         """The answer's size: ``target_size``, else the input's (the model runs at the next multiple of its
         sides' step, and the image made is resized to this)."""
         target = request.parameters.target_size
-        return (target.width, target.height) if target is not None else decode_image(request.inputs).size
+        if target is not None:
+            return target.width, target.height
+        from PIL import Image
+
+        with Image.open(io.BytesIO(request.inputs)) as image:  # the header only: run() decodes it
+            return image.size
 
     def model_side(self, side: int) -> int:
         return -(-side // self.multiple) * self.multiple

@@ -5,7 +5,6 @@ image the plain request gets."""
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any, ClassVar
 
 import pytest
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 
 from widgetd.testing.conformance.base import TaskTests
 from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference
-from widgetd.testing.conformance.media import IMAGE_TYPES
-from widgetd.testing.conformance.rules import ContractViolation, expect
+from widgetd.testing.conformance.media import image_answer, opened_image
+from widgetd.testing.conformance.rules import expect
 from widgetd.testing.conformance.text import EDGE_TEXTS
 
 PROMPTS = ("a photo of a red cat", "an astronaut riding a horse on the moon", "blue square")
@@ -22,14 +21,6 @@ PROMPTS = ("a photo of a red cat", "an astronaut riding a horse on the moon", "b
 
 def prompt_call(prompt: str, headers: dict[str, str] | None = None, **parameters: Any) -> Call:
     return Call({"inputs": prompt, "parameters": parameters}, headers or {})
-
-
-def opened(content: bytes):
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(content))
-    image.load()
-    return image
 
 
 class TextToImageTests(TaskTests):
@@ -83,13 +74,7 @@ class TextToImageTests(TaskTests):
         )
 
     def check_answer(self, call: Call, answer: Reply) -> None:
-        wanted = next((kind for part in call.headers.get("accept", "").split(",") if (kind := part.strip()) in IMAGE_TYPES), "image/png")
-        expect(answer.content_type.split(";")[0] == wanted, f"the image has content-type {answer.content_type!r}, the request asked for {wanted}")
-        try:
-            made = opened(answer.content)
-        except Exception as error:
-            raise ContractViolation(f"the answer is not an image: {error}") from None
-        expect(made.format == IMAGE_TYPES[wanted], f"the answer is {made.format}, its content-type says {wanted}")
+        made = image_answer(call, answer)
         parameters = call.parameters
         target = parameters.get("target_size") or {}
         width, height = parameters.get("width", target.get("width")), parameters.get("height", target.get("height"))
@@ -128,7 +113,7 @@ class TextToImageTests(TaskTests):
         expect(elapsed == sorted(elapsed), f"elapsed must never go back: {elapsed}")
         for event in progress:
             if event.get("preview"):
-                opened(base64.b64decode(event["preview"]))
+                opened_image(base64.b64decode(event["preview"]))
         result = events[-2]
         expect(result.get("type") == "result", f"the last event before [DONE] must be the result, got {str(result)[:200]}")
         expect(result["content-type"] == "image/png", f"the result's content-type must be image/png, got {result['content-type']!r}")

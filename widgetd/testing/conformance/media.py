@@ -758,6 +758,27 @@ class DepthEstimationTests(DepthGeometryTests):
 IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 
 
+def opened_image(content: bytes):
+    """The bytes as a loaded PIL image (raises if no decoder reads them)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(content))
+    image.load()
+    return image
+
+
+def image_answer(call: Call, answer: Reply):
+    """The answer's image, in the content type the request's Accept asks for (PNG by default) and of that format."""
+    wanted = next((kind for part in call.headers.get("accept", "").split(",") if (kind := part.strip()) in IMAGE_TYPES), "image/png")
+    expect(answer.content_type.split(";")[0] == wanted, f"the image has content-type {answer.content_type!r}, the request asked for {wanted}")
+    try:
+        made = opened_image(answer.content)
+    except Exception as error:
+        raise ContractViolation(f"the answer is not an image: {error}") from None
+    expect(made.format == IMAGE_TYPES[wanted], f"the answer is {made.format}, its content-type says {wanted}")
+    return made
+
+
 class ImageToImageTests(TaskTests):
     """A new image as raw bytes in the format the Accept header asks for (PNG by default): ``target_size``
     when the request gives one, else the input's size times one whole factor for both sides (set
@@ -790,16 +811,7 @@ class ImageToImageTests(TaskTests):
         return [media_json_call(render_image(24, 16, colour=colour)) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
 
     def check_answer(self, call: Call, answer: Reply) -> None:
-        from PIL import Image
-
-        wanted = next((kind for part in call.headers.get("accept", "").split(",") if (kind := part.strip()) in IMAGE_TYPES), "image/png")
-        expect(answer.content_type.split(";")[0] == wanted, f"the image has content-type {answer.content_type!r}, the request asked for {wanted}")
-        try:
-            with Image.open(io.BytesIO(answer.content)) as made:
-                made.load()
-        except Exception as error:
-            raise ContractViolation(f"the answer is not an image: {error}") from None
-        expect(made.format == IMAGE_TYPES[wanted], f"the answer is {made.format}, its content-type says {wanted}")
+        made = image_answer(call, answer)
         width, height = image_size(call)
         target = call.parameters.get("target_size")
         if target:
