@@ -35,13 +35,11 @@ class Listener:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.events: asyncio.Queue[ProgressStep] = asyncio.Queue()
-        self.started: float | None = None
+        self.started = time.perf_counter()
 
     def put(self, step: int, total: int, preview: Any = None) -> None:
-        now = time.perf_counter()
-        self.started = self.started if self.started is not None else now
         encoded = _png_base64(preview) if preview is not None else None
-        event = ProgressStep(step=step, total=total, elapsed=round(now - self.started, 3), preview=encoded)
+        event = ProgressStep(step=step, total=total, elapsed=round(time.perf_counter() - self.started, 3), preview=encoded)
         self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
 

@@ -14,7 +14,7 @@ class ProgressStep(msgspec.Struct, tag="progress", tag_field="type", omit_defaul
     total: int
     """Steps the job takes."""
     elapsed: float
-    """Seconds since the job began on the model."""
+    """Seconds since the server took the request (a wait in the model's queue included)."""
     preview: Optional[str] = None
     """Now and then: a small PNG of the work so far, base64 (``data:image/png;base64,`` + it shows it)."""
 
