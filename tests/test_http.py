@@ -263,7 +263,7 @@ def test_a_model_that_failed_to_load_answers_503_with_the_reason_and_no_path(tmp
 
 def test_health_is_degraded_while_some_models_serve_and_key_holders_read_the_details(tmp_path):
     good, broken = make_toy_model(tmp_path / "good-toy"), make_toy_model(tmp_path / "broken-toy")
-    settings = ServerSettings(api_key="sesame")
+    settings = ServerSettings(admin_key="sesame")
     plugin = ToyPlugin(fail_load=("broken-toy",))
     server = LiveServer.for_models([str(good), str(broken)], plugins={"toy": plugin}, settings=settings).start()
     try:

@@ -131,7 +131,7 @@ def test_a_model_not_allowed_is_a_404_naming_the_allow_list_and_nothing_is_fetch
 def test_the_least_recently_used_idle_model_makes_room(local_hub, env, tmp_path):
     for name, scale in (("a", 1), ("b", 2), ("c", 3)):
         publish(local_hub, tmp_path, f"org/{name}", scale=scale)
-    with ServeProcess(["--allow-model", "org/*", "--max-models", "2", "--api-key", KEY], env) as server:
+    with ServeProcess(["--allow-model", "org/*", "--max-models", "2", "--admin-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         wait = {**auth, "x-wait-for-model": "true"}
         assert embed(server, "org/a", **wait).status_code == 200
@@ -161,7 +161,7 @@ def test_a_model_answering_requests_is_never_unloaded(local_hub, env, tmp_path):
 
 def test_the_admin_api_loads_lists_and_unloads_behind_the_key(local_hub, env, tmp_path):
     publish(local_hub, tmp_path, "org/managed", scale=5)
-    with ServeProcess(["--allow-model", "nothing/*", "--api-key", KEY], env) as server:
+    with ServeProcess(["--allow-model", "nothing/*", "--admin-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         assert httpx.post(f"{server.url}/models/org/managed/load").status_code == 401
         for body, field in (({"pin": "yes"}, "pin"), ({"pinned": True}, "pinned"), ([1], None)):
@@ -180,7 +180,7 @@ def test_the_admin_api_loads_lists_and_unloads_behind_the_key(local_hub, env, tm
 
 def test_reload_replaces_a_loaded_copy_and_loads_nothing_that_is_not_loaded(local_hub, env, tmp_path):
     publish(local_hub, tmp_path, "org/idle", scale=1)
-    with ServeProcess(["--allow-model", "org/*", "--api-key", KEY], env) as server:
+    with ServeProcess(["--allow-model", "org/*", "--admin-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         assert httpx.post(f"{server.url}/models/org/idle/reload").status_code == 401
         refused = httpx.post(f"{server.url}/models/org/idle/reload", headers=auth)
@@ -200,7 +200,7 @@ def test_without_an_api_key_there_is_no_unloading(local_hub, env, tmp_path):
         assert refused.status_code == 405 and refused.headers["allow"] == "GET, POST"
         for action in ("load", "reload"):
             off = httpx.post(f"{server.url}/models/org/kept/{action}")
-            assert off.status_code == 403 and "--api-key" in off.json()["error"]
+            assert off.status_code == 403 and "--admin-key" in off.json()["error"]
         assert embed(server, "org/kept").status_code == 200
 
 
@@ -217,7 +217,7 @@ def test_a_reload_switches_revision_with_no_failed_request_under_load(local_hub,
     import threading
 
     repo = publish(local_hub, tmp_path, "org/evolving", scale=1, load_seconds=0.5)
-    with ServeProcess(["--model-id", repo, "--api-key", KEY], env) as server:
+    with ServeProcess(["--model-id", repo, "--admin-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         answers: list[httpx.Response] = []
         stop = threading.Event()
@@ -279,7 +279,7 @@ MiB = 1024 * 1024
 def test_a_memory_budget_unloads_the_least_recently_used_idle_models(local_hub, env, tmp_path):
     for name in ("a", "b", "c"):
         publish(local_hub, tmp_path, f"mem/{name}", scale=1, hold_bytes=20 * MiB)
-    with ServeProcess(["--allow-model", "mem/*", "--memory-budget", "cpu=50MiB", "--api-key", KEY], env) as server:
+    with ServeProcess(["--allow-model", "mem/*", "--memory-budget", "cpu=50MiB", "--admin-key", KEY], env) as server:
         wait = {"authorization": f"Bearer {KEY}", "x-wait-for-model": "true"}
         for name in ("a", "b", "a", "c"):
             assert embed(server, f"mem/{name}", **wait).status_code == 200
@@ -293,7 +293,7 @@ def test_a_memory_budget_unloads_the_least_recently_used_idle_models(local_hub, 
 
 def test_unloading_gives_the_memory_back(local_hub, env, tmp_path):
     publish(local_hub, tmp_path, "mem/large", scale=1, hold_bytes=200 * MiB)
-    with ServeProcess(["--allow-model", "mem/*", "--api-key", KEY], env) as server:
+    with ServeProcess(["--allow-model", "mem/*", "--admin-key", KEY], env) as server:
         auth = {"authorization": f"Bearer {KEY}"}
         assert embed(server, "mem/large", **auth, **{"x-wait-for-model": "true"}).status_code == 200
         loaded = server.resident_bytes()

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Sequence
 
 from widgetd.deprecation import WidgetdDeprecationWarning
 from widgetd.errors import WidgetdError
+from widgetd.keys import read_keys_file
 from widgetd.logs import known_secrets, mask_secrets_in_logs, masked
 from widgetd.options import (
     add_serve_options,
@@ -54,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return arguments.run(arguments) or 0
     except WidgetdError as error:
         # A Hub that echoes the request's headers must not get the token onto the terminal.
-        print(f"widgetd: error: {masked(str(error), known_secrets(getattr(arguments, 'api_key', None)))}", file=sys.stderr)
+        print(f"widgetd: error: {masked(str(error), known_secrets(getattr(arguments, 'api_key', None), getattr(arguments, 'admin_key', None)))}", file=sys.stderr)
         return 1
 
 
@@ -225,7 +227,9 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     _log_like_uvicorn(arguments.log_level)
     _use_endpoint_token()
-    mask_secrets_in_logs(known_secrets(arguments.api_key))
+    mask_secrets_in_logs(known_secrets(arguments.api_key, arguments.admin_key))
+    if arguments.keys_file:  # a wrong keys file stops the server before anything loads
+        mask_secrets_in_logs(read_keys_file(arguments.keys_file)[1])
     for chatty in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # Model threads hold the GIL between kernels; a short switch interval keeps the event loop
@@ -244,6 +248,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         plugins=describe_plugins(manager, registry),
         settings=settings,
     )
+    _read_keys_again_on_sighup(state)
     port = sock.getsockname()[1]  # the one given, or the one the system chose for --port 0
     url = _url(arguments.host, port)
     app = create_app(state, on_loaded=lambda: _announce_when_listening(server, state, url))
@@ -256,6 +261,14 @@ def _serve(arguments: argparse.Namespace) -> int:
     server.run(sockets=[sock])
     _exit_even_if_a_model_is_busy()
     return 0
+
+
+def _read_keys_again_on_sighup(state) -> None:
+    """SIGHUP reads --keys-file again, without a restart (Python's default for SIGHUP ends the process). The
+    keys are read now, so that a warning about them comes at startup, not on a first request."""
+    keys = state.keys
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: mask_secrets_in_logs(keys.reload()))
 
 
 def _log_like_uvicorn(level: str) -> None:

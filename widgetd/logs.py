@@ -15,9 +15,9 @@ MASK = "***"
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN", "HF_HUB_TOKEN")
 
 
-def known_secrets(api_key: str | None = None) -> list[str]:
-    """The API key and every Hugging Face token this process could send."""
-    secrets = [api_key, *(os.environ.get(name) for name in TOKEN_VARIABLES)]
+def known_secrets(*keys: str | None) -> list[str]:
+    """The server's keys given and every Hugging Face token this process could send."""
+    secrets = [*keys, *(os.environ.get(name) for name in TOKEN_VARIABLES)]
     try:
         from huggingface_hub import get_token
 
@@ -33,16 +33,28 @@ def masked(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+_MASKED: list[str] = []
+"""What every log record has masked, longest first (a key that contains another is masked whole)."""
+
+
 def mask_secrets_in_logs(secrets: Iterable[str]) -> None:
-    """From now on, every log record this process makes has ``secrets`` masked."""
-    secrets = list(secrets)
-    if not secrets:
+    """From now on, every log record this process makes has ``secrets`` masked (and those masked before)."""
+    new = [secret for secret in secrets if secret and len(secret) >= 4 and secret not in _MASKED]
+    if not new:
         return
+    first = not _MASKED
+    _MASKED.extend(new)
+    _MASKED.sort(key=len, reverse=True)
+    if first:
+        _mask_every_record()
+
+
+def _mask_every_record() -> None:
     make_record = logging.getLogRecordFactory()
 
     def masked_value(value: Any) -> Any:
         text = value if isinstance(value, str) else str(value)
-        hidden = masked(text, secrets)
+        hidden = masked(text, _MASKED)
         return value if hidden == text else hidden
 
     def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -53,9 +65,9 @@ def mask_secrets_in_logs(secrets: Iterable[str]) -> None:
         elif isinstance(record.args, dict):
             record.args = {key: masked_value(arg) for key, arg in record.args.items()}
         if record.exc_info:
-            record.exc_text = masked(logging.Formatter().formatException(record.exc_info), secrets)
+            record.exc_text = masked(logging.Formatter().formatException(record.exc_info), _MASKED)
         if record.stack_info:
-            record.stack_info = masked(record.stack_info, secrets)
+            record.stack_info = masked(record.stack_info, _MASKED)
         return record
 
     logging.setLogRecordFactory(masked_record)

@@ -86,7 +86,18 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--api-key",
-        help="require 'Authorization: Bearer KEY' on inference routes ($WIDGETD_API_KEY)",
+        help="require 'Authorization: Bearer KEY' on inference and information routes; "
+        "without --admin-key or an admin key in --keys-file, it also opens the admin API, with a warning ($WIDGETD_API_KEY)",
+    )
+    serve.add_argument(
+        "--admin-key",
+        help="a key that loads, reloads and unloads models (the admin API, off without one) and calls them too ($WIDGETD_ADMIN_KEY)",
+    )
+    serve.add_argument(
+        "--keys-file",
+        metavar="PATH",
+        help="a TOML file of named keys, each with scopes 'inference' and/or 'admin' (key, or its sha256); "
+        "read again on SIGHUP, without a restart ($WIDGETD_KEYS_FILE)",
     )
     serve.add_argument(
         "--max-body-size",
@@ -277,6 +288,8 @@ def default_model_id() -> str | None:
 def settings_from(arguments: argparse.Namespace) -> ServerSettings:
     return ServerSettings(
         api_key=arguments.api_key,
+        admin_key=arguments.admin_key,
+        keys_file=arguments.keys_file,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,
         max_batch_wait=arguments.max_batch_wait_ms / 1000,

@@ -10,6 +10,11 @@ from widgetd.limits import Limits
 @dataclass
 class ServerSettings:
     api_key: str | None = None
+    """The inference key (``--api-key``); see ``widgetd.keys`` for scopes."""
+    admin_key: str | None = None
+    """The admin key (``--admin-key``): loads, reloads and unloads models, and calls them."""
+    keys_file: str | None = None
+    """A TOML file of named keys with scopes (``--keys-file``), read again on SIGHUP."""
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None
     """None: each backend's own."""

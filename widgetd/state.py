@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from widgetd.answers import checked_answer
@@ -12,6 +13,7 @@ from widgetd.backends import Pipeline
 from widgetd.batching import Batcher
 from widgetd.errors import ModelNotFound
 from widgetd.generating import Engine, GenerationLoop
+from widgetd.keys import Keyring
 from widgetd.metrics import Metrics
 from widgetd.models import ServedModel, load_model
 from widgetd.on_demand import Pool
@@ -48,6 +50,12 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.pool = Pool(self.settings)
+
+    @cached_property
+    def keys(self) -> Keyring:
+        """The keys clients present, read when first asked for (a Ray replica, which checks none, never reads
+        the keys file)."""
+        return Keyring.of(self.settings.api_key, self.settings.admin_key, self.settings.keys_file)
 
     holds_models = True
     """Whether the models run in this process, so that the admin API can unload and reload them."""

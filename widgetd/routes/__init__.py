@@ -8,17 +8,20 @@ Routes never import one another; only ``dispatch`` imports them."""
 
 from __future__ import annotations
 
-import hmac
+import logging
+from datetime import datetime, timezone
 
 from litestar import Request
 
-from widgetd.errors import NotFound, Unauthorized
+from widgetd.errors import Forbidden, NotFound, Unauthorized
+from widgetd.keys import ADMIN, INFERENCE, Key
 from widgetd.models import ServedModel
 from widgetd.on_demand import loaded_on_demand, not_served, split_repo_path
 from widgetd.state import ServerState
 from widgetd.tasks.embeddings import ModelCard, ModelList
 
 STATE_KEY = "widgetd"
+AUDIT = logging.getLogger("widgetd.audit")
 
 
 def state_of(request: Request) -> ServerState:
@@ -27,7 +30,7 @@ def state_of(request: Request) -> ServerState:
 
 def methods_of(rest: str, admin: bool = False) -> str | None:
     """The methods a path under ``/models/{model_id}`` answers, by what follows the model id; None: no such
-    route. ``admin``: the server has an API key, so its admin routes (load, unload) are open to its holders."""
+    route. ``admin``: the server has an admin key, so its admin routes (load, unload) are open to its holders."""
     if rest.startswith("pipeline/") and rest != "pipeline/":
         return "POST"
     if rest in ("health", "info", "v1/models"):
@@ -40,8 +43,8 @@ def methods_of(rest: str, admin: bool = False) -> str | None:
 
 
 def admin_open(request: Request) -> bool:
-    """Whether the admin routes exist here: only behind an API key, so no anonymous client unloads a model."""
-    return bool(state_of(request).settings.api_key)
+    """Whether the admin routes exist here: only behind an admin key, so no anonymous client unloads a model."""
+    return state_of(request).keys.admin_open
 
 
 def waits_for_model(request: Request) -> bool:
@@ -64,18 +67,42 @@ async def model_at(request: Request, path: str) -> tuple[ServedModel, str]:
     return await loaded_on_demand(state, model_id, wait=waits_for_model(request)), rest
 
 
-def require_key(request: Request) -> None:
-    """The API key, when the server has one: ``Authorization: Bearer <key>``, compared in constant time."""
-    if state_of(request).settings.api_key and not holds_key(request):
+def require_key(request: Request, scope: str = INFERENCE) -> None:
+    """A key allowed ``scope``, when the server has keys: ``Authorization: Bearer <key>``. No key or an unknown
+    one is a 401; a key without the scope, a 403."""
+    keys = state_of(request).keys
+    if not keys.required:
+        return
+    key = key_of(request)
+    if key is None:
         raise Unauthorized("a valid 'Authorization: Bearer <api key>' header is required")
+    if not key.may(scope):
+        audit(request, f"refused {request.method}", request.url.path, level=logging.WARNING)
+        raise Forbidden(f"the key {key.name!r} may call models but not manage them; managing models takes an admin key (--admin-key, or scope 'admin' in --keys-file)")
+
+
+def key_of(request: Request) -> Key | None:
+    """The server's key the request presents, if any (looked up once per request)."""
+    scope = request.scope.setdefault("state", {})
+    if "widgetd_key" not in scope:
+        scope["widgetd_key"] = state_of(request).keys.holder(request.headers.get("authorization", ""))
+    return scope["widgetd_key"]
 
 
 def holds_key(request: Request) -> bool:
-    """Whether the request presents the server's API key (never, when the server has none): only such
-    clients read the details of failures (paths on this machine, what the Hub answered)."""
-    key = state_of(request).settings.api_key
-    given = request.headers.get("authorization", "")
-    return bool(key) and hmac.compare_digest(given.encode(), f"Bearer {key}".encode())
+    """Whether the request presents an admin key (never, when the server has none): only such clients read the
+    details of failures (paths on this machine, what the Hub answered)."""
+    key = key_of(request)
+    return key is not None and ADMIN in key.scopes
+
+
+def audit(request: Request, action: str, model_id: str, level: int = logging.INFO) -> None:
+    """An audit line for an admin action: what, on which model, by which key (its name, never the key), from
+    where, and when (UTC, whatever the log format adds)."""
+    key = key_of(request)
+    client = request.client.host if request.client else "unknown"
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    AUDIT.log(level, "%s by key %r from %s at %s", f"{action} {model_id}".strip(), key.name if key else None, client, when)
 
 
 def model_list(served: list[ServedModel]) -> ModelList:

@@ -1,5 +1,6 @@
 """Managing models at run time: list them, load one, unload one. Loading and unloading exist only on a server
-with an API key, and only for its holders: no anonymous client can unload what others use."""
+with an admin key, and only for its holders: no anonymous client, nor one that may only call models, can
+unload what others use. Each action is logged as an audit line (``widgetd.audit``): which key, what, when."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from litestar.params import FromPath
 
 from widgetd.decoding import decode_json
 from widgetd.errors import ClientError, Conflict, MethodNotAllowed, NotFound
+from widgetd.keys import ADMIN
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, reload, request_model, split_repo_path, unload
-from widgetd.routes import admin_open, require_key, state_of
+from widgetd.routes import admin_open, audit, require_key, state_of
 from widgetd.state import ServerState
 from widgetd.tasks import Strict
 
@@ -52,15 +54,16 @@ def _described(model: ServedModel) -> dict[str, Any]:
 
 async def reload_model(request: Request, model: ServedModel) -> Response:
     """``POST /models/{id}/reload``: 202 while the new copy loads beside the one serving."""
-    require_key(request)
+    require_key(request, ADMIN)
     refuse_without_models_here(state_of(request), "reloaded")
     reload(state_of(request), model)
+    audit(request, "reload", model.model_id)
     return Response({"model_id": model.model_id, "state": "reloading", "revision": model.source.commit}, status_code=202)
 
 
 def not_loaded(request: Request, model_id: str) -> ClientError:
     """A reload of a model that is not loaded: nothing is loaded for it (that is ``/load``'s work)."""
-    require_key(request)
+    require_key(request, ADMIN)
     state = state_of(request)
     if split_repo_path(model_id) is None or not state.pool.may_load(model_id):
         return not_served(state, model_id)
@@ -69,7 +72,7 @@ def not_loaded(request: Request, model_id: str) -> ClientError:
 
 async def load(request: Request, model_id: str) -> Response:
     """``POST /models/{id}/load`` (optionally ``{"task", "device", "pin"}``): 202 while it loads, 200 if it serves."""
-    require_key(request)
+    require_key(request, ADMIN)
     state = state_of(request)
     model_id = model_id.strip("/")
     body = await request.body()
@@ -81,6 +84,7 @@ async def load(request: Request, model_id: str) -> Response:
     if split_repo_path(model_id) is None:
         raise not_served(state, model_id)
     request_model(state, model_id, task=asked.task, device=asked.device, pin=asked.pin)
+    audit(request, "load", model_id)
     return Response({"model_id": model_id, "state": "loading", "estimated_time": round(state.pool.estimate(None), 1)}, status_code=202)
 
 
@@ -88,8 +92,8 @@ async def load(request: Request, model_id: str) -> Response:
 async def unload_model(request: Request, model_path: FromPath[str]) -> dict[str, Any]:
     """Unload a model now (pinned ones too: the operator asks); 409 while it answers requests."""
     if not admin_open(request):
-        raise MethodNotAllowed("/models/{model_id} answers GET and POST (unloading needs a server with --api-key)", allow="GET, POST")
-    require_key(request)
+        raise MethodNotAllowed("/models/{model_id} answers GET and POST (unloading needs a server with --admin-key)", allow="GET, POST")
+    require_key(request, ADMIN)
     state = state_of(request)
     model, rest = state.split_model_path(model_path)
     if rest:
@@ -100,6 +104,7 @@ async def unload_model(request: Request, model_path: FromPath[str]) -> dict[str,
     if model.busy:
         raise Conflict(f"model {model.model_id} is answering requests; unload it once they are answered")
     unload(state, model, reason="asked through the admin API")
+    audit(request, "unload", model.model_id)
     return {"model_id": model.model_id, "state": "unloaded"}
 
 

@@ -16,7 +16,7 @@ async def predict_model(request: Request, model_path: FromPath[str]) -> Response
     action = next((name for name in ("load", "reload") if path.endswith("/" + name)), None)
     if action and path not in state_of(request).model_ids():
         if not admin_open(request):
-            raise Forbidden(f"{action}: the admin API is off; start the server with --api-key to manage models")
+            raise Forbidden(f"{action}: the admin API is off; start the server with --admin-key to manage models")
         if action == "load":
             return await admin.load(request, path.removesuffix("/load"))
         if path.removesuffix("/reload") not in state_of(request).model_ids():
