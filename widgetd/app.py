@@ -1,4 +1,4 @@
-"""The HTTP server: the routes of ``widgetd.routes``, the models loading in the background."""
+"""The HTTP server: the routes of ``widgetd.routes`` behind request ids, the models loading in the background."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Callable
 from litestar import Litestar
 from litestar.datastructures import State
 
+from widgetd.request_ids import RequestIds
 from widgetd.routes import STATE_KEY, admin, dispatch, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.settings import ServerSettings
@@ -16,9 +17,9 @@ from widgetd.state import ServerState
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
 
-def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None) -> Litestar:
-    """The litestar app; models load in a background thread so health answers while they do, and
-    ``on_loaded`` is called when each has loaded or failed."""
+def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None) -> RequestIds:
+    """The ASGI app: litestar's, each request given its id; models load in a background thread so health
+    answers while they do, and ``on_loaded`` is called when each has loaded or failed."""
 
     def start_loading() -> None:
         def load_all() -> None:
@@ -42,7 +43,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
             if model.batcher:
                 model.batcher.close()
 
-    return Litestar(
+    return RequestIds(Litestar(
         route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *dispatch.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
@@ -53,4 +54,4 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
         # Logging is the CLI's to set (one format with uvicorn's lines), not Litestar's.
         logging_config=None,
         debug=False,
-    )
+    ))

@@ -225,7 +225,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from widgetd.serving import GracefulServer, listening_socket, uvicorn_config
     from widgetd.state import ServerState
 
-    _log_like_uvicorn(arguments.log_level)
+    _log_like_uvicorn(arguments.log_level, arguments.log_format)
     _use_endpoint_token()
     mask_secrets_in_logs(known_secrets(arguments.api_key, arguments.admin_key))
     if arguments.keys_file:  # a wrong keys file stops the server before anything loads
@@ -271,12 +271,12 @@ def _read_keys_again_on_sighup(state) -> None:
         signal.signal(signal.SIGHUP, lambda *_: mask_secrets_in_logs(keys.reload()))
 
 
-def _log_like_uvicorn(level: str) -> None:
-    """widgetd's and the plugins' lines in the format of uvicorn's own (``INFO:     widgetd: ...``)."""
-    from uvicorn.logging import DefaultFormatter
+def _log_like_uvicorn(level: str, log_format: str = "text") -> None:
+    """widgetd's and the plugins' lines in the format of uvicorn's own (``INFO:     widgetd: ...``), or JSON."""
+    from widgetd.serving import log_formatter
 
     handler = logging.StreamHandler()
-    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+    handler.setFormatter(log_formatter(log_format))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 

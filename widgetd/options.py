@@ -142,6 +142,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         choices=("critical", "error", "warning", "info", "debug"),
         help="the least severe log lines shown; debug adds the access lines of /health and /metrics polls (default info)",
     )
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        type=str.lower,
+        choices=("text", "json"),
+        help="text: lines for a person, a request's id at the end of its lines; json: one JSON object a line "
+        "(time, level, logger, message, request_id, and an access line's client, method, path and status) (default text)",
+    )
     ray = serve.add_argument_group(
         "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
         "model, with these replicas, behind an ingress deployment running widgetd's routes"
@@ -289,6 +297,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
     return ServerSettings(
         api_key=arguments.api_key,
         admin_key=arguments.admin_key,
+        log_format=arguments.log_format,
         keys_file=arguments.keys_file,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,

@@ -147,11 +147,12 @@ def errors_reference() -> str:
     lines = [
         GENERATED,
         "# Errors\n",
-        'Every error is JSON, `{"error": "what went wrong", "field": "the.offending.field"}` (`field` when one '
-        "field is at fault), with the message also in `X-Error-Message` and the code below in `X-Error-Code`. "
-        'On OpenAI\'s routes the body takes OpenAI\'s shape, `{"error": {"message", "type", "param", "code"}}`, '
+        'Every error is JSON, `{"error": "what went wrong", "field": "the.offending.field", "request_id": "..."}` '
+        "(`field` when one field is at fault; `request_id` as in the `X-Request-Id` header and the log lines of "
+        "the request), with the message also in `X-Error-Message` and the code below in `X-Error-Code`. "
+        'On OpenAI\'s routes the body takes OpenAI\'s shape, `{"error": {"message", "type", "param", "code"}, "request_id"}`, '
         "which the `openai` SDKs show. No answer holds a stack trace, a path on the server or what the Hub answered "
-        "(a client holding the API key reads those details in `/info`).\n",
+        "(a client holding an admin key reads those details in `/info`).\n",
         "| status | `X-Error-Code` | when |",
         "|---|---|---|",
     ]

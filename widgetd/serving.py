@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
+import json
 import logging
 import signal
 import socket
 import threading
+from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterator
 
 import msgspec
 import uvicorn
+from uvicorn.logging import AccessFormatter, DefaultFormatter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from widgetd.errors import WidgetdError, code_for_status
@@ -40,9 +44,84 @@ def uvicorn_config(app: Any, settings: ServerSettings, *, host: str, port: int, 
         timeout_keep_alive=settings.keep_alive_timeout,
         # A backstop only: widgetd answers what is still running 503 at its own shutdown timeout.
         timeout_graceful_shutdown=int(settings.shutdown_timeout) + 5,
+        log_config=uvicorn_log_config(settings.log_format),
     )
     logging.getLogger("uvicorn.access").addFilter(QuietPolls())  # after uvicorn.Config, which sets up its loggers
     return config
+
+
+# -- log lines --------------------------------------------------------------------------------------------
+
+WIDGETD_LINE = "%(levelprefix)s %(name)s: %(message)s"
+UVICORN_LINE = "%(levelprefix)s %(message)s"
+ACCESS_LINE = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+
+
+def _with_request_id(line: str, record: logging.LogRecord) -> str:
+    request_id = getattr(record, "request_id", None)
+    return f"{line} [{request_id}]" if request_id else line
+
+
+class TextFormatter(DefaultFormatter):
+    """uvicorn's lines for a person, a request's id at the end of the lines written while serving it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _with_request_id(super().format(record), record)
+
+
+class AccessTextFormatter(AccessFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _with_request_id(super().format(record), record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC), level, logger, message, request_id when serving a request, an
+    access line's client, method, path and status, and a failure's traceback as ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", None):
+            entry["request_id"] = record.request_id
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _, status = record.args
+            entry.update(client=client, method=method, path=path, status=status)
+        if record.exc_info or record.exc_text:
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def log_formatter(log_format: str, line: str = WIDGETD_LINE) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else TextFormatter(line)
+
+
+def uvicorn_log_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's own logging setup, its lines in ``log_format``."""
+    json_lines = log_format == "json"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": JsonFormatter} if json_lines else {"()": TextFormatter, "fmt": UVICORN_LINE},
+            "access": {"()": JsonFormatter} if json_lines else {"()": AccessTextFormatter, "fmt": ACCESS_LINE},
+        },
+        "handlers": {
+            "default": {"formatter": "default", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
 
 
 class CannotListen(WidgetdError):
@@ -190,5 +269,6 @@ class GracefulServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if not self.should_exit:
-            self.on_stop()
+            # A signal interrupts whatever runs, a request's task too: its lines are not that request's.
+            contextvars.Context().run(self.on_stop)
         super().handle_exit(sig, frame)

@@ -15,6 +15,8 @@ class ServerSettings:
     """The admin key (``--admin-key``): loads, reloads and unloads models, and calls them."""
     keys_file: str | None = None
     """A TOML file of named keys with scopes (``--keys-file``), read again on SIGHUP."""
+    log_format: str = "text"
+    """``text`` (uvicorn's, for a person) or ``json`` (one object a line, for a log pipeline)."""
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None
     """None: each backend's own."""

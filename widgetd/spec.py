@@ -133,8 +133,8 @@ def _version() -> str:
 
 HTTP_STATUSES = {
     "200": "OK",
-    "400": "Invalid request: JSON {\"error\": message, \"field\": path}",
-    "401": "The API key is missing or wrong",
+    "400": "Invalid request: JSON {\"error\": message, \"field\": path, \"request_id\": id}",
+    "401": "No key, or one this server does not know",
     "404": "No such model or task",
     "413": "The body, a text, a list, the audio, the image or the answer is over this server's limits",
     "415": "Audio or an image no decoder reads",

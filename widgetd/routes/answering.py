@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any, Awaitable, Callable
 
 from litestar import Request, Response
@@ -77,7 +76,7 @@ async def check_serving(request: Request, state: ServerState, model: ServedModel
 
 
 def reply_headers(request: Request, model: ServedModel, elapsed: float | None = None) -> dict[str, str]:
-    headers = {"x-compute-type": model.device or "cpu", "x-request-id": request.headers.get("x-request-id") or uuid.uuid4().hex}
+    headers = {"x-compute-type": model.device or "cpu"}  # X-Request-Id: widgetd.request_ids, on every response
     if elapsed is not None:
         headers["x-compute-time"] = f"{elapsed:.3f}"
     return headers

@@ -1,4 +1,4 @@
-"""Every error as the JSON contract: ``{"error", "field"?}``, ``X-Error-Message``, the right status."""
+"""Every error as the JSON contract: ``{"error", "field"?, "request_id"}``, ``X-Error-Message``, the right status."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from widgetd.errors import ClientError, ClientGone, InternalError, InvalidAnswer, ServiceUnavailable, code_for_status, told_to_clients
+from widgetd.request_ids import REQUEST_ID
 
 log = logging.getLogger("widgetd")
 
 
 def error_response(status: int, message: str, *, code: str = "", openai: bool = False, **extra: Any) -> Response:
-    """``{"error": message, "field"?}`` with ``X-Error-Code: code`` (by default, the status's); on OpenAI's
-    routes, OpenAI's shape (which its SDKs show): ``{"error": {"message", "type", "param", "code"}}``, the
-    field as ``param``."""
+    """``{"error": message, "field"?, "request_id"}`` with ``X-Error-Code: code`` (by default, the status's); on
+    OpenAI's routes, OpenAI's shape (which its SDKs show): ``{"error": {"message", "type", "param", "code"},
+    "request_id"}``, the field as ``param``."""
     if openai:
         body: dict[str, Any] = {"error": openai_error(status, message, extra.get("field"))}
     else:
         body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
+    if request_id := REQUEST_ID.get():
+        body["request_id"] = request_id
     headers = {"X-Error-Message": _header_safe(message), "X-Error-Code": code or code_for_status(status)}
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json", headers=headers)
 
