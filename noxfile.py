@@ -2,7 +2,7 @@
 workflow files), ``tests`` (the core and every plugin here, ending with a brief exploration), ``plugins`` (each
 plugin's own ``nox -s conformance``, as its CI runs it), ``dist`` (the built packages, installed alone),
 ``template`` (a plugin written by ``widgetd new-plugin`` passes its own CI), ``ray`` and ``docs`` (the site). Also: ``spec``
-(regenerate spec/); ``explore``, ``openapi`` and the ``benchmark`` sessions (deeper or slower, not in CI)."""
+(regenerate spec/); ``explore``, ``openapi``, ``soak`` and the ``benchmark`` sessions (deeper or slower, not in CI)."""
 
 import shutil
 import sys
@@ -35,7 +35,7 @@ def install_everything(session: nox.Session) -> None:
     # playwright drives the system's chromium for the widget page tests (no browser download);
     # schemathesis checks that servers do what their /openapi.json says; the openai SDK is one of
     # the clients the OpenAI-compatible routes are tested with.
-    session.install(*CONSTRAINTS, "-e", ".[testing]", *editable, "playwright", "schemathesis", "openai")
+    session.install(*CONSTRAINTS, "-e", ".[testing,otel]", *editable, "playwright", "schemathesis", "openai")
     # asteroid pulls a CUDA torchaudio that breaks `import asteroid` beside CPU torch; nothing needs it.
     session.run("pip", "uninstall", "--yes", "torchaudio")
 
@@ -121,6 +121,17 @@ def explore(session: nox.Session) -> None:
     Run on a schedule; `nox -s explore -- --widgetd-seed N` replays a run. What it finds becomes a fixed example."""
     install_everything(session)
     explore_each_plugin(session, None, *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """tests/test_soak.py for an hour (``nox -s soak -- 600`` for ten minutes): mixed traffic, then no 5xx, no
+    lost request, gauges at zero, memory, files and threads back near their warm level. CI runs it for 90 s
+    within ``tests``. The report goes to soak-report.json."""
+    install_everything(session)
+    seconds = session.posargs[0] if session.posargs else "3600"
+    report = str(ROOT / "soak-report.json")
+    session.run("pytest", "tests/test_soak.py", "-s", env={"WIDGETD_SOAK_SECONDS": seconds, "WIDGETD_SOAK_REPORT": report})
 
 
 @nox.session

@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from widgetd.request_ids import RequestIds
+from widgetd.tracing import traced
 from widgetd.routes import STATE_KEY, admin, dispatch, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.settings import ServerSettings
@@ -18,7 +19,7 @@ __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
 
 def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None) -> RequestIds:
-    """The ASGI app: litestar's, each request given its id; models load in a background thread so health
+    """The ASGI app: litestar's, each request given its id (and its span, when tracing is on); models load in a background thread so health
     answers while they do, and ``on_loaded`` is called when each has loaded or failed."""
 
     def start_loading() -> None:
@@ -43,7 +44,7 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
             if model.batcher:
                 model.batcher.close()
 
-    return RequestIds(Litestar(
+    return RequestIds(traced(Litestar(
         route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *dispatch.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
@@ -54,4 +55,4 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
         # Logging is the CLI's to set (one format with uvicorn's lines), not Litestar's.
         logging_config=None,
         debug=False,
-    ))
+    )))

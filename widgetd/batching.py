@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from widgetd import cancellation
+from widgetd import cancellation, tracing
 from widgetd.backends import Pipeline
 
 
@@ -26,6 +26,14 @@ class _Pending:
     answer: asyncio.Future = field(repr=False)
     batch_size: int = 0
     """The size of the batch it ran in, on the first request of each batch; 0 on the others."""
+    ran_with: int = 0
+    """The size of the batch it ran in (for its trace)."""
+    queued_ns: int = field(default_factory=time.time_ns)
+    taken_ns: int = 0
+    called_ns: int = 0
+    """When the model was called for its batch (the last call, when a failed batch is run one by one)."""
+    returned_ns: int = 0
+    answered_ns: int = 0
 
 
 GATHER_SHARE = 0.1
@@ -105,7 +113,11 @@ class Batcher:
         self._queue.put_nowait(pending)
         if self._company_wanted and self._queue.qsize() >= self._company_wanted:
             self._company_arrived.set()
-        return await pending.answer, pending.batch_size
+        try:
+            return await pending.answer, pending.batch_size
+        finally:
+            if tracing.enabled():
+                tracing.batch_spans(pending.queued_ns, pending.taken_ns, pending.called_ns, pending.returned_ns, pending.answered_ns, pending.ran_with)
 
     async def count_tokens(self, texts: list[str]) -> int:
         """The tokens the texts are read as (0 if the pipeline cannot say), counted on the model's thread:
@@ -124,13 +136,18 @@ class Batcher:
             if not batch:
                 continue
             batch[0].batch_size = len(batch)
+            taken = time.time_ns()
+            for pending in batch:
+                pending.taken_ns, pending.ran_with = taken, len(batch)
             if self.on_batch:
                 self.on_batch(len(batch))
             task = batch[0].task
             started = time.perf_counter()
             outcomes = await loop.run_in_executor(self._executor, self._run, task, batch)
             self._last_batch = (len(batch), time.perf_counter() - started)
+            answered = time.time_ns()
             for pending, outcome in zip(batch, outcomes):
+                pending.answered_ns = answered
                 if pending.answer.done():
                     continue
                 if isinstance(outcome, BaseException):
@@ -178,6 +195,7 @@ class Batcher:
         """Answers (or errors) for ``batch``, run on the model's thread; the backend can see, through
         ``widgetd.cancellation``, which of its requests were given up meanwhile."""
         requests = [pending.request for pending in batch]
+        called = time.time_ns()
         try:
             with cancellation.running({id(pending.request): pending.answer.done for pending in batch}):
                 answers = self._answers(task, requests)
@@ -186,6 +204,9 @@ class Batcher:
                 return [error] * len(batch)
             # One at a time, so that one bad request fails alone; no more work for those given up.
             return [self._run(task, [pending])[0] if not pending.answer.done() else error for pending in batch]
+        returned = time.time_ns()
+        for pending in batch:
+            pending.called_ns, pending.returned_ns = called, returned
         return [self._checked(task, answer) for answer in answers]
 
     def _checked(self, task: str, answer: Any) -> Any:

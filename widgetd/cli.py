@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import widgetd
 from widgetd.deprecation import WidgetdDeprecationWarning
 from widgetd.errors import WidgetdError
 from widgetd.keys import read_keys_file
@@ -30,6 +31,7 @@ from widgetd.options import (
 )
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 from widgetd.scaling import parse_autoscale
+from widgetd.tracing import start_tracing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,6 +237,8 @@ def _serve(arguments: argparse.Namespace) -> int:
     # Model threads hold the GIL between kernels; a short switch interval keeps the event loop
     # (health checks, new requests) answering within milliseconds while they run.
     sys.setswitchinterval(0.001)
+    if arguments.otlp_endpoint and not arguments.ray:  # on Ray Serve, the ingress starts its own
+        start_tracing(arguments.otlp_endpoint, widgetd.__version__)
     if arguments.ray:
         from widgetd.ray import serve_on_ray
 

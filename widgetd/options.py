@@ -150,6 +150,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="text: lines for a person, a request's id at the end of its lines; json: one JSON object a line "
         "(time, level, logger, message, request_id, and an access line's client, method, path and status) (default text)",
     )
+    serve.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export OpenTelemetry traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318): a span per request "
+        "with its decoding, queue wait, batch, model call, generation and encoding; OTEL_* variables honoured; "
+        "needs pip install 'widgetd[otel]' (default: off) ($WIDGETD_OTLP_ENDPOINT)",
+    )
     ray = serve.add_argument_group(
         "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
         "model, with these replicas, behind an ingress deployment running widgetd's routes"
@@ -298,6 +305,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
         api_key=arguments.api_key,
         admin_key=arguments.admin_key,
         log_format=arguments.log_format,
+        otlp_endpoint=arguments.otlp_endpoint,
         keys_file=arguments.keys_file,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,

@@ -16,6 +16,8 @@ class ServerSettings:
     keys_file: str | None = None
     """A TOML file of named keys with scopes (``--keys-file``), read again on SIGHUP."""
     log_format: str = "text"
+    otlp_endpoint: str | None = None
+    """Where OpenTelemetry traces go (OTLP over HTTP); None: no tracing."""
     """``text`` (uvicorn's, for a person) or ``json`` (one object a line, for a log pipeline)."""
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None

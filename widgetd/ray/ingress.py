@@ -18,6 +18,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.schema import ServeInstanceDetails
 
+import widgetd
 from widgetd.app import create_app
 from widgetd.errors import ServiceUnavailable
 from widgetd.generating import Generation, Job, Stream, Token
@@ -28,6 +29,7 @@ from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_l
 from widgetd.scaling import Scaling
 from widgetd.settings import ServerSettings
 from widgetd.state import ServerState
+from widgetd.tracing import start_tracing
 
 log = logging.getLogger("widgetd")
 
@@ -352,6 +354,8 @@ class Ingress:
 
     def __init__(self, settings: ServerSettings, requests: list[ModelRequest], models: list[Any], on_demand: Any, scaling: Scaling) -> None:
         configure_logging()
+        if settings.otlp_endpoint:
+            start_tracing(settings.otlp_endpoint, widgetd.__version__)
         manager = create_plugin_manager()
         registry = collect(manager)
         planned = plan_models(requests, registry)

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from litestar import Request, Response
 
+from widgetd import tracing
 from widgetd.batching import QueueFull
 from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable
 from widgetd.models import ServedModel
@@ -33,6 +34,7 @@ async def measured(
     state = state_of(request)
     started, status = time.perf_counter(), 500
     measured = {"task": label}
+    tracing.describe_request(model=model.model_id, task=label, backend=model.backend.name, runtime=model.runtime_in_use or model.runtime, device=model.device)
     model.in_flight += 1
     try:
         response = await respond(measured)
@@ -55,6 +57,7 @@ async def measured(
     finally:
         model.in_flight -= 1
         model.last_used = time.time()
+        tracing.describe_request(task=measured["task"], status=status)
         state.metrics.observe_request(model.model_id, measured["task"], status, time.perf_counter() - started)
 
 

@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.response import Stream as StreamResponse
 
+from widgetd import tracing
 from widgetd.batching import QueueFull
 from widgetd.conversation import conversation_answer, conversation_job
 from widgetd.errors import ClientError, InvalidInput, RequestTimedOut, ServiceUnavailable
@@ -73,6 +74,7 @@ async def generate_for_at_most(request: Request, state: ServerState, model: Serv
         return await while_connected(request, until_done_or_time(), state.settings.request_timeout, state.shutdown.expired)
     finally:
         stream.close()
+        tracing.generation_span(stream.generation)
 
 
 async def generate(request: Request, state: ServerState, model: ServedModel, job: Job) -> Generation:
@@ -84,6 +86,7 @@ async def generate(request: Request, state: ServerState, model: ServedModel, job
     except QueueFull as error:
         raise ServiceUnavailable(f"model {model.model_id} is overloaded: {error}", 1) from None
     _observe_first_token(state, model, generation)
+    tracing.generation_span(generation)
     return generation
 
 
@@ -138,6 +141,7 @@ def sse_response(
             yield sse(_error_event(500, f"generation failed: {type(error).__name__}", None, openai))
         finally:
             stream.close()
+            tracing.generation_span(stream.generation)
         yield b"data: [DONE]\n\n"
 
     return StreamResponse(lines(), media_type="text/event-stream", headers={**headers, **SSE_HEADERS})

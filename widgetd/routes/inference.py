@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import msgspec
 from litestar import Request, Response, post
 
-from widgetd import media
+from widgetd import media, tracing
 from widgetd.decoding import decode_request, input_characters
 from widgetd.errors import (
     ClientError,
@@ -59,7 +59,8 @@ async def _answer(
     body = await request.body()
     content_type = request.headers.get("content-type")
     query = dict(request.query_params.items())
-    task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type, query)
+    with tracing.span("decode", **{"widgetd.body_bytes": len(body)}):
+        task, decoded = await decode_for_first_task(state, [task_name] if task_name else model.tasks, body, content_type, query)
     measured["task"] = task.name
     if task.name == "text-generation" and model.generator is not None:
         return await generation.text_generation(request, state, model, decoded, reply_headers(request, model))
@@ -70,7 +71,8 @@ async def _answer(
     reply = ReplyOptions(media.audio_format_for(accept), media.image_format_for(accept), request.headers.get("user-agent", ""))
 
     async def encode(result: Any) -> tuple[bytes, str]:
-        return await reply_content(state, task, decoded, result, reply, accept)
+        with tracing.span("encode"):
+            return await reply_content(state, task, decoded, result, reply, accept)
 
     if wants_progress(task, accept):
         return progress_response(state, model, task, decoded, encode, reply_headers(request, model))

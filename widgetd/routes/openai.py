@@ -10,6 +10,7 @@ import msgspec
 import numpy as np
 from litestar import Request, Response, get, post
 
+from widgetd import tracing
 from widgetd.chat import Completion, chat_job, usage
 from widgetd.decoding import decode_json
 from widgetd.errors import ClientError, InvalidInput, ModelNotFound, NotFound
@@ -81,7 +82,9 @@ async def _routed(
     names or else the one the body names (or the first that ``fits``), measured in /metrics under ``label``."""
     state = state_of(request)
     require_key(request)
-    decoded = decode_json(await request.body(), request_type, name, state.settings.limits)
+    body = await request.body()
+    with tracing.span("decode", **{"widgetd.body_bytes": len(body)}):
+        decoded = decode_json(body, request_type, name, state.settings.limits)
     by_path = model is not None
     model = model or await chosen_model(request, state, decoded.model, fits, what)
     return await answering.measured(request, model, label, lambda _: respond(request, state, model, decoded, by_path))

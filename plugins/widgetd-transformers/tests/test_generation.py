@@ -238,3 +238,33 @@ def test_max_time_ends_the_answer_with_what_it_has(server):
     assert cut.status_code == 200, cut.text
     assert whole["generated_text"].startswith(cut.json()["generated_text"])
     assert len(cut.json()["generated_text"]) < len(whole["generated_text"])
+
+
+def test_a_generation_is_one_span_with_its_tokens_streamed_or_not(tmp_path):
+    """``--otlp-endpoint``: a chat request's span has one ``generate`` child however many tokens, saying how
+    many, how long the first took and why it ended."""
+    from openai import OpenAI
+
+    from widgetd.testing.otlp import OtlpReceiver
+    from widgetd.testing.process import ServeProcess
+    from widgetd_transformers.tiny_chat import write_tiny_chat
+
+    folder = write_tiny_chat(tmp_path / "tiny-chat")
+    environment = {"WIDGETD_LOAD_PLUGINS": "transformers", "OTEL_BSP_SCHEDULE_DELAY": "50"}
+    with OtlpReceiver() as receiver, ServeProcess(["--model-id", str(folder), "--otlp-endpoint", receiver.url], environment) as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+        hello = [{"role": "user", "content": "Hello!"}]
+        whole = client.chat.completions.with_raw_response.create(model="tiny-chat", messages=hello, max_tokens=6, temperature=0)
+        streamed = client.chat.completions.with_raw_response.create(model="tiny-chat", messages=hello, max_tokens=5, temperature=0, stream=True)
+        ids = {whole.headers["x-request-id"]: whole.parse().usage.completion_tokens, streamed.headers["x-request-id"]: None}
+        list(streamed.parse())
+        spans = receiver.wait_for(lambda spans: set(ids) <= {span.attributes.get("widgetd.request_id") for span in spans})
+    for request_id, completion_tokens in ids.items():
+        [request] = [span for span in spans if span.attributes.get("widgetd.request_id") == request_id]
+        assert request.name == "POST chat-completion" and request.attributes["widgetd.model"] == "tiny-chat"
+        stages = receiver.children_of(request)
+        assert set(stages) == {"decode", "generate"}, stages
+        generate = stages["generate"].attributes
+        expected = {completion_tokens} if completion_tokens is not None else set(range(1, 6))
+        assert generate["widgetd.generated_tokens"] in expected and generate["widgetd.prompt_tokens"] > 0, generate
+        assert generate["widgetd.finish_reason"] in ("length", "eos_token") and 0 < generate["widgetd.first_token_ms"], generate
