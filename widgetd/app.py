@@ -18,9 +18,13 @@ from widgetd.state import ServerState
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
 
-def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None) -> RequestIds:
-    """The ASGI app: litestar's, each request given its id (and its span, when tracing is on); models load in a background thread so health
-    answers while they do, and ``on_loaded`` is called when each has loaded or failed."""
+def create_app(
+    state: ServerState, *, load_in_background: bool = True, on_loaded: Callable[[], None] | None = None,
+    proxy_request_id: Callable[[], str | None] | None = None,
+) -> RequestIds:
+    """The ASGI app: litestar's, each request given its id (``proxy_request_id``: the proxy's, see
+    ``RequestIds``) and its span when tracing is on; models load in a background thread so health answers
+    while they do, and ``on_loaded`` is called when each has loaded or failed."""
 
     def start_loading() -> None:
         def load_all() -> None:
@@ -55,4 +59,4 @@ def create_app(state: ServerState, *, load_in_background: bool = True, on_loaded
         # Logging is the CLI's to set (one format with uvicorn's lines), not Litestar's.
         logging_config=None,
         debug=False,
-    )))
+    )), proxy_request_id)

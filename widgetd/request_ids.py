@@ -27,16 +27,20 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class RequestIds:
-    """ASGI middleware around the whole app (unknown routes and the framework's own errors included)."""
+    """ASGI middleware around the whole app (unknown routes and the framework's own errors included).
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    ``proxy_id``: behind a proxy that gives each request its id and sends it back itself (Ray Serve's), how to
+    read that id; the app then uses it and adds no header of its own."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], proxy_id: Callable[[], str | None] | None = None) -> None:
         self.app = app
+        self.proxy_id = proxy_id
         carry_request_ids_in_logs()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = request_id_of(scope.get("headers", []))
+        request_id = (self.proxy_id() if self.proxy_id else None) or request_id_of(scope.get("headers", []))
 
         async def send_with_id(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -45,7 +49,7 @@ class RequestIds:
 
         token = REQUEST_ID.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send if self.proxy_id else send_with_id)
         finally:
             REQUEST_ID.reset(token)
 

@@ -99,6 +99,11 @@ def test_errors_keep_their_status_across_the_cluster(widgetd):
     assert widgetd.post("/models/nobody/here", json={"inputs": "x"}).status_code == 404
     refused = widgetd.post("/models/toy", json={"inputs": "please refuse this"})
     assert refused.status_code == 400 and refused.json()["error"] == "the toy backend refuses this input"
+    # One request id, the proxy's, in the header and the error body; the client's when it sends one.
+    for headers in ({}, {"x-request-id": "ray-client-1"}):
+        refused = widgetd.post("/models/toy", json={"inputs": "please refuse this"}, headers=headers)
+        [request_id] = refused.headers.get_list("x-request-id")
+        assert refused.json()["request_id"] == request_id == headers.get("x-request-id", request_id)
 
 
 def test_both_replicas_answer(widgetd):

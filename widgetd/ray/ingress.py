@@ -374,4 +374,14 @@ class Ingress:
         )
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self.state)
+        return create_app(self.state, proxy_request_id=_ray_request_id)
+
+
+def _ray_request_id() -> str | None:
+    """The id Ray Serve's proxy gave the request (the client's X-Request-Id, or its own), which it sends back."""
+    try:
+        from ray.serve.context import _get_serve_request_context
+
+        return _get_serve_request_context().request_id or None
+    except Exception:  # a private API: without it, widgetd's own id (the proxy still sends back Ray's)
+        return None
