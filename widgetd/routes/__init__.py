@@ -83,13 +83,13 @@ def require_key(request: Request, scope: str = INFERENCE) -> None:
 
 def key_of(request: Request) -> Key | None:
     """The server's key the request presents, if any (looked up once per request)."""
-    scope = request.scope.setdefault("state", {})
-    if "widgetd_key" not in scope:
-        scope["widgetd_key"] = state_of(request).keys.holder(request.headers.get("authorization", ""))
-    return scope["widgetd_key"]
+    per_request = request.scope.setdefault("state", {})
+    if "widgetd_key" not in per_request:
+        per_request["widgetd_key"] = state_of(request).keys.holder(request.headers.get("authorization", ""))
+    return per_request["widgetd_key"]
 
 
-def holds_key(request: Request) -> bool:
+def holds_admin_key(request: Request) -> bool:
     """Whether the request presents an admin key (never, when the server has none): only such clients read the
     details of failures (paths on this machine, what the Hub answered)."""
     key = key_of(request)

@@ -14,7 +14,7 @@ from widgetd.batching import QueueFull
 from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable
 from widgetd.models import ServedModel
 from widgetd.on_demand import served_or_loading
-from widgetd.routes import holds_key, require_key, state_of, waits_for_model
+from widgetd.routes import holds_admin_key, require_key, state_of, waits_for_model
 from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
 
@@ -74,7 +74,7 @@ async def check_serving(request: Request, state: ServerState, model: ServedModel
     if model.state == "unloaded":
         raise ServiceUnavailable(f"model {model.model_id} was unloaded; send the request again to load it", 1)
     if model.state == "failed":
-        problem = model.problem_for(holds_key(request))
+        problem = model.problem_for(holds_admin_key(request))
         raise ServiceUnavailable(f"model {model.model_id} failed to load: {problem}", FAILED_RETRY_SECONDS)
 
 

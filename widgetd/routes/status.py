@@ -11,7 +11,7 @@ from litestar.static_files import create_static_files_router
 from widgetd.errors import MethodNotAllowed, NotFound
 from widgetd.models import ServedModel
 from widgetd.on_demand import not_served, split_repo_path
-from widgetd.routes import admin_open, holds_key, methods_of, model_list, require_key, state_of
+from widgetd.routes import admin_open, holds_admin_key, methods_of, model_list, require_key, state_of
 from widgetd.routes.answering import FAILED_RETRY_SECONDS, LOADING_RETRY_SECONDS
 from widgetd.spec import served_openapi_document
 from widgetd.state import ServerState
@@ -54,7 +54,7 @@ def widgets(request: Request) -> dict[str, Any]:
 @get("/health", sync_to_thread=False)
 def health(request: Request) -> Response:
     """The pinned models' health: models loading or unloaded on demand do not make a server unhealthy."""
-    return health_of([model for model in state_of(request).models if model.pinned], holds_key(request))
+    return health_of([model for model in state_of(request).models if model.pinned], holds_admin_key(request))
 
 
 @get("/info", sync_to_thread=False)
@@ -85,7 +85,7 @@ def model_resource(request: Request, model_path: FromPath[str]) -> Any:
     except NotFound:
         return _not_loaded_health(state, model_path)
     if rest == "health":
-        return health_of([model], holds_key(request))
+        return health_of([model], holds_admin_key(request))
     require_key(request)
     if rest in ("", "info"):
         return info_of(request, [model])
@@ -125,7 +125,7 @@ def health_of(models: Sequence[ServedModel], trusted: bool) -> Response:
 
 
 def info_of(request: Request, models: Sequence[ServedModel]) -> dict[str, Any]:
-    trusted = holds_key(request)
+    trusted = holds_admin_key(request)
     state = state_of(request)
     return {"models": [state.describe_model(m, trusted) for m in models], "plugins": state.plugins, "limits": state.settings.limits.describe()}
 
