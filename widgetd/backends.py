@@ -57,7 +57,8 @@ class Pipeline(Protocol):
     for text-generation; ``placement`` (optional) says where the parts of a split model run;
     ``count_tokens(texts)`` (optional) gives the tokens texts are read as, for usage on /v1/embeddings;
     ``answered_by`` (optional) names what answers in errors about its answers (default: its backend);
-    ``runtime`` (optional) says what runs it (``onnx (onnx/model.onnx)``), for /info.
+    ``runtime`` (optional) says what runs it (``onnx (onnx/model.onnx)``), for /info; ``close()`` (optional) is
+    called when the model is unloaded.
     """
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]: ...

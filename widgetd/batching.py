@@ -229,6 +229,9 @@ class Batcher:
         if self._worker is not None:
             self._worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        close_pipeline = getattr(self.pipeline, "close", None)  # a pipeline holding a process (--isolate)
+        if close_pipeline is not None:
+            close_pipeline()
 
 
 def _yield_to_the_event_loop() -> None:

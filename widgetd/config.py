@@ -38,6 +38,8 @@ class ModelEntry(msgspec.Struct, forbid_unknown_fields=True):
     task: Optional[str] = None
     library: Optional[str] = None
     device: Optional[str] = None
+    isolate: Optional[bool] = None
+    """This model in a worker process of its own (``--isolate`` for this one), or not."""
     batch_size: Optional[int] = None
     pinned: bool = True
     """False: loaded at startup, but unloaded like an on-demand model when room is needed."""

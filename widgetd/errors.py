@@ -139,6 +139,12 @@ class ServiceUnavailable(WidgetdError):
         self.retry_after = retry_after
 
 
+class ModelWorkerDied(ServiceUnavailable):
+    """The model's worker process (``--isolate``) ended while answering, or is being started again."""
+
+    code = "ModelWorkerDied"
+
+
 class ClientGone(WidgetdError):
     """The client disconnected before its answer was ready; its work was dropped (logged as 499)."""
 

@@ -13,6 +13,7 @@ from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel, run
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.generating import Engine, GenerationLoop
+from widgetd.isolation import Generates, IsolatedPipeline
 from widgetd.limits import Limits
 from widgetd.plugins import Registry
 from widgetd.scaling import Scaling
@@ -38,6 +39,8 @@ class ModelRequest:
     """This model's largest batch, over the server's ``--max-batch-size``."""
     runtime: str = "torch"
     """What runs it (``--runtime``): torch, onnx, openvino, int8, auto, or an exported file of the repo."""
+    isolate: bool = False
+    """Run it in a worker process of its own (``--isolate``, ``widgetd.isolation``)."""
     scaling: Scaling = Scaling()
     """Its replicas on Ray Serve (``--replicas``, ``--autoscale``, ``--num-gpus``)."""
 
@@ -130,6 +133,7 @@ class ServedModel:
             **({"memory_bytes": self.memory_bytes} if self.memory_bytes is not None else {}),
             **({"placement": self.placement} if self.placement else {}),
             **({"generation": self._generation()} if self.generator else {}),
+            **({"worker": self.batcher.pipeline.describe()} if self.batcher and isinstance(self.batcher.pipeline, IsolatedPipeline) else {}),
         }
 
     def _generation(self) -> dict:
@@ -194,6 +198,15 @@ def check_runtime(runtime: str, backend: Backend, model_id: str) -> None:
         )
 
 
+def _isolated_or_here(model: ServedModel, snapshot: ModelSnapshot) -> Pipeline:
+    """The model in a worker process of its own; one that generates text, here (see ``widgetd.isolation``)."""
+    try:
+        return IsolatedPipeline(model, model.backend, snapshot)
+    except Generates:
+        log.warning("model %s generates text: it runs in the server's process (--isolate covers the other tasks)", model.model_id)
+        return model.backend.load(snapshot)
+
+
 def load_model(
     model: ServedModel,
     batcher_for: Callable[[ServedModel, Pipeline], Batcher],
@@ -212,20 +225,19 @@ def load_model(
         model.device = devices.choose_device(model.device_request, accelerators)
         log.info("model %s: loading on %s with %s (runtime %s)", model.model_id, model.device, model.backend.name, model.runtime)
         held_before = devices.memory_in_use(model.device)
-        pipeline = model.backend.load(
-            ModelSnapshot(
-                model_id=model.model_id,
-                path=model.source.path,
-                task=model.task,
-                device=model.device,
-                revision=model.source.commit,
-                card=dict(model.source.card),
-                accelerators=accelerators if (model.device_request or "auto") == "auto" else (),
-                limits=limits,
-                trust_remote_code=model.trust_remote_code,
-                runtime=model.runtime,
-            )
+        snapshot = ModelSnapshot(
+            model_id=model.model_id,
+            path=model.source.path,
+            task=model.task,
+            device=model.device,
+            revision=model.source.commit,
+            card=dict(model.source.card),
+            accelerators=accelerators if (model.device_request or "auto") == "auto" else (),
+            limits=limits,
+            trust_remote_code=model.trust_remote_code,
+            runtime=model.runtime,
         )
+        pipeline = _isolated_or_here(model, snapshot) if model.request is not None and model.request.isolate else model.backend.load(snapshot)
     except Exception as error:
         model.state, model.problem = "failed", f"{type(error).__name__}: {error}"
         model.public_problem = told_to_clients(error)

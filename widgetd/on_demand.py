@@ -139,6 +139,7 @@ def request_model(state: Server, model_id: str, *, task: str | None = None, devi
         device=device,
         trust_remote_code=state.settings.trust_remote_code,
         runtime=state.settings.runtime,
+        isolate=state.settings.isolate,
         on_demand=True,
     )
     state.pool.planning[model_id] = asyncio.get_running_loop().create_task(_plan_and_load(state, request, pin))

@@ -75,6 +75,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         "backends that have them ($WIDGETD_RUNTIME)",
     )
     serve.add_argument("--library", help="override the card's library_name")
+    serve.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each model in a worker process of its own: a crash in its library (a segfault, an out-of-memory kill) "
+        "fails only its requests (503) and the worker is started again; costs each model its own copy of the "
+        "library and a pipe crossing per batch; models that generate text stay in the server's process ($WIDGETD_ISOLATE=1)",
+    )
     serve.add_argument("--device", help="auto (default), cpu, cuda or cuda:N ($WIDGETD_DEVICE)")
     serve.add_argument(
         "--host",
@@ -280,6 +287,8 @@ def check_options(arguments: argparse.Namespace) -> None:
     """What argparse cannot check alone, refused before anything loads."""
     scaling_from(arguments)
     memory_budgets(arguments.memory_budget or [])
+    if arguments.isolate and arguments.ray:
+        raise WidgetdError("--isolate and --ray: on Ray Serve every model already runs in replicas of its own, which Ray restarts; leave out --isolate")
 
 
 def env_flag(name: str) -> bool:
@@ -319,6 +328,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
         shutdown_timeout=arguments.shutdown_timeout,
         trust_remote_code=arguments.trust_remote_code,
         runtime=arguments.runtime,
+        isolate=arguments.isolate,
         allow_models=tuple(arguments.allow_models or ()),
         memory_budget=memory_budgets(arguments.memory_budget or []),
         max_models=arguments.max_models,
@@ -383,6 +393,7 @@ def model_requests(arguments: argparse.Namespace) -> list:
         device=arguments.device,
         trust_remote_code=arguments.trust_remote_code,
         runtime=arguments.runtime,
+        isolate=arguments.isolate,
         scaling=scaling_from(arguments),
     )
     configured = getattr(arguments, "config_models", [])
@@ -397,6 +408,7 @@ def model_requests(arguments: argparse.Namespace) -> list:
                 pinned=entry.pinned,
                 max_batch_size=entry.batch_size,
                 runtime=entry.runtime or arguments.runtime,
+                isolate=arguments.isolate if entry.isolate is None else entry.isolate,
                 scaling=scaling_from(arguments, entry),
             )
             for entry in configured

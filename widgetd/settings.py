@@ -41,6 +41,8 @@ class ServerSettings:
     trust_remote_code: bool = False
     """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
     runtime: str = "torch"
+    isolate: bool = False
+    """Each model in a worker process of its own (``--isolate``), on-demand ones too."""
     """What runs the models (``--runtime``), on-demand ones too where their backend has it."""
     allow_models: tuple[str, ...] = ()
     """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""

@@ -11,7 +11,7 @@ from litestar import Request, Response
 
 from widgetd import tracing
 from widgetd.batching import QueueFull
-from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ServiceUnavailable
+from widgetd.errors import ClientError, ClientGone, InvalidAnswer, ModelWorkerDied, ServiceUnavailable
 from widgetd.models import ServedModel
 from widgetd.on_demand import served_or_loading
 from widgetd.routes import holds_admin_key, require_key, state_of, waits_for_model
@@ -73,6 +73,8 @@ async def check_serving(request: Request, state: ServerState, model: ServedModel
         await served_or_loading(state, model.model_id, wait=waits_for_model(request))
     if model.state == "unloaded":
         raise ServiceUnavailable(f"model {model.model_id} was unloaded; send the request again to load it", 1)
+    if model.state == "restarting":
+        raise ModelWorkerDied(f"model {model.model_id} is restarting: {model.public_problem}", LOADING_RETRY_SECONDS)
     if model.state == "failed":
         problem = model.problem_for(holds_admin_key(request))
         raise ServiceUnavailable(f"model {model.model_id} failed to load: {problem}", FAILED_RETRY_SECONDS)

@@ -268,3 +268,16 @@ def test_a_generation_is_one_span_with_its_tokens_streamed_or_not(tmp_path):
         expected = {completion_tokens} if completion_tokens is not None else set(range(1, 6))
         assert generate["widgetd.generated_tokens"] in expected and generate["widgetd.prompt_tokens"] > 0, generate
         assert generate["widgetd.finish_reason"] in ("length", "eos_token") and 0 < generate["widgetd.first_token_ms"], generate
+
+
+def test_with_isolate_a_model_that_generates_stays_in_the_servers_process_and_says_so(tmp_path):
+    from widgetd.testing.process import ServeProcess
+    from widgetd_transformers.tiny_chat import write_tiny_chat
+
+    folder = write_tiny_chat(tmp_path / "tiny-chat")
+    with ServeProcess(["--model-id", str(folder), "--isolate"], {"WIDGETD_LOAD_PLUGINS": "transformers"}) as server:
+        chat = {"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 4}
+        assert httpx.post(f"{server.url}/v1/chat/completions", json=chat, timeout=60).status_code == 200
+        assert "worker" not in httpx.get(f"{server.url}/info").json()["models"][0]
+        output = server.stop()
+    assert "model tiny-chat generates text: it runs in the server's process (--isolate covers the other tasks)" in output

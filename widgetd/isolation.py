@@ -1,0 +1,270 @@
+"""Crash isolation (``--isolate``): each model runs in a worker process of its own, so that a crash in its
+library (a segfault in native code, an out-of-memory kill) fails only that model's requests.
+
+The server keeps the model's queue and batching; a batch crosses a pipe to the worker as one message and its
+answers come back as one. Whether the batch's requests are still waited for is sent along while it runs, so
+``widgetd.cancellation`` works in the worker as it does in one process. A worker that dies fails the batch it
+was running with a 503 naming the model and how the worker ended; the model is ``restarting`` (in /health and
+/info) until a new worker has loaded it, after 1, 2, 4, ... 60 s (reset once a worker lived a minute).
+
+What it costs: every worker imports its own torch and library and holds its own copy of the weights (hundreds
+of MB and a few seconds more at startup, per model), and every batch is pickled both ways (well under a
+millisecond for texts, a few for images). Models that generate text token by token (chat, text-generation)
+run in the server's process, with a warning: their engine is called at every step and is not yet split
+across processes. Progress events of long jobs (text-to-image) send only the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+import time
+from typing import Any, Sequence
+
+from widgetd import cancellation
+from widgetd.backends import Backend, ModelSnapshot
+from widgetd.errors import ModelWorkerDied, told_to_clients
+
+log = logging.getLogger("widgetd")
+
+BACKOFF_SECONDS = (1, 2, 4, 8, 16, 32, 60)
+STABLE_SECONDS = 60.0
+"""A worker that lived this long before dying starts the backoff over."""
+POLL_SECONDS = 0.05
+"""How often the server tells the worker which requests of its batch were given up."""
+
+
+class Generates(Exception):
+    """The model generates text: it runs in the server's process (see the module's notes)."""
+
+
+class IsolatedPipeline:
+    """A ``Pipeline`` whose model runs in a worker process, restarted when it dies."""
+
+    def __init__(self, model: Any, backend: Backend, snapshot: ModelSnapshot) -> None:
+        self.model, self.backend, self.snapshot = model, backend, snapshot
+        self.restarts = 0
+        self.last_exit: str | None = None
+        self.closed = False
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._process: Any = None
+        self._started = 0.0
+        description = self._start()
+        self.tasks = description["tasks"]
+        self.placement = description["placement"]
+        self.runtime = description["runtime"]
+        self.answered_by = description["answered_by"]
+        if description["counts_tokens"]:
+            self.count_tokens = self._count_tokens
+
+    def _start(self) -> dict[str, Any]:
+        """A new worker with the model loaded; raises what loading raised."""
+        context = multiprocessing.get_context("spawn")  # not fork: a forked torch with threads can hang
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_worker, args=(theirs, self.backend.name, self.snapshot, logging.getLogger().level),
+            name=f"widgetd-model-{self.model.model_id}", daemon=True,
+        )
+        process.start()
+        theirs.close()
+        try:
+            kind, *details = ours.recv()
+        except (EOFError, OSError):
+            process.join(5)
+            raise RuntimeError(f"its worker process died while loading it ({_how_it_ended(process.exitcode)})") from None
+        if kind == "failed":
+            process.join(5)
+            raise RuntimeError(details[0])
+        if kind == "generates":
+            process.join(5)
+            raise Generates()
+        self._connection, self._process, self._started = ours, process, time.monotonic()
+        log.info("model %s: serving from worker process %d", self.model.model_id, process.pid)
+        return details[0]
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._connection is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"pid": self.pid, "restarts": self.restarts, **({"last_exit": self.last_exit} if self.last_exit else {})}
+
+    def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
+        return self._ask(("call", task, list(requests)), requests)
+
+    def _count_tokens(self, texts: list[str]) -> int:
+        return self._ask(("count_tokens", texts), ())
+
+    def _ask(self, message: tuple, requests: Sequence[Any]) -> Any:
+        with self._lock:
+            connection = self._connection
+            if connection is None:
+                raise self._unavailable()
+            try:
+                connection.send(message)
+                given_up = [False] * len(requests)
+                while not connection.poll(POLL_SECONDS):
+                    now = [cancellation.abandoned(request) for request in requests]
+                    if now != given_up:
+                        given_up = now
+                        connection.send(("given_up", given_up))
+                kind, outcome = connection.recv()
+            except (EOFError, OSError):
+                raise self._died() from None
+        if kind == "error":
+            raise outcome
+        return outcome
+
+    def _unavailable(self) -> ModelWorkerDied:
+        return ModelWorkerDied(f"model {self.model.model_id} is restarting: {self.model.public_problem}", BACKOFF_SECONDS[0])
+
+    def _died(self) -> ModelWorkerDied:
+        """The worker ended: fail its batch, and start another after the backoff."""
+        self._process.join(5)
+        how = _how_it_ended(self._process.exitcode)
+        lived = time.monotonic() - self._started
+        self._connection.close()
+        self._connection = None
+        self.last_exit = how
+        streak = 0 if lived >= STABLE_SECONDS else self.restarts
+        delay = BACKOFF_SECONDS[min(streak, len(BACKOFF_SECONDS) - 1)]
+        problem = f"its worker process died ({how}); a new one starts in {delay} s"
+        self.model.state, self.model.problem, self.model.public_problem = "restarting", problem, problem
+        log.error("model %s: %s", self.model.model_id, problem)
+        threading.Thread(target=self._restart, args=(delay,), name=f"widgetd-restart-{self.model.model_id}", daemon=True).start()
+        return ModelWorkerDied(f"model {self.model.model_id} failed while answering: {problem}; send the request again", delay)
+
+    def _restart(self, delay: float) -> None:
+        while not self.closed:
+            time.sleep(delay)
+            if self.closed:
+                return
+            self.restarts += 1
+            try:
+                self._start()
+            except Exception as error:
+                delay = BACKOFF_SECONDS[min(self.restarts, len(BACKOFF_SECONDS) - 1)]
+                self.model.problem = self.model.public_problem = f"its worker process failed to start again ({told_to_clients(error)}); next try in {delay} s"
+                log.error("model %s: %s", self.model.model_id, self.model.problem)
+                continue
+            self.model.state, self.model.problem, self.model.public_problem = "ready", None, None
+            log.info("model %s: serving again (restart %d)", self.model.model_id, self.restarts)
+            return
+
+    def close(self) -> None:
+        """Stop the worker (unloading the model, or the server stopping)."""
+        self.closed = True
+        connection, process = self._connection, self._process
+        self._connection = None
+        if connection is not None:
+            try:
+                connection.send(("stop",))
+            except OSError:
+                pass
+            connection.close()
+        if process is not None:
+            threading.Thread(target=_reap, args=(process,), name="widgetd-reap", daemon=True).start()
+
+
+def _reap(process: Any) -> None:
+    """Wait for a worker told to stop (it ends once its batch is answered), killing it if it does not."""
+    process.join(30)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+# -- the worker process ----------------------------------------------------------------------------------
+
+
+def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_level: int) -> None:
+    """The worker's main: load the model with its backend, then answer the server's batches until told to
+    stop or until the server is gone (its end of the pipe closes)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us itself
+    logging.basicConfig(level=log_level, format=f"%(levelname)s: [worker {snapshot.model_id}] %(name)s: %(message)s")
+    from widgetd.plugins import collect, create_plugin_manager
+
+    try:
+        backend = collect(create_plugin_manager()).backends[backend_name]
+        pipeline = backend.load(snapshot)
+    except Exception as error:
+        connection.send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    if getattr(pipeline, "engine", None) is not None:
+        connection.send(("generates",))
+        return
+    connection.send(("ready", {
+        "tasks": getattr(pipeline, "tasks", None),
+        "placement": getattr(pipeline, "placement", None),
+        "runtime": getattr(pipeline, "runtime", snapshot.runtime),
+        "answered_by": getattr(pipeline, "answered_by", None),
+        "counts_tokens": getattr(pipeline, "count_tokens", None) is not None,
+    }))
+    _answer_until_stopped(connection, pipeline)
+
+
+def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
+    given_up: list[bool] = []
+    done = threading.Event()
+    outcome: list[tuple[str, Any]] = []
+
+    def run(message: tuple) -> None:
+        try:
+            if message[0] == "count_tokens":
+                outcome.append(("answers", pipeline.count_tokens(message[1])))
+                return
+            _, task, requests = message
+            flags = {id(request): (lambda index=index: bool(given_up) and given_up[index]) for index, request in enumerate(requests)}
+            with cancellation.running(flags):
+                outcome.append(("answers", list(pipeline(task, requests))))
+        except BaseException as error:  # the server decides what a backend's error means, as in one process
+            outcome.append(("error", _sendable_error(error)))
+        finally:
+            done.set()
+
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return  # the server is gone
+        if message[0] == "stop":
+            return
+        if message[0] == "given_up":  # about a batch that has just been answered
+            continue
+        given_up[:] = [False] * len(message[2]) if message[0] == "call" else []
+        done.clear()
+        outcome.clear()
+        thread = threading.Thread(target=run, args=(message,), daemon=True)
+        thread.start()
+        while not done.wait(POLL_SECONDS):
+            if connection.poll():
+                update = connection.recv()
+                if update[0] == "given_up":
+                    given_up[:] = update[1]
+        try:
+            connection.send(outcome[0])  # pickled whole before a byte is written
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            # The batch fails; the server then runs its requests one by one, so the one at fault fails alone.
+            connection.send(("error", RuntimeError(f"an answer cannot leave the model's worker process: {error}")))
+
+
+def _sendable_error(error: BaseException) -> BaseException:
+    try:
+        return pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
