@@ -7,15 +7,19 @@ answers come back as one. Whether the batch's requests are still waited for is s
 was running with a 503 naming the model and how the worker ended; the model is ``restarting`` (in /health and
 /info) until a new worker has loaded it, after 1, 2, 4, ... 60 s (reset once a worker lived a minute).
 
+A model that generates text keeps its continuous batching in the server (``widgetd.generating``), which
+calls the worker's engine (admit, join, step, leave) across the pipe, a round trip a step for all the
+sequences decoding together; a worker that dies ends its streams with an error event.
+
 What it costs: every worker imports its own torch and library and holds its own copy of the weights (hundreds
-of MB and a few seconds more at startup, per model), and every batch is pickled both ways (well under a
-millisecond for texts, a few for images). Models that generate text token by token (chat, text-generation)
-run in the server's process, with a warning: their engine is called at every step and is not yet split
-across processes. Progress events of long jobs (text-to-image) send only the result.
+of MB and a few seconds more at startup, per model), and every batch or generation step is pickled both ways
+(well under a millisecond for texts and tokens, a few for images). Progress events of long jobs
+(text-to-image) send only the result.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import pickle
@@ -37,10 +41,6 @@ POLL_SECONDS = 0.05
 """How often the server tells the worker which requests of its batch were given up."""
 
 
-class Generates(Exception):
-    """The model generates text: it runs in the server's process (see the module's notes)."""
-
-
 class IsolatedPipeline:
     """A ``Pipeline`` whose model runs in a worker process, restarted when it dies."""
 
@@ -60,6 +60,8 @@ class IsolatedPipeline:
         self.answered_by = description["answered_by"]
         if description["counts_tokens"]:
             self.count_tokens = self._count_tokens
+        if description["engine"]:
+            self.engine = RemoteEngine(self, **description["engine"])
 
     def _start(self) -> dict[str, Any]:
         """A new worker with the model loaded; raises what loading raised."""
@@ -79,9 +81,6 @@ class IsolatedPipeline:
         if kind == "failed":
             process.join(5)
             raise RuntimeError(details[0])
-        if kind == "generates":
-            process.join(5)
-            raise Generates()
         self._connection, self._process, self._started = ours, process, time.monotonic()
         log.info("model %s: serving from worker process %d", self.model.model_id, process.pid)
         return details[0]
@@ -98,6 +97,11 @@ class IsolatedPipeline:
 
     def _count_tokens(self, texts: list[str]) -> int:
         return self._ask(("count_tokens", texts), ())
+
+    def ask(self, message: tuple, requests: Sequence[Any] = ()) -> Any:
+        """The worker's answer to ``message`` (its error raised here); ``requests``: those whose being given
+        up the worker is told of while it works."""
+        return self._ask(message, requests)
 
     def _ask(self, message: tuple, requests: Sequence[Any]) -> Any:
         with self._lock:
@@ -170,6 +174,42 @@ class IsolatedPipeline:
             threading.Thread(target=_reap, args=(process,), name="widgetd-reap", daemon=True).start()
 
 
+class RemoteSequence:
+    """A sequence generating in the worker, as the server's generation loop holds it."""
+
+    def __init__(self, handle: int, prompt_tokens: int, seed: int | None) -> None:
+        self.handle, self.prompt_tokens, self.seed = handle, prompt_tokens, seed
+
+
+class RemoteEngine:
+    """The worker's ``widgetd.generating.Engine``, called across the pipe."""
+
+    def __init__(self, pipeline: IsolatedPipeline, max_active: int, chat: bool) -> None:
+        self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
+        self.sequences: dict[int, RemoteSequence] = {}
+
+    def admit(self, prompt: Any, options: Any) -> RemoteSequence:
+        handle, prompt_tokens, seed = self.pipeline.ask(("engine", "admit", (prompt, options)))
+        self.sequences[handle] = sequence = RemoteSequence(handle, prompt_tokens, seed)
+        return sequence
+
+    def join(self, sequence: RemoteSequence) -> Any:
+        return self.pipeline.ask(("engine", "join", (sequence.handle,)))
+
+    def step(self) -> dict[RemoteSequence, Any]:
+        tokens = self.pipeline.ask(("engine", "step", ()))
+        return {self.sequences[handle]: token for handle, token in tokens.items() if handle in self.sequences}
+
+    def leave(self, sequence: RemoteSequence) -> None:
+        """Never raises: a sequence of a worker that died left with it."""
+        if self.sequences.pop(sequence.handle, None) is None:
+            return
+        try:
+            self.pipeline.ask(("engine", "leave", (sequence.handle,)))
+        except ModelWorkerDied:
+            pass
+
+
 def _reap(process: Any) -> None:
     """Wait for a worker told to stop (it ends once its batch is answered), killing it if it does not."""
     process.join(30)
@@ -205,10 +245,9 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
     except Exception as error:
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return
-    if getattr(pipeline, "engine", None) is not None:
-        connection.send(("generates",))
-        return
+    engine = getattr(pipeline, "engine", None)
     connection.send(("ready", {
+        "engine": {"max_active": engine.max_active, "chat": bool(getattr(engine, "chat", False))} if engine is not None else None,
         "tasks": getattr(pipeline, "tasks", None),
         "placement": getattr(pipeline, "placement", None),
         "runtime": getattr(pipeline, "runtime", snapshot.runtime),
@@ -220,6 +259,7 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
 
 def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
     given_up: list[bool] = []
+    engine = _EngineHere(pipeline.engine) if getattr(pipeline, "engine", None) is not None else None
     done = threading.Event()
     outcome: list[tuple[str, Any]] = []
 
@@ -227,6 +267,9 @@ def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
         try:
             if message[0] == "count_tokens":
                 outcome.append(("answers", pipeline.count_tokens(message[1])))
+                return
+            if message[0] == "engine":
+                outcome.append(("answers", engine.call(message[1], message[2])))
                 return
             _, task, requests = message
             flags = {id(request): (lambda index=index: bool(given_up) and given_up[index]) for index, request in enumerate(requests)}
@@ -261,6 +304,34 @@ def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             # The batch fails; the server then runs its requests one by one, so the one at fault fails alone.
             connection.send(("error", RuntimeError(f"an answer cannot leave the model's worker process: {error}")))
+
+
+class _EngineHere:
+    """The worker's side of ``RemoteEngine``: its sequences by handle."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.sequences: dict[int, Any] = {}
+        self.handles = itertools.count(1)
+
+    def call(self, method: str, args: tuple) -> Any:
+        if method == "admit":
+            sequence = self.engine.admit(*args)
+            handle = next(self.handles)
+            self.sequences[handle] = sequence
+            return handle, sequence.prompt_tokens, getattr(sequence, "seed", None)
+        if method == "join":
+            return self.engine.join(self.sequences[args[0]])
+        if method == "step":
+            handles = {id(sequence): handle for handle, sequence in self.sequences.items()}
+            tokens = self.engine.step()
+            return {handles[id(sequence)]: _sendable_error(token) if isinstance(token, BaseException) else token for sequence, token in tokens.items() if id(sequence) in handles}
+        if method == "leave":
+            sequence = self.sequences.pop(args[0], None)
+            if sequence is not None:
+                self.engine.leave(sequence)
+            return None
+        raise ValueError(f"no engine method {method!r}")
 
 
 def _sendable_error(error: BaseException) -> BaseException:

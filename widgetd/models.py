@@ -13,7 +13,7 @@ from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel, run
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
 from widgetd.generating import Engine, GenerationLoop
-from widgetd.isolation import Generates, IsolatedPipeline
+from widgetd.isolation import IsolatedPipeline
 from widgetd.limits import Limits
 from widgetd.plugins import Registry
 from widgetd.scaling import Scaling
@@ -198,15 +198,6 @@ def check_runtime(runtime: str, backend: Backend, model_id: str) -> None:
         )
 
 
-def _isolated_or_here(model: ServedModel, snapshot: ModelSnapshot) -> Pipeline:
-    """The model in a worker process of its own; one that generates text, here (see ``widgetd.isolation``)."""
-    try:
-        return IsolatedPipeline(model, model.backend, snapshot)
-    except Generates:
-        log.warning("model %s generates text: it runs in the server's process (--isolate covers the other tasks)", model.model_id)
-        return model.backend.load(snapshot)
-
-
 def load_model(
     model: ServedModel,
     batcher_for: Callable[[ServedModel, Pipeline], Batcher],
@@ -237,7 +228,8 @@ def load_model(
             trust_remote_code=model.trust_remote_code,
             runtime=model.runtime,
         )
-        pipeline = _isolated_or_here(model, snapshot) if model.request is not None and model.request.isolate else model.backend.load(snapshot)
+        isolated = model.request is not None and model.request.isolate
+        pipeline = IsolatedPipeline(model, model.backend, snapshot) if isolated else model.backend.load(snapshot)
     except Exception as error:
         model.state, model.problem = "failed", f"{type(error).__name__}: {error}"
         model.public_problem = told_to_clients(error)

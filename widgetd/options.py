@@ -80,7 +80,7 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run each model in a worker process of its own: a crash in its library (a segfault, an out-of-memory kill) "
         "fails only its requests (503) and the worker is started again; costs each model its own copy of the "
-        "library and a pipe crossing per batch; models that generate text stay in the server's process ($WIDGETD_ISOLATE=1)",
+        "library and a pipe crossing per batch or generation step ($WIDGETD_ISOLATE=1)",
     )
     serve.add_argument("--device", help="auto (default), cpu, cuda or cuda:N ($WIDGETD_DEVICE)")
     serve.add_argument(

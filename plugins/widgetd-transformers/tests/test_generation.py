@@ -270,14 +270,43 @@ def test_a_generation_is_one_span_with_its_tokens_streamed_or_not(tmp_path):
         assert generate["widgetd.finish_reason"] in ("length", "eos_token") and 0 < generate["widgetd.first_token_ms"], generate
 
 
-def test_with_isolate_a_model_that_generates_stays_in_the_servers_process_and_says_so(tmp_path):
+def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_streams(tmp_path):
+    """``--isolate``: the continuous batching stays in the server and calls the worker's engine; the answers
+    are those of a model in the server's process (greedy: streamed equals whole); killing the worker ends the
+    streams running with an error event naming the model, and a new worker serves again."""
+    import json
+    import os
+    import signal
+    import time
+
     from widgetd.testing.process import ServeProcess
     from widgetd_transformers.tiny_chat import write_tiny_chat
 
     folder = write_tiny_chat(tmp_path / "tiny-chat")
+    chat = {"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 6, "temperature": 0}
+    with ServeProcess(["--model-id", str(folder)], {"WIDGETD_LOAD_PLUGINS": "transformers"}) as here:
+        expected = httpx.post(f"{here.url}/v1/chat/completions", json=chat, timeout=60).json()["choices"][0]["message"]["content"]
     with ServeProcess(["--model-id", str(folder), "--isolate"], {"WIDGETD_LOAD_PLUGINS": "transformers"}) as server:
-        chat = {"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 4}
-        assert httpx.post(f"{server.url}/v1/chat/completions", json=chat, timeout=60).status_code == 200
-        assert "worker" not in httpx.get(f"{server.url}/info").json()["models"][0]
-        output = server.stop()
-    assert "model tiny-chat generates text: it runs in the server's process (--isolate covers the other tasks)" in output
+        url = f"{server.url}/v1/chat/completions"
+        worker = httpx.get(f"{server.url}/info").json()["models"][0]["worker"]
+        assert worker["pid"] != server.pid and worker["restarts"] == 0
+        assert httpx.post(url, json=chat, timeout=60).json()["choices"][0]["message"]["content"] == expected
+        with httpx.stream("POST", url, json={**chat, "stream": True}, timeout=60) as streamed:
+            chunks = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: {")]
+        assert "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"]) == expected
+
+        long = {**chat, "max_tokens": 2000, "temperature": 1.0}
+        with httpx.stream("POST", url, json={**long, "stream": True}, timeout=60) as streamed:
+            lines = streamed.iter_lines()
+            assert next(line for line in lines if line.startswith("data: {"))  # it runs in the worker
+            os.kill(worker["pid"], signal.SIGKILL)
+            rest = [line for line in lines if line.startswith("data: ")]
+        error = json.loads(next(line[6:] for line in rest if '"error"' in line))["error"]
+        assert "tiny-chat" in error["message"] and "SIGKILL" in error["message"], error
+        assert rest[-1] == "data: [DONE]"
+        deadline = time.monotonic() + 60
+        while (answer := httpx.post(url, json=chat, timeout=60)).status_code == 503:
+            assert time.monotonic() < deadline, answer.text
+            time.sleep(0.5)
+        assert answer.json()["choices"][0]["message"]["content"] == expected
+        assert httpx.get(f"{server.url}/info").json()["models"][0]["worker"]["restarts"] == 1
