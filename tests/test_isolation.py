@@ -95,7 +95,9 @@ def test_a_crash_fails_only_its_models_requests_and_the_worker_comes_back(crashy
 
         again = until_serving(server, "org/crashy-a").json()
         assert again[1] != first_a[1]  # a new worker
-        worker = info_of(server, "org/crashy-a")["worker"]
+        described = info_of(server, "org/crashy-a")
+        assert described["state"] == "ready" and described["memory_bytes"] > 0  # the worker's measure, else the download's size
+        worker = described["worker"]
         assert worker["restarts"] == 1 and worker["last_exit"] == "killed by SIGSEGV" and worker["pid"] == int(again[1])
 
         killed = embed(server, "org/crashy-b", "oom")

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from widgetd import cancellation
+from widgetd import cancellation, devices
 from widgetd.backends import Backend, ModelSnapshot
 from widgetd.errors import ModelWorkerDied, told_to_clients
 
@@ -58,6 +58,8 @@ class IsolatedPipeline:
         self.placement = description["placement"]
         self.runtime = description["runtime"]
         self.answered_by = description["answered_by"]
+        self.memory_bytes = description["memory_bytes"]
+        """What loading took in the worker (the server's own memory does not show it)."""
         if description["counts_tokens"]:
             self.count_tokens = self._count_tokens
         if description["engine"]:
@@ -241,7 +243,9 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
 
     try:
         backend = collect(create_plugin_manager()).backends[backend_name]
+        held_before = devices.memory_in_use(snapshot.device)
         pipeline = backend.load(snapshot)
+        held_after = devices.memory_in_use(snapshot.device)
     except Exception as error:
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return
@@ -253,6 +257,7 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
         "runtime": getattr(pipeline, "runtime", snapshot.runtime),
         "answered_by": getattr(pipeline, "answered_by", None),
         "counts_tokens": getattr(pipeline, "count_tokens", None) is not None,
+        "memory_bytes": held_after - held_before if held_before is not None and held_after is not None else None,
     }))
     _answer_until_stopped(connection, pipeline)
 

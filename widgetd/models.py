@@ -237,6 +237,8 @@ def load_model(
         return
     held_after = devices.memory_in_use(model.device)
     measured = held_after - held_before if held_before is not None and held_after is not None else 0
+    if isinstance(pipeline, IsolatedPipeline):  # its memory is its worker's, measured there
+        measured = pipeline.memory_bytes or 0
     model.memory_bytes = measured if measured > 0 else model.download_bytes
     served = getattr(pipeline, "tasks", None) or model.backend.tasks
     # The default task first: the order in which a model's default route tries a body's shape.
