@@ -125,6 +125,19 @@ def test_batching_and_cancellation_cross_the_process_boundary(crashy_env):
         assert time.monotonic() - started < 5, "the worker went on with a batch nobody waited for"
 
 
+def test_an_evicted_models_worker_ends(crashy_env):
+    from pathlib import Path
+
+    with ServeProcess(["--allow-model", "org/*", "--max-models", "1", "--isolate"], crashy_env) as server:
+        headers = {"x-wait-for-model": "true"}
+        first = httpx.post(f"{server.url}/models/org/crashy-a", json={"inputs": "a"}, headers=headers, timeout=60).json()
+        assert httpx.post(f"{server.url}/models/org/crashy-b", json={"inputs": "b"}, headers=headers, timeout=60).status_code == 200
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{int(first[1])}").exists():  # org/crashy-a made room: its worker must not linger
+            assert time.monotonic() < deadline, "the evicted model's worker process is still running"
+            time.sleep(0.1)
+
+
 def test_isolate_is_refused_with_ray():
     import subprocess
     import sys

@@ -95,17 +95,14 @@ class IsolatedPipeline:
         return {"pid": self.pid, "restarts": self.restarts, **({"last_exit": self.last_exit} if self.last_exit else {})}
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Any]:
-        return self._ask(("call", task, list(requests)), requests)
+        return self.ask(("call", task, list(requests)), requests)
 
     def _count_tokens(self, texts: list[str]) -> int:
-        return self._ask(("count_tokens", texts), ())
+        return self.ask(("count_tokens", texts))
 
     def ask(self, message: tuple, requests: Sequence[Any] = ()) -> Any:
         """The worker's answer to ``message`` (its error raised here); ``requests``: those whose being given
         up the worker is told of while it works."""
-        return self._ask(message, requests)
-
-    def _ask(self, message: tuple, requests: Sequence[Any]) -> Any:
         with self._lock:
             connection = self._connection
             if connection is None:
@@ -130,6 +127,8 @@ class IsolatedPipeline:
 
     def _died(self) -> ModelWorkerDied:
         """The worker ended: fail its batch, and start another after the backoff."""
+        if self.closed:  # stopped on purpose (the model unloaded) while a batch ran
+            return ModelWorkerDied(f"model {self.model.model_id} was unloaded while answering; send the request again", 1)
         self._process.join(5)
         how = _how_it_ended(self._process.exitcode)
         lived = time.monotonic() - self._started
@@ -152,6 +151,9 @@ class IsolatedPipeline:
             self.restarts += 1
             try:
                 self._start()
+                if self.closed:  # unloaded while the new worker loaded
+                    self.close()
+                    return
             except Exception as error:
                 delay = BACKOFF_SECONDS[min(self.restarts, len(BACKOFF_SECONDS) - 1)]
                 self.model.problem = self.model.public_problem = f"its worker process failed to start again ({told_to_clients(error)}); next try in {delay} s"
