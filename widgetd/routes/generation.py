@@ -19,6 +19,7 @@ from widgetd.conversation import conversation_answer, conversation_job
 from widgetd.errors import ClientError, InvalidInput, RequestTimedOut, ServiceUnavailable
 from widgetd.generating import Generation, Job, Piece, Stream
 from widgetd.models import ServedModel
+from widgetd.request_ids import REQUEST_ID
 from widgetd.routes.errors import openai_error
 from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
@@ -175,8 +176,8 @@ def _error_event(status: int, message: str, field: str | None, openai: bool) -> 
     """An error after the stream began, as each client family raises it: TGI's ``error`` and
     ``error_type``, or OpenAI's error object."""
     if openai:
-        return {"error": openai_error(status, message, field)}
-    return {"error": message, "error_type": "validation" if 400 <= status < 500 else "generation"}
+        return {"error": openai_error(status, message, field), "request_id": REQUEST_ID.get()}
+    return {"error": message, "error_type": "validation" if 400 <= status < 500 else "generation", "request_id": REQUEST_ID.get()}
 
 
 UNICODE_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))

@@ -16,6 +16,7 @@ from widgetd.batching import QueueFull
 from widgetd.errors import WidgetdError
 from widgetd.models import ServedModel
 from widgetd.progress import listening
+from widgetd.request_ids import REQUEST_ID
 from widgetd.routes.generation import SSE_HEADERS, sse
 from widgetd.routes.waiting import while_connected
 from widgetd.state import ServerState
@@ -62,6 +63,13 @@ def progress_response(state: ServerState, model: ServedModel, task: Task, decode
 
 
 async def _result(work: asyncio.Future, encode: Encode) -> Any:
+    result = await _outcome(work, encode)
+    if isinstance(result, ProgressError):
+        result.request_id = REQUEST_ID.get()
+    return result
+
+
+async def _outcome(work: asyncio.Future, encode: Encode) -> Any:
     try:
         answer, _ = await work
         content, media_type = await encode(answer)

@@ -34,6 +34,8 @@ class ProgressError(msgspec.Struct, tag="error", tag_field="type", omit_defaults
     status: int
     """The HTTP status the same request without the event stream gets."""
     field: Optional[str] = None
+    request_id: Optional[str] = None
+    """As in the ``X-Request-Id`` header and the server's log lines."""
 
 
 ProgressEvent = Union[ProgressStep, ProgressResult, ProgressError]

@@ -301,8 +301,10 @@ def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_st
             assert next(line for line in lines if line.startswith("data: {"))  # it runs in the worker
             os.kill(worker["pid"], signal.SIGKILL)
             rest = [line for line in lines if line.startswith("data: ")]
-        error = json.loads(next(line[6:] for line in rest if '"error"' in line))["error"]
+        event = json.loads(next(line[6:] for line in rest if '"error"' in line))
+        error = event["error"]
         assert "tiny-chat" in error["message"] and "SIGKILL" in error["message"], error
+        assert event["request_id"] == streamed.headers["x-request-id"]
         assert rest[-1] == "data: [DONE]"
         deadline = time.monotonic() + 60
         while (answer := httpx.post(url, json=chat, timeout=60)).status_code == 503:
