@@ -17,6 +17,7 @@ from widgetd.testing.process import ServeProcess
 
 CRASHY_PLUGIN = '''
 import ctypes
+import logging
 import os
 import signal
 import time
@@ -41,10 +42,15 @@ class Crashy:
         return answers
 
 
+def load(snapshot):
+    logging.getLogger("widgetd_crashy").info("loaded in process %d", os.getpid())
+    return Crashy()
+
+
 @hookimpl
 def register_backends(register):
     register(Backend(
-        name="crashy", library="crashy", tasks=("feature-extraction",), load=lambda snapshot: Crashy(), max_batch_size=8,
+        name="crashy", library="crashy", tasks=("feature-extraction",), load=load, max_batch_size=8,
         files=lambda files: [f for f in files if f.endswith(".json")], recognizes=lambda files: "crashy.json" in files,
     ))
 '''
@@ -107,6 +113,7 @@ def test_a_crash_fails_only_its_models_requests_and_the_worker_comes_back(crashy
         assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
         output = server.stop()
     assert "model org/crashy-a: its worker process died (killed by SIGSEGV)" in output
+    assert f"INFO:     [worker org/crashy-a] widgetd_crashy: loaded in process {int(first_a[1])}" in output
     assert "model org/crashy-b: serving again (restart 1)" in output
 
 
@@ -128,7 +135,9 @@ def test_batching_and_cancellation_cross_the_process_boundary(crashy_env):
 def test_an_evicted_models_worker_ends(crashy_env):
     from pathlib import Path
 
-    with ServeProcess(["--allow-model", "org/*", "--max-models", "1", "--isolate"], crashy_env) as server:
+    import json
+
+    with ServeProcess(["--allow-model", "org/*", "--max-models", "1", "--isolate", "--log-format", "json"], crashy_env) as server:
         headers = {"x-wait-for-model": "true"}
         first = httpx.post(f"{server.url}/models/org/crashy-a", json={"inputs": "a"}, headers=headers, timeout=60).json()
         assert httpx.post(f"{server.url}/models/org/crashy-b", json={"inputs": "b"}, headers=headers, timeout=60).status_code == 200
@@ -136,6 +145,9 @@ def test_an_evicted_models_worker_ends(crashy_env):
         while Path(f"/proc/{int(first[1])}").exists():  # org/crashy-a made room: its worker must not linger
             assert time.monotonic() < deadline, "the evicted model's worker process is still running"
             time.sleep(0.1)
+        output = server.stop()
+    loaded = [json.loads(line) for line in output.splitlines() if line.startswith("{") and "widgetd_crashy" in line]
+    assert [line["message"] for line in loaded][:1] == [f"loaded in process {int(first[1])}"]  # the worker logs as the server does
 
 
 def test_isolate_is_refused_with_ray():

@@ -67,10 +67,13 @@ class IsolatedPipeline:
 
     def _start(self) -> dict[str, Any]:
         """A new worker with the model loaded; raises what loading raised."""
+        from widgetd.serving import JsonFormatter
+
+        json_logs = any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
         context = multiprocessing.get_context("spawn")  # not fork: a forked torch with threads can hang
         ours, theirs = context.Pipe()
         process = context.Process(
-            target=_worker, args=(theirs, self.backend.name, self.snapshot, logging.getLogger().level),
+            target=_worker, args=(theirs, self.backend.name, self.snapshot, logging.getLogger().level, json_logs),
             name=f"widgetd-model-{self.model.model_id}", daemon=True,
         )
         process.start()
@@ -236,12 +239,16 @@ def _how_it_ended(exitcode: int | None) -> str:
 # -- the worker process ----------------------------------------------------------------------------------
 
 
-def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_level: int) -> None:
+def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_level: int, json_logs: bool) -> None:
     """The worker's main: load the model with its backend, then answer the server's batches until told to
-    stop or until the server is gone (its end of the pipe closes)."""
+    stop or until the server is gone (its end of the pipe closes). Its log lines take the server's format."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us itself
-    logging.basicConfig(level=log_level, format=f"%(levelname)s: [worker {snapshot.model_id}] %(name)s: %(message)s")
     from widgetd.plugins import collect, create_plugin_manager
+    from widgetd.serving import JsonFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(f"%(levelname)s:     [worker {snapshot.model_id}] %(name)s: %(message)s"))
+    logging.basicConfig(level=log_level, handlers=[handler])
 
     try:
         backend = collect(create_plugin_manager()).backends[backend_name]
