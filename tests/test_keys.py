@@ -26,8 +26,12 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"} if key else {}
 
 
+BODIES = {"/v1/embeddings": {"input": "abc"}, "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]}}
+
+
 def status(server: ServeProcess, method: str, path: str, key: str | None) -> int:
-    body = {"json": {"inputs": "abc"}} if path.startswith("/models/") and method == "POST" and not path.endswith(("load", "reload")) else {}
+    inference = path.startswith("/models/") and method == "POST" and not path.endswith(("load", "reload"))
+    body = {"json": BODIES.get(path, {"inputs": "abc"})} if inference or path in BODIES else {}
     return httpx.request(method, f"{server.url}{path}", headers=bearer(key), timeout=60, **body).status_code
 
 
@@ -41,6 +45,11 @@ def wait_for(condition, timeout: float = 30) -> None:
 # Each route, then what it answers without a key, with a wrong one, with an inference key and an admin key.
 ROUTES_BY_SCOPE = [
     ("GET", "/health", (200, 200, 200, 200)),
+    ("GET", "/models/org/served/health", (200, 200, 200, 200)),
+    ("GET", "/", (200, 200, 200, 200)),
+    ("GET", "/openapi.json", (200, 200, 200, 200)),
+    ("POST", "/v1/embeddings", (401, 401, 200, 200)),
+    ("POST", "/v1/chat/completions", (401, 401, 404, 404)),
     ("POST", "/models/org/served", (401, 401, 200, 200)),
     ("POST", "/models/org/served/pipeline/feature-extraction", (401, 401, 200, 200)),
     ("GET", "/info", (401, 401, 200, 200)),
