@@ -133,7 +133,7 @@ class ServedModel:
             **({"memory_bytes": self.memory_bytes} if self.memory_bytes is not None else {}),
             **({"placement": self.placement} if self.placement else {}),
             **({"generation": self._generation()} if self.generator else {}),
-            **({"worker": self.batcher.pipeline.describe()} if self.batcher and isinstance(self.batcher.pipeline, IsolatedPipeline) else {}),
+            **({"worker": self.batcher.pipeline.describe()} if isinstance(getattr(self.batcher, "pipeline", None), IsolatedPipeline) else {}),
         }
 
     def _generation(self) -> dict:
