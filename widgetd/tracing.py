@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from widgetd.errors import WidgetdError
