@@ -26,13 +26,19 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"} if key else {}
 
 
-BODIES = {"/v1/embeddings": {"input": "abc"}, "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]}}
+BODIES = {
+    "/v1/embeddings": {"input": "abc"},
+    "/v1/chat/completions": {"messages": [{"role": "user", "content": "hi"}]},
+    "/mcp": {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}},
+}
+MCP_ACCEPTS = {"accept": "application/json, text/event-stream"}
 
 
 def status(server: ServeProcess, method: str, path: str, key: str | None) -> int:
     inference = path.startswith("/models/") and method == "POST" and not path.endswith(("load", "reload"))
     body = {"json": BODIES.get(path, {"inputs": "abc"})} if inference or path in BODIES else {}
-    return httpx.request(method, f"{server.url}{path}", headers=bearer(key), timeout=60, **body).status_code
+    headers = {**bearer(key), **(MCP_ACCEPTS if path == "/mcp" else {})}
+    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=60, **body).status_code
 
 
 def wait_for(condition, timeout: float = 30) -> None:
@@ -50,6 +56,7 @@ ROUTES_BY_SCOPE = [
     ("GET", "/openapi.json", (200, 200, 200, 200)),
     ("POST", "/v1/embeddings", (401, 401, 200, 200)),
     ("POST", "/v1/chat/completions", (401, 401, 404, 404)),
+    ("POST", "/mcp", (401, 401, 200, 200)),
     ("POST", "/models/org/served", (401, 401, 200, 200)),
     ("POST", "/models/org/served/pipeline/feature-extraction", (401, 401, 200, 200)),
     ("GET", "/info", (401, 401, 200, 200)),

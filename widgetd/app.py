@@ -7,6 +7,7 @@ from typing import Callable
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.handlers import asgi
 
 from widgetd.request_ids import RequestIds
 from widgetd.tracing import traced
@@ -14,6 +15,8 @@ from widgetd.routes import STATE_KEY, admin, dispatch, inference, openai, status
 from widgetd.routes.errors import EXCEPTION_HANDLERS, error_response
 from widgetd.settings import ServerSettings
 from widgetd.state import ServerState
+from widgetd.tools import PATH as MCP_PATH
+from widgetd.tools import ModelTools
 
 __all__ = ["ServerSettings", "ServerState", "create_app", "error_response"]
 
@@ -48,11 +51,16 @@ def create_app(
             if model.batcher:
                 model.batcher.close()
 
-    return RequestIds(traced(Litestar(
-        route_handlers=[*status.OPTIONS_ROUTES, *inference.ROUTES, *dispatch.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES],
+    tools = ModelTools(state) if state.settings.mcp else None
+    app = RequestIds(traced(Litestar(
+        route_handlers=[
+            *status.OPTIONS_ROUTES, *inference.ROUTES, *dispatch.ROUTES, *openai.ROUTES, *admin.ROUTES, *status.ROUTES,
+            *([asgi(MCP_PATH, is_mount=True, copy_scope=False)(tools.__call__)] if tools else []),
+        ],
         state=State({STATE_KEY: state}),
         on_startup=[start_loading],
         on_shutdown=[stop_models],
+        lifespan=[tools.running] if tools else [],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=state.settings.max_body_size,
         openapi_config=None,
@@ -60,3 +68,6 @@ def create_app(
         logging_config=None,
         debug=False,
     )), proxy_request_id)
+    if tools:
+        tools.app = app
+    return app

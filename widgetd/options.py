@@ -164,6 +164,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         "with its decoding, queue wait, batch, model call, generation and encoding; OTEL_* variables honoured; "
         "needs pip install 'widgetd[otel]' (default: off) ($WIDGETD_OTLP_ENDPOINT)",
     )
+    serve.add_argument(
+        "--no-mcp",
+        dest="mcp",
+        action="store_false",
+        help="do not serve /mcp, the MCP server (Streamable HTTP) whose tools are the served models' tasks, behind "
+        "the same keys as the task routes ($WIDGETD_MCP=0)",
+    )
     ray = serve.add_argument_group(
         "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
         "model, with these replicas, behind an ingress deployment running widgetd's routes"
@@ -315,6 +322,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
         admin_key=arguments.admin_key,
         log_format=arguments.log_format,
         otlp_endpoint=arguments.otlp_endpoint,
+        mcp=arguments.mcp,
         keys_file=arguments.keys_file,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,

@@ -16,9 +16,11 @@ class ServerSettings:
     keys_file: str | None = None
     """A TOML file of named keys with scopes (``--keys-file``), read again on SIGHUP."""
     log_format: str = "text"
+    """``text`` (uvicorn's, for a person) or ``json`` (one object a line, for a log pipeline)."""
     otlp_endpoint: str | None = None
     """Where OpenTelemetry traces go (OTLP over HTTP); None: no tracing."""
-    """``text`` (uvicorn's, for a person) or ``json`` (one object a line, for a log pipeline)."""
+    mcp: bool = True
+    """Whether ``/mcp`` serves every model's tasks as MCP tools (``--no-mcp`` turns it off)."""
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None
     """None: each backend's own."""
@@ -41,9 +43,9 @@ class ServerSettings:
     trust_remote_code: bool = False
     """Whether code shipped in the models' repos may run (``--trust-remote-code``)."""
     runtime: str = "torch"
+    """What runs the models (``--runtime``), on-demand ones too where their backend has it."""
     isolate: bool = False
     """Each model in a worker process of its own (``--isolate``), on-demand ones too."""
-    """What runs the models (``--runtime``), on-demand ones too where their backend has it."""
     allow_models: tuple[str, ...] = ()
     """Globs of Hub repo ids loaded on their first request (``--allow-model``)."""
     max_models: int | None = None

@@ -93,6 +93,15 @@ def test_generation_streams_from_the_replica_as_from_one_process(widgetd, cluste
     assert whole == "".join(piece.token.text for piece in pieces)
 
 
+def test_served_models_are_mcp_tools_answering_from_their_replicas(widgetd, cluster):
+    from widgetd.testing.conformance.tools import mcp_tool_calls
+
+    tool, [result] = mcp_tool_calls(cluster.url, {}, "sentence_similarity__embedder", [{"inputs": SENTENCES}], 120)
+    assert tool is not None and "embedder" in tool.description
+    expected = widgetd.post("/models/embedder/pipeline/sentence-similarity", json={"inputs": SENTENCES}).json()
+    assert result.structured_content == {"result": expected}
+
+
 def test_errors_keep_their_status_across_the_cluster(widgetd):
     answer = widgetd.post("/models/embedder", json={"inputs": {"source_sentence": "a"}})
     assert answer.status_code == 400 and answer.json()["field"] == "inputs.sentences"

@@ -18,6 +18,7 @@ from widgetd.tasks import Task
 from widgetd.testing.conformance.exchange import Call, Reply, comparable, first_difference, send
 from widgetd.testing.conformance.labels import ModelLabels, missing_labels_message
 from widgetd.testing.conformance.rules import ContractViolation, expect
+from widgetd.testing.conformance.tools import McpTests
 from widgetd.testing.server import LiveServer
 from widgetd.testing.strategies import invalid_requests_for, requests_for
 
@@ -98,7 +99,7 @@ class Served:
         return self.model.batcher.max_batch_size if self.model.batcher else 1
 
 
-class TaskTests:
+class TaskTests(McpTests):
     """Checks for one task; a mixin per task sets ``task_name``, its examples and its rules.
 
     For a task your plugin registers, subclass this directly, set ``task_name`` and supply
