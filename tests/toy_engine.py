@@ -4,10 +4,16 @@ chat through the server's continuous batching, streamed and not. Deterministic, 
 It reads a prompt (or chat messages, as ``role: content`` lines: its chat template) as its words between a
 start and an end token. Its story ends by itself (an end-of-sequence token after "ever after") when the
 prompt ends with a full stop; otherwise it goes on until its limit (``max_new_tokens``, or 100).
+
+Given tools, a last message ``call NAME {arguments}`` (several joined by `` and ``) makes it answer "Checking."
+and those calls, Hermes-style (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``), a few characters
+a token; ``call NAME {broken`` makes it write a call that does not parse.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,18 +43,39 @@ class ToySequence:
     ends: bool
     made: int = 0
     active: bool = field(default=False)
+    script: list[str] | None = None
+    """The texts of its tokens when it calls tools, then the end token."""
 
     def next_token(self) -> Token:
         position, self.made = self.made, self.made + 1
+        if self.script is not None:
+            if position == len(self.script):
+                return Token(END, "", -0.05, special=True, finish="eos_token")
+            return Token(1 + position % (len(VOCABULARY) - 1), self.script[position], -0.1, finish="length" if self.made >= self.limit else None)
         if self.ends and position == len(STORY):
             return Token(END, "", -0.05, special=True, finish="eos_token")
         word = STORY[position % len(STORY)]
         return Token(VOCABULARY.index(word), f" {word}", -0.1, finish="length" if self.made >= self.limit else None)
 
 
+CALL = re.compile(r"call (\w+) (\{.*?)(?= and call |$)", re.DOTALL)
+
+
+def tool_script(prompt: Prompt) -> list[str] | None:
+    """The tokens of the calls the last message asks for, if the prompt has tools and it asks for some."""
+    if not prompt.tools or not prompt.messages:
+        return None
+    calls = CALL.findall(str(prompt.messages[-1].get("content") or ""))
+    if not calls:
+        return None
+    text = " Checking." + "".join(f'\n<tool_call>\n{{"name": {json.dumps(name)}, "arguments": {arguments}}}\n</tool_call>' for name, arguments in calls)
+    return [text[start : start + 7] for start in range(0, len(text), 7)]
+
+
 class ToyEngine:
     max_active = 8
     chat = True
+    renders_tools = True
 
     def __init__(self) -> None:
         self.active: list[ToySequence] = []
@@ -56,7 +83,7 @@ class ToyEngine:
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
         text = template(prompt)
         limit = options.max_new_tokens if options.max_new_tokens is not None else DEFAULT_LIMIT
-        return ToySequence(prompt_tokens(text), options.seed, limit, ends=text.rstrip().endswith("."))
+        return ToySequence(prompt_tokens(text), options.seed, limit, ends=text.rstrip().endswith("."), script=tool_script(prompt))
 
     def join(self, sequence: ToySequence) -> Token:
         token = sequence.next_token()

@@ -22,6 +22,7 @@ from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 from widgetd import cancellation
 from widgetd.batching import QueueFull
 from widgetd.errors import InvalidInput
+from widgetd.structured import Constraint, refuse_unconstrained
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class GenerationOptions:
     """Only the prompt's last ``truncate`` tokens are read (TGI's option)."""
     field: str = "parameters"
     """Where the request holds these options (``parameters`` for TGI, the body for OpenAI), for errors."""
+    constraint: Constraint | None = None
+    """What the text must be (JSON fitting a schema, a pattern's match): only engines that ``constrains`` get one."""
 
     def named(self, option: str) -> str:
         return f"{self.field}.{option}" if self.field else option
@@ -58,10 +61,12 @@ def refuse_unserved(request: Any, unserved: dict[str, tuple[Any, str]], prefix: 
 
 @dataclass(frozen=True)
 class Prompt:
-    """A prompt as text, or as chat messages (``{"role", "content"}``) for the model's chat template."""
+    """A prompt as text, or as chat messages (``{"role", "content"}``, and OpenAI's ``tool_calls`` and
+    ``tool_call_id``) for the model's chat template, with the ``tools`` it may call (OpenAI's tool objects)."""
 
     text: str | None = None
-    messages: tuple[dict[str, str], ...] | None = None
+    messages: tuple[dict[str, Any], ...] | None = None
+    tools: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Engine(Protocol):
     """How many sequences may decode together (1: one at a time)."""
     chat: bool
     """Whether ``admit`` takes chat messages (the model has a chat template)."""
+    # Optional: ``constrains`` (bool), whether ``admit`` applies ``options.constraint`` to the sequence's tokens;
+    # ``renders_tools`` (bool), whether the chat template shows the model a prompt's ``tools``.
 
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
         """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
@@ -235,6 +242,7 @@ def generate_all(engine: Engine, jobs: Sequence[Job]) -> list[Generation | Excep
     results: list[Generation | Exception] = []
     for job in jobs:
         try:
+            refuse_unconstrained(engine, job.options.constraint)
             results.append(Generation(job, engine.admit(job.prompt, job.options)))
         except Exception as error:
             results.append(error)
@@ -360,6 +368,7 @@ class GenerationLoop:
         """A stream for ``job``, once its prompt was read and checked (raises ``InvalidInput`` if it cannot run)."""
         if len(self.waiting) >= self.max_queue:
             raise QueueFull(f"{len(self.waiting)} generations are already waiting")
+        refuse_unconstrained(self.engine, job.options.constraint)
         loop = asyncio.get_running_loop()
         sequence = await loop.run_in_executor(self.executor, self.engine.admit, job.prompt, job.options)
         stream = Stream(Generation(job, sequence), on_close=self._changed)

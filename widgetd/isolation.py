@@ -191,8 +191,9 @@ class RemoteSequence:
 class RemoteEngine:
     """The worker's ``widgetd.generating.Engine``, called across the pipe."""
 
-    def __init__(self, pipeline: IsolatedPipeline, max_active: int, chat: bool) -> None:
+    def __init__(self, pipeline: IsolatedPipeline, max_active: int, chat: bool, constrains: bool = False, renders_tools: bool = False) -> None:
         self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
+        self.constrains, self.renders_tools = constrains, renders_tools
         self.sequences: dict[int, RemoteSequence] = {}
 
     def admit(self, prompt: Any, options: Any) -> RemoteSequence:
@@ -215,6 +216,14 @@ class RemoteEngine:
             self.pipeline.ask(("engine", "leave", (sequence.handle,)))
         except ModelWorkerDied:
             pass
+
+
+def engine_traits(engine: Any) -> dict[str, Any]:
+    """What the server's side needs to know of an engine it calls across the pipe."""
+    return {
+        "max_active": engine.max_active,
+        **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools")},
+    }
 
 
 def _reap(process: Any) -> None:
@@ -260,7 +269,7 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
         return
     engine = getattr(pipeline, "engine", None)
     connection.send(("ready", {
-        "engine": {"max_active": engine.max_active, "chat": bool(getattr(engine, "chat", False))} if engine is not None else None,
+        "engine": engine_traits(engine) if engine is not None else None,
         "tasks": getattr(pipeline, "tasks", None),
         "placement": getattr(pipeline, "placement", None),
         "runtime": getattr(pipeline, "runtime", snapshot.runtime),

@@ -137,7 +137,14 @@ class ServedModel:
         }
 
     def _generation(self) -> dict:
-        return {"continuous_batching": self.generator.max_active > 1, "max_active": self.generator.max_active, "chat": self.chat}
+        engine = self.generator.engine
+        return {
+            "continuous_batching": self.generator.max_active > 1,
+            "max_active": self.generator.max_active,
+            "chat": self.chat,
+            "tools": self.chat and bool(getattr(engine, "renders_tools", False)),
+            "structured_outputs": bool(getattr(engine, "constrains", False)),
+        }
 
 
 def plan_models(requests: Sequence[ModelRequest], registry: Registry) -> list[ServedModel]:

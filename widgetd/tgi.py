@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from widgetd.structured import from_tgi_grammar
 from widgetd.generating import Engine, Generation, GenerationOptions, Job, Piece, Prompt, Token, generate_all, refuse_unserved
 from widgetd.tasks.text_generation import (
     TextGenerationInput,
@@ -19,7 +20,6 @@ NOT_SERVED = {
     "adapter_id": (None, "LoRA adapters are not served"),
     "best_of": (1, "one sequence is generated per request"),
     "decoder_input_details": (False, "the prompt's token details are not returned"),
-    "grammar": (None, "constrained (grammar) decoding is not served"),
     "top_n_tokens": (0, "alternative tokens are not returned"),
     "watermark": (False, "watermarking is not served"),
 }
@@ -41,6 +41,7 @@ def text_generation_job(request: TextGenerationInput) -> Job:
         seed=parameters.seed,
         truncate=parameters.truncate,
         field="parameters",
+        constraint=from_tgi_grammar(parameters.grammar),
     )
     return Job(Prompt(text=request.inputs), options, stops=tuple(parameters.stop or ()), keep_stop=True)
 

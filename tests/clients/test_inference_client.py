@@ -220,9 +220,10 @@ def test_chat_completion_streamed_and_not(server):
 
 
 def test_chat_completion_refusals_are_bad_requests(server):
-    with pytest.raises(BadRequestError, match="tools"):
+    with pytest.raises(BadRequestError, match="tool_choice.function.name"):
         client(server, "tiny-chat").chat_completion(
-            [{"role": "user", "content": "hi"}], tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]
+            [{"role": "user", "content": "hi"}], tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            tool_choice={"type": "function", "function": {"name": "g"}},
         )
     with pytest.raises(BadRequestError, match="chat template"):
         client(server, "tiny-gpt2").chat_completion([{"role": "user", "content": "hi"}])

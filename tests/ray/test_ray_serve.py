@@ -4,6 +4,7 @@ zero, models on demand, cancellation, and a replica killed under load."""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import threading
 import time
 from collections import Counter
@@ -91,6 +92,10 @@ def test_generation_streams_from_the_replica_as_from_one_process(widgetd, cluste
     assert len(pieces) == 6 and pieces[-1].details.finish_reason == "length"
     whole = client.text_generation("the river", max_new_tokens=6, return_full_text=False)
     assert whole == "".join(piece.token.text for piece in pieces)
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"]}}}
+    called = openai.chat.completions.create(model="chat", messages=messages, tools=[weather], tool_choice="required", max_tokens=100, temperature=0)
+    assert called.choices[0].finish_reason == "tool_calls"
+    assert json.loads(called.choices[0].message.tool_calls[0].function.arguments)["city"] in ("Paris", "Oslo")
 
 
 def test_served_models_are_mcp_tools_answering_from_their_replicas(widgetd, cluster):

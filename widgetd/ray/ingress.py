@@ -28,6 +28,7 @@ from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_logging, deployment_name
 from widgetd.scaling import Scaling
 from widgetd.settings import ServerSettings
+from widgetd.structured import refuse_unconstrained
 from widgetd.state import ServerState
 from widgetd.tracing import start_tracing
 
@@ -102,13 +103,14 @@ class RemoteGenerator:
 
     def __init__(self, handle: Any, model_id: str, cluster: ClusterState, about: dict[str, Any]) -> None:
         self.handle, self.model_id, self.cluster = handle, model_id, cluster
-        self.engine = SimpleNamespace(chat=about["chat"])
+        self.engine = SimpleNamespace(chat=about["chat"], renders_tools=about.get("tools", False), constrains=about.get("structured_outputs", False))
         self.max_active = about["max_active"]
         self.active: set[Stream] = set()
         self.waiting: tuple = ()
         """Queued in the replicas, which this ingress does not see."""
 
     async def start(self, job: Job) -> Stream:
+        refuse_unconstrained(self.engine, job.options.constraint)
         sequence = RemoteSequence()
         stream = Stream(Generation(job, sequence))
         remote = self.handle.options(stream=True).generate.remote(job)

@@ -101,8 +101,8 @@ async def _chat(request: Request, state: ServerState, model: ServedModel, decode
     await answering.check_serving(request, state, model)
     if model.generator is None:
         raise _unable(model, "does not generate text token by token, so it serves no chat completions", by_path)
-    job = chat_job(decoded)
-    completion = Completion(model.model_id)
+    job, use = chat_job(decoded, renders_tools=bool(getattr(model.generator.engine, "renders_tools", False)))
+    completion = Completion(model.model_id, use)
     headers = answering.reply_headers(request, model)
     if not decoded.stream:
         generation = await generate(request, state, model, job)

@@ -1,8 +1,8 @@
 """chat-completion: OpenAI's chat completions API, which TGI, vLLM and every chat client speak.
 
-The prompt is the model's own chat template applied to ``messages``. Options a local model cannot
-honour (tools, ``logit_bias``, ``n`` > 1, alternative tokens) are accepted only with the value that
-asks for nothing, so that clients sending defaults work, and are a 400 naming the field otherwise.
+The prompt is the model's own chat template applied to ``messages`` (and ``tools``). Options a local model
+cannot honour (``logit_bias``, ``n`` > 1, alternative tokens) are accepted only with the value that asks for
+nothing, so that clients sending defaults work, and are a 400 naming the field otherwise.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import msgspec
 from widgetd.tasks._common import PositiveInt
 from widgetd.tasks._task import Answer, RouteContract, Strict
 
-Role = Literal["system", "developer", "user", "assistant"]
-ChatFinishReason = Literal["stop", "length"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+ChatFinishReason = Literal["stop", "length", "tool_calls"]
 
 
 class ChatCompletionContentPart(msgspec.Struct):
@@ -26,18 +26,70 @@ class ChatCompletionContentPart(msgspec.Struct):
     text: Optional[str] = None
 
 
+class ChatCompletionFunctionCall(msgspec.Struct):
+    name: str
+    arguments: str
+    """The arguments as a JSON text (OpenAI's wire form)."""
+
+
+class ChatCompletionToolCall(msgspec.Struct):
+    """A call the assistant made: in an answer, and in the assistant messages a client sends back."""
+
+    id: str
+    type: Literal["function"]
+    function: ChatCompletionFunctionCall
+
+
 class ChatCompletionMessage(Strict):
     role: str
     content: Union[str, list[ChatCompletionContentPart], None] = None
     name: Optional[str] = None
+    tool_calls: Optional[list[ChatCompletionToolCall]] = None
+    """An assistant message's calls, sent back with the tools' answers."""
+    tool_call_id: Optional[str] = None
+    """A ``tool`` message's: the call it answers."""
 
 
 class ChatCompletionStreamOptions(Strict):
     include_usage: bool = False
 
 
+class ChatCompletionJsonSchema(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    description: Optional[str] = None
+    schema: Optional[dict] = None
+    strict: Optional[bool] = None
+
+
 class ChatCompletionResponseFormat(Strict):
-    type: Literal["text"]
+    """OpenAI's ``text``, ``json_object`` (any JSON object) and ``json_schema`` (JSON fitting ``json_schema.schema``);
+    TGI's ``json`` and ``regex``, with their schema or pattern as ``value``."""
+
+    type: Literal["text", "json_object", "json_schema", "json", "regex"]
+    json_schema: Optional[ChatCompletionJsonSchema] = None
+    value: Union[dict, str, None] = None
+
+
+class ChatCompletionFunction(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9_-]{1,64}$")]
+    description: Optional[str] = None
+    parameters: Optional[dict] = None
+    """A JSON Schema of the arguments (an object); none: the function takes no arguments."""
+    strict: Optional[bool] = None
+
+
+class ChatCompletionTool(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["function"]
+    function: ChatCompletionFunction
+
+
+class ChatCompletionNamedFunction(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class ChatCompletionNamedToolChoice(msgspec.Struct, forbid_unknown_fields=True):
+    type: Literal["function"]
+    function: ChatCompletionNamedFunction
 
 
 class ChatCompletionInput(Strict):
@@ -59,8 +111,10 @@ class ChatCompletionInput(Strict):
     stream_options: Optional[ChatCompletionStreamOptions] = None
     temperature: Optional[Annotated[float, msgspec.Meta(ge=0.0, le=2.0)]] = None
     top_p: Optional[Annotated[float, msgspec.Meta(gt=0.0, le=1.0)]] = None
-    tools: Optional[list[dict]] = None
-    tool_choice: Union[str, dict, None] = None
+    tools: Optional[list[ChatCompletionTool]] = None
+    tool_choice: Union[Literal["none", "auto", "required"], ChatCompletionNamedToolChoice, None] = None
+    """none: answer in words; auto (the default with tools): the model decides; required: one call at least;
+    a named function: a call of it."""
     parallel_tool_calls: Optional[bool] = None
     user: Optional[str] = None
 
@@ -82,9 +136,12 @@ class ChatCompletionLogprobs(Answer):
     content: list[ChatCompletionLogprob]
 
 
-class ChatCompletionOutputMessage(Answer):
+class ChatCompletionOutputMessage(msgspec.Struct, omit_defaults=True):
+    """``content`` always (null when the answer is only tool calls, as OpenAI sends it); ``tool_calls`` when there are some."""
+
     role: Literal["assistant"]
-    content: str
+    content: Optional[str]
+    tool_calls: Optional[list[ChatCompletionToolCall]] = None
 
 
 class ChatCompletionOutputChoice(Answer):
@@ -104,9 +161,24 @@ class ChatCompletionOutput(Answer):
     usage: ChatCompletionUsage
 
 
+class ChatCompletionDeltaFunction(msgspec.Struct, omit_defaults=True):
+    name: Optional[str] = None
+    arguments: Optional[str] = None
+
+
+class ChatCompletionDeltaToolCall(msgspec.Struct, omit_defaults=True):
+    """A tool call's part in a stream: its first delta has ``id``, ``type`` and the name; ``arguments`` add up."""
+
+    index: int
+    id: Optional[str] = None
+    type: Optional[Literal["function"]] = None
+    function: Optional[ChatCompletionDeltaFunction] = None
+
+
 class ChatCompletionDelta(msgspec.Struct, omit_defaults=True):
     role: Optional[Literal["assistant"]] = None
     content: Optional[str] = None
+    tool_calls: Optional[list[ChatCompletionDeltaToolCall]] = None
 
 
 class ChatCompletionStreamChoice(Answer):

@@ -141,7 +141,7 @@ class ChatWithoutTemplate(Mutant):
     """The messages' texts joined by lines, not rendered by the model's chat template."""
 
     def planted_engine(self, engine):
-        engine._chat_ids = lambda messages: engine.tokenizer("\n".join(m["content"] for m in messages))["input_ids"]
+        engine._chat_ids = lambda messages, tools=None: engine.tokenizer("\n".join(m["content"] for m in messages))["input_ids"]
         return engine
 
 
@@ -232,4 +232,30 @@ class CutGenerationSaysStop(Mutant):
             return dataclasses.replace(made, finish="eos_token") if made.finish == "length" else made
 
         engine._token = mislabelled
+        return engine
+
+
+class StructuredOutputsUnconstrained(Mutant):
+    """Structured outputs claimed, but the grammar never reaches the sequence: the model writes what it likes."""
+
+    def planted_engine(self, engine):
+        admit = engine.admit
+        engine.admit = lambda prompt, options: admit(prompt, dataclasses.replace(options, constraint=None))
+        return engine
+
+
+class ToolParametersIgnored(Mutant):
+    """A forced tool call constrained to any JSON list of objects: neither the function's name nor its parameters."""
+
+    def planted_engine(self, engine):
+        admit = engine.admit
+
+        def loosely(prompt, options):
+            constraint = options.constraint
+            if constraint is not None and constraint.field == "tool_choice":
+                loose = {"type": "array", "items": {"type": "object"}, "minItems": 1, "maxItems": 1}
+                options = dataclasses.replace(options, constraint=dataclasses.replace(constraint, schema=loose))
+            return admit(prompt, options)
+
+        engine.admit = loosely
         return engine

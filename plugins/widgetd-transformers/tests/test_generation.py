@@ -93,7 +93,7 @@ def test_stop_sequences_cut_the_text_and_hold_back_what_may_begin_one(stops, kee
 
 
 def test_tgi_options_a_model_cannot_honour_are_refused(server):
-    for name, value in (("best_of", 2), ("grammar", {"type": "json", "value": {}}), ("top_n_tokens", 3), ("watermark", True), ("adapter_id", "x"), ("decoder_input_details", True)):
+    for name, value in (("best_of", 2), ("top_n_tokens", 3), ("watermark", True), ("adapter_id", "x"), ("decoder_input_details", True)):
         response = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "hi", "parameters": {name: value}})
         assert response.status_code == 400 and response.json()["field"] == f"parameters.{name}", response.text
     sent_by_clients = {"best_of": 1, "watermark": False, "top_n_tokens": 0, "details": False, "decoder_input_details": False}
@@ -294,6 +294,10 @@ def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_st
         with httpx.stream("POST", url, json={**chat, "stream": True}, timeout=60) as streamed:
             chunks = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: {")]
         assert "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"]) == expected
+        # The grammar crosses the pipe with the options, and lives with its sequence in the worker.
+        assert httpx.get(f"{server.url}/info").json()["models"][0]["generation"]["structured_outputs"] is True
+        shaped = httpx.post(url, json={**chat, "max_tokens": 40, "response_format": {"type": "json_object"}}, timeout=60).json()
+        assert isinstance(json.loads(shaped["choices"][0]["message"]["content"]), dict)
 
         long = {**chat, "max_tokens": 2000, "temperature": 1.0}
         with httpx.stream("POST", url, json={**long, "stream": True}, timeout=60) as streamed:

@@ -4,6 +4,7 @@ process (transformers is imported once), the kit deterministic as in CI."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -31,6 +32,8 @@ MUTANTS = [
     ("EmbeddingsCountTexts", "FeatureExtractionTests", "test_usage_counts_tokens", "usage counts tokens, not texts"),
     ("CutGenerationSaysStop", "ChatTests", "test_finish_reasons_say_why_the_answer_ended", "finishes with length"),
     ("CutGenerationSaysStop", "TextGenerationTests", "test_finish_reasons_say_why_the_text_ended", "must finish with length"),
+    ("StructuredOutputsUnconstrained", "ChatTests", "test_structured_outputs_fit_their_schemas", "fits its schema"),
+    ("ToolParametersIgnored", "ChatTests", "test_forced_tool_calls_name_the_function_with_arguments_that_fit", "one call of it"),
 ]
 
 MUTANT_TESTS = '''
@@ -72,7 +75,7 @@ class Planted:
 
 
 def test_the_kit_finds_every_planted_defect(pytester, monkeypatch, capsys, record_property):
-    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     classes = "".join(
         f"\n\nclass Test{mutant}{tests}(kit.{tests}, Planted):\n    mutant = {mutant!r}\n" for mutant, tests, _, _ in MUTANTS
     )

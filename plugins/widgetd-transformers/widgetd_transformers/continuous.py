@@ -16,6 +16,7 @@ from typing import Any
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.generating import GenerationOptions, Prompt, Token
 from widgetd_transformers.generate_options import ScoreGuard
+from widgetd_transformers.grammars import Grammars, SequenceGrammar
 
 MAX_ACTIVE = 32
 """Sequences decoding together at most: past this, one more row costs a CPU more than it gains."""
@@ -129,12 +130,16 @@ class OccurrencePenalty:
 class Sequence:
     """One request being generated: its tokens, how it picks the next, and how many it may add."""
 
-    def __init__(self, prompt_ids: list[int], room: int, chooser: TokenChooser, detokenizer: Detokenizer) -> None:
+    def __init__(
+        self, prompt_ids: list[int], room: int, chooser: TokenChooser, detokenizer: Detokenizer, grammar: SequenceGrammar | None = None
+    ) -> None:
         self.ids = list(prompt_ids)
         self.prompt_tokens = len(prompt_ids)
         self.room = room
         self.chooser = chooser
         self.detokenizer = detokenizer
+        self.grammar = grammar
+        """What its text must be (``response_format``, a forced tool call, TGI's ``grammar``), if anything."""
         self.seed = chooser.seed
         for processor in chooser.penalties:
             if isinstance(processor, OccurrencePenalty):
@@ -158,6 +163,8 @@ class CausalEngine:
         self.end_ids = _end_token_ids(self.defaults, tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
         self.max_active = max_active if _paddable_cache(model) else 1
+        self.constrains = Grammars.available(tokenizer)
+        self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.rows: list[Sequence] = []
         self.cache: Any = None
@@ -168,10 +175,17 @@ class CausalEngine:
     def chat(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
+    @property
+    def renders_tools(self) -> bool:
+        """Whether the chat template shows the model the tools it may call (it reads ``tools``; a template per
+        use, as Hermes models ship, counts when any of them does)."""
+        return "tools" in str(getattr(self.tokenizer, "chat_template", None) or "")
+
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Sequence:
         field = "messages" if prompt.messages is not None else "inputs"
+        grammar = self.grammars.matcher(options.constraint) if options.constraint is not None else None
         if prompt.messages is not None:
-            ids = self._chat_ids(prompt.messages)
+            ids = self._chat_ids(prompt.messages, prompt.tools)
         else:
             ids = self.tokenizer(prompt.text)["input_ids"]
         if options.truncate is not None:
@@ -188,13 +202,13 @@ class CausalEngine:
             )
         chooser = TokenChooser(options, self.defaults, self.device)
         detokenizer = Detokenizer(self.tokenizer, ids[-DECODING_CONTEXT:])
-        return Sequence(ids, self._room(len(ids), options.max_new_tokens), chooser, detokenizer)
+        return Sequence(ids, self._room(len(ids), options.max_new_tokens), chooser, detokenizer, grammar)
 
-    def _chat_ids(self, messages: Any) -> list[int]:
+    def _chat_ids(self, messages: Any, tools: Any = None) -> list[int]:
         if not self.chat:
             raise InvalidInput("messages: this model has no chat template; send its prompt to text-generation instead", field="messages")
         try:
-            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(list(messages), tools=list(tools) if tools else None, tokenize=False, add_generation_prompt=True)
         except Exception as error:  # the template's own checks (roles alternating, a system message first, ...)
             raise InvalidInput(f"messages: the model's chat template refused them: {error}", field="messages") from None
         # The template writes the start token itself where the model wants one.
@@ -251,11 +265,14 @@ class CausalEngine:
         outcomes: list[Token | Exception] = []
         for index, row in enumerate(rows):
             try:
-                if row.chooser.plain:
+                if row.chooser.plain and row.grammar is None:
                     chosen, logprob = greedy[index], greedy_logprobs[index]
                 else:
+                    scores = logits[index : index + 1]
+                    if row.grammar is not None:
+                        scores = row.grammar.masked(scores, row.room - row.generated, row.room)
                     history = torch.tensor([row.ids], device=logits.device)
-                    chosen, logprob = row.chooser(history, logits[index : index + 1])
+                    chosen, logprob = row.chooser(history, scores)
             except InvalidInput as error:
                 outcomes.append(error)
                 continue
@@ -264,7 +281,11 @@ class CausalEngine:
 
     def _token(self, row: Sequence, chosen: int, logprob: float) -> Token:
         row.ids.append(chosen)
-        finish = "eos_token" if chosen in self.end_ids else "length" if row.generated >= row.room else None
+        complete = False
+        if row.grammar is not None and chosen not in self.end_ids:
+            row.grammar.accept(chosen)
+            complete = row.grammar.complete  # nothing but the end token could follow: end here
+        finish = "eos_token" if chosen in self.end_ids or complete else "length" if row.generated >= row.room else None
         # The end token itself has no text; it may complete what was held back of the last character.
         text = row.detokenizer.add(chosen, last=finish is not None)
         return Token(id=chosen, text=text, logprob=logprob, special=chosen in self.special_ids, finish=finish)
@@ -314,6 +335,13 @@ def _left_padded(tensor: Any, width: int, dim: int) -> Any:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([torch.zeros(shape, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)
+
+
+def _vocabulary_size(model: Any, tokenizer: Any) -> int:
+    """The width of the model's scores (its embedding may hold more rows than the tokenizer has tokens)."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    size = getattr(output, "out_features", None) or getattr(model.config, "vocab_size", None)
+    return max(int(size or 0), len(tokenizer))
 
 
 def _end_token_ids(defaults: Any, tokenizer: Any) -> set[int]:

@@ -18,7 +18,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
@@ -50,10 +50,12 @@ CONVERSATIONS = (
 class Chat:
     """One chat completion as the client saw it: the text, why it ended, the usage, the raw chunks."""
 
-    content: str
+    content: str | None
     finish_reason: str
     usage: dict[str, int] | None
     chunks: list[dict] | None = None
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    """(name, arguments) of each call, in order; a stream's, added up from its deltas."""
 
 
 @dataclass
@@ -79,7 +81,8 @@ class ChatServed:
             raise ContractViolation(f"the chat answer does not match OpenAI's chat completion: {error}\n  reply: {response.text[:500]}") from None
         expect(len(answer.choices) == 1, f"one choice is asked for, got {len(answer.choices)}")
         choice = answer.choices[0]
-        return Chat(choice.message.content, choice.finish_reason, msgspec.structs.asdict(answer.usage))
+        calls = [(call.function.name, call.function.arguments) for call in choice.message.tool_calls or []]
+        return Chat(choice.message.content, choice.finish_reason, msgspec.structs.asdict(answer.usage), tool_calls=calls)
 
     def stream(self, body: dict) -> Chat:
         with self.client.stream("POST", self.route, json={**body, "stream": True}, timeout=self.timeout) as response:
@@ -104,7 +107,13 @@ class ChatServed:
         expect(len(finishes) == 1, f"exactly one chunk must carry the finish reason, got {finishes}")
         usage = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
         content = "".join(choice["delta"].get("content") or "" for choice in choices)
-        return Chat(content, finishes[0], usage[-1] if usage else None, chunks)
+        calls: dict[int, list[str]] = {}
+        for delta in (call for choice in choices for call in choice["delta"].get("tool_calls") or []):
+            function = delta.get("function") or {}
+            call = calls.setdefault(delta["index"], ["", ""])
+            call[0] += function.get("name") or ""
+            call[1] += function.get("arguments") or ""
+        return Chat(content, finishes[0], usage[-1] if usage else None, chunks, [tuple(call) for _, call in sorted(calls.items())])
 
 
 def chat_bodies() -> st.SearchStrategy[dict]:
@@ -129,6 +138,27 @@ def chat_bodies() -> st.SearchStrategy[dict]:
         "user": text,
     }
     return st.fixed_dictionaries({"messages": st.lists(message, min_size=1, max_size=4)}, optional=options)
+
+
+def bounded_schemas() -> st.SearchStrategy[dict]:
+    """JSON Schemas of objects whose every answer is short (bounded strings, numbers, lists; fixed keys, all
+    required): a model that honours its schema can always finish one within a few dozen tokens."""
+    leaves = st.one_of(
+        st.just({"type": "boolean"}),
+        st.just({"type": "null"}),
+        st.integers(-100, 0).map(lambda low: {"type": "integer", "minimum": low, "maximum": low + 200}),
+        st.integers(0, 6).map(lambda size: {"type": "string", "maxLength": size}),
+        st.lists(st.sampled_from(["red", "green", "blue", "ok", "no"]), min_size=1, max_size=3, unique=True).map(lambda values: {"enum": values}),
+    )
+    names = st.lists(st.sampled_from(["a", "name", "count", "ok", "tags", "kind"]), min_size=1, max_size=3, unique=True)
+
+    def objects(values: st.SearchStrategy[dict]) -> st.SearchStrategy[dict]:
+        return names.flatmap(lambda keys: st.fixed_dictionaries({key: values for key in keys})).map(
+            lambda properties: {"type": "object", "properties": properties, "required": sorted(properties), "additionalProperties": False}
+        )
+
+    values = st.one_of(leaves, leaves.map(lambda item: {"type": "array", "items": item, "maxItems": 2}))
+    return objects(st.one_of(values, objects(leaves)))
 
 
 def as_template_reads_them(messages: list[dict]) -> list[dict]:
@@ -165,6 +195,8 @@ class ChatTests:
     """Generated requests per property."""
     long: ClassVar[int] = 4000
     """max_tokens of the disconnect check: a generation long enough to outlast the client."""
+    structured_tokens: ClassVar[int] = 160
+    """max_tokens of the structured-output and tool checks: room for any of their short schemas' answers."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -328,9 +360,73 @@ class ChatTests:
         widgetd_exploration.check_all(bodies, check, self.max_examples)
         expect(200 in statuses, f"none of {len(statuses)} generated valid chat requests got a 200 (statuses: {sorted(set(statuses))})")
 
+    def constrains(self, served: ChatServed) -> bool:
+        return bool(served.model.describe()["generation"].get("structured_outputs"))
+
+    def expect_refused(self, served: ChatServed, body: dict, field: str) -> None:
+        response = served.post(body)
+        error = response.json().get("error") if response.status_code == 400 else None
+        expect(
+            isinstance(error, dict) and error.get("param") == field,
+            f"a model whose engine constrains nothing must refuse {field} with a 400 naming it, got {response.status_code}: {response.text[:300]}",
+        )
+
+    def test_structured_outputs_fit_their_schemas(self, served, widgetd_exploration):
+        """``response_format`` with generated JSON Schemas: an answer that ends by itself is JSON that fits its
+        schema, and the same streamed and not. An engine that cannot constrain refuses with a 400 naming the field."""
+        messages = self.conversations[0]
+        if not self.constrains(served):
+            return self.expect_refused(served, {"messages": messages, "response_format": {"type": "json_object"}}, "response_format")
+        finished: list[bool] = []
+
+        def check(schema: dict) -> None:
+            import jsonschema
+
+            body = self.greedy(messages, max_tokens=self.structured_tokens, response_format={"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}})
+            whole, streamed = served.complete(body), served.stream(body)
+            expect((streamed.content, streamed.finish_reason) == (whole.content, whole.finish_reason), f"a structured answer must be the same streamed and not: {streamed.content!r} and {whole.content!r}")
+            finished.append(whole.finish_reason == "stop")
+            if whole.finish_reason != "stop":
+                return
+            try:
+                jsonschema.validate(json.loads(whole.content or ""), schema)
+            except (ValueError, jsonschema.ValidationError) as error:
+                raise ContractViolation(f"the answer {whole.content!r} is not JSON that fits its schema {schema}: {str(error).splitlines()[0]}") from None
+
+        widgetd_exploration.check_all(bounded_schemas(), check, max(4, self.max_examples // 4))
+        expect(any(finished), f"no structured answer ended by itself within {self.structured_tokens} tokens as JSON that fits its schema; every schema here fits in far fewer")
+
+    def test_forced_tool_calls_name_the_function_with_arguments_that_fit(self, served, widgetd_exploration):
+        """``tool_choice`` naming a function, with generated parameter schemas: one call of that function whose
+        arguments fit its parameters, ``finish_reason`` tool_calls, the same streamed (added up from the deltas)
+        and not. An engine that cannot constrain refuses with a 400 naming ``tool_choice``."""
+        messages = self.conversations[0]
+        named = {"type": "function", "function": {"name": "lookup"}}
+        other = {"type": "function", "function": {"name": "other", "parameters": {"type": "object", "properties": {"x": {"type": "boolean"}}}}}
+        if not self.constrains(served):
+            tools = [{"type": "function", "function": {"name": "lookup"}}]
+            return self.expect_refused(served, {"messages": messages, "tools": tools, "tool_choice": named}, "tool_choice")
+
+        def check(parameters: dict) -> None:
+            import jsonschema
+
+            tools = [other, {"type": "function", "function": {"name": "lookup", "description": "Looks things up", "parameters": parameters}}]
+            body = self.greedy(messages, max_tokens=self.structured_tokens, tools=tools, tool_choice=named)
+            whole, streamed = served.complete(body), served.stream(body)
+            expect(whole.finish_reason == "tool_calls" and len(whole.tool_calls) == 1 and whole.tool_calls[0][0] == "lookup",
+                   f"tool_choice names lookup: one call of it and finish_reason tool_calls, got {whole.tool_calls} ({whole.finish_reason}), text {whole.content!r}")
+            expect((streamed.tool_calls, streamed.finish_reason) == (whole.tool_calls, whole.finish_reason),
+                   f"streamed tool calls must add up to the answer's: {streamed.tool_calls} and {whole.tool_calls}")
+            try:
+                jsonschema.validate(json.loads(whole.tool_calls[0][1]), parameters)
+            except (ValueError, jsonschema.ValidationError) as error:
+                raise ContractViolation(f"the call's arguments {whole.tool_calls[0][1]!r} do not fit its parameters {parameters}: {str(error).splitlines()[0]}") from None
+
+        widgetd_exploration.check_all(bounded_schemas(), check, max(4, self.max_examples // 4))
+
     def test_options_a_model_cannot_honour_are_refused(self, served):
         messages = self.conversations[0]
-        for field, value in (("n", 2), ("tools", [{"type": "function", "function": {"name": "f"}}]), ("logit_bias", {"1": 5}), ("unknown_option", 1)):
+        for field, value in (("n", 2), ("logit_bias", {"1": 5}), ("unknown_option", 1)):
             response = served.post({"messages": messages, field: value})
             expect(response.status_code == 400, f"{field}={value!r} cannot be honoured: a 400 naming it, got {response.status_code}")
             error = response.json().get("error")

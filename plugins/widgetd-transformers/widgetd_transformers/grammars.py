@@ -1,0 +1,120 @@
+"""Constrained decoding with llguidance: each constrained sequence has a matcher that says, before every token,
+which tokens keep its text within the grammar (JSON fitting a schema, a regular expression's match). The
+engine masks that sequence's scores and nothing else, so constrained and free sequences share a batch.
+
+llguidance (the engine vLLM, SGLang and llama.cpp use) was chosen over xgrammar and outlines-core: it needs no
+torch of its own (xgrammar pins one), builds a grammar in about a millisecond with no per-schema index
+(outlines-core compiles one per schema), computes a mask in tens of microseconds, and names the JSON Schema
+keywords it does not implement, which the client then hears in a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from widgetd import InvalidInput
+from widgetd.structured import Constraint
+
+COMPACT_JSON = {"whitespace_flexible": False}
+"""JSON without free white space: an answer cannot run on in blanks, and it parses all the same."""
+CLOSERS = set('"}]')
+WRAP_UP_SHARE, WRAP_UP_TOKENS = 0.25, 16
+"""A constrained answer's last quarter of its token budget (at least 16 tokens): it is steered to close what is
+open (a string, a list, an object), so that it ends whole instead of being cut off mid-way. A model that ends
+its answer before then is never steered."""
+
+
+class Grammars:
+    """One model's grammar compiler: its tokenizer as llguidance reads it, built on first use."""
+
+    def __init__(self, tokenizer: Any, vocabulary_size: int, end_ids: set[int]) -> None:
+        self.tokenizer, self.vocabulary_size, self.end_ids = tokenizer, vocabulary_size, end_ids
+        self._compiled_tokenizer: Any = None
+        self._closers: Any = None
+
+    @staticmethod
+    def available(tokenizer: Any) -> bool:
+        """Whether llguidance is installed and reads this tokenizer (a fast one)."""
+        try:
+            import llguidance.hf  # noqa: F401
+            from transformers import PreTrainedTokenizerFast
+        except ImportError:
+            return False
+        return isinstance(tokenizer, PreTrainedTokenizerFast)
+
+    def matcher(self, constraint: Constraint) -> "SequenceGrammar":
+        """The constraint as a matcher for one sequence; a 400 naming the request's field when the grammar cannot
+        be built (a keyword of JSON Schema llguidance does not implement, a regular expression that does not parse)."""
+        from llguidance import LLMatcher
+
+        try:
+            if constraint.kind == "json":
+                grammar = LLMatcher.grammar_from_json_schema(constraint.schema or {"type": "object"}, defaults=COMPACT_JSON)
+            else:
+                grammar = LLMatcher.grammar_from_regex(constraint.pattern or "")
+        except (ValueError, TypeError) as error:
+            raise InvalidInput(f"{constraint.field}: {_first_line(str(error))}", field=constraint.field) from None
+        failed, messages = LLMatcher.validate_grammar_with_warnings(grammar, self._tokenizer())
+        if failed:
+            raise InvalidInput(f"{constraint.field}: {_first_line(messages[0])}", field=constraint.field)
+        matcher = LLMatcher(self._tokenizer(), grammar, log_level=0)
+        if matcher.is_error():
+            raise InvalidInput(f"{constraint.field}: {_first_line(matcher.get_error())}", field=constraint.field)
+        return SequenceGrammar(matcher, constraint.field, self)
+
+    def _tokenizer(self) -> Any:
+        if self._compiled_tokenizer is None:
+            import llguidance.hf
+
+            self._compiled_tokenizer = llguidance.hf.from_tokenizer(self.tokenizer, n_vocab=self.vocabulary_size, eos_token=sorted(self.end_ids) or None)
+        return self._compiled_tokenizer
+
+
+    def closers(self) -> Any:
+        """Which tokens only close things (``"``, ``}``, ``]``), as a boolean row over the vocabulary."""
+        if self._closers is None:
+            import torch
+
+            texts = self.tokenizer.batch_decode([[index] for index in range(len(self.tokenizer))])
+            closing = [bool(text) and set(text) <= CLOSERS for text in texts]
+            self._closers = torch.tensor(closing + [False] * (self.vocabulary_size - len(closing)), dtype=torch.bool)
+        return self._closers
+
+
+class SequenceGrammar:
+    """Where one sequence stands in its grammar."""
+
+    def __init__(self, matcher: Any, field: str, grammars: Grammars) -> None:
+        self.matcher, self.field, self.grammars = matcher, field, grammars
+
+    def masked(self, scores: Any, tokens_left: int, budget: int) -> Any:
+        """``scores`` (1 x vocabulary) with every token the grammar does not allow next at minus infinity; in the
+        answer's last stretch (see ``WRAP_UP_SHARE``), a token that closes something wins over any other."""
+        import torch
+
+        if self.matcher.is_error():
+            raise InvalidInput(f"{self.field}: the answer left its grammar: {_first_line(self.matcher.get_error())}", field=self.field)
+        bits = np.unpackbits(np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
+        allowed = torch.from_numpy(bits[: scores.shape[-1]].astype(bool)).to(scores.device)
+        if allowed.shape[0] < scores.shape[-1]:
+            allowed = torch.cat([allowed, torch.zeros(scores.shape[-1] - allowed.shape[0], dtype=torch.bool, device=scores.device)])
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        if tokens_left <= max(WRAP_UP_TOKENS, int(budget * WRAP_UP_SHARE)):
+            closing = self.grammars.closers().to(scores.device)[: scores.shape[-1]] & allowed
+            if bool(closing.any()):
+                scores = scores.masked_fill(~closing, float("-inf"))
+        return scores
+
+    def accept(self, token_id: int) -> None:
+        self.matcher.consume_token(token_id)
+
+    @property
+    def complete(self) -> bool:
+        """The text is a whole answer of the grammar and can take nothing more (only the end token)."""
+        return self.matcher.is_stopped()
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "the grammar cannot be used"
