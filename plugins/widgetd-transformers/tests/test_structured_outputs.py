@@ -148,3 +148,20 @@ def test_constrained_and_free_sequences_share_a_batch_without_changing_each_othe
 def test_info_says_what_the_chat_model_can_do(server):
     generation = next(model for model in httpx.get(f"{server.url}/info").json()["models"] if model["model_id"] == "tiny-chat")["generation"]
     assert generation["tools"] is True and generation["structured_outputs"] is True
+
+
+def test_a_template_without_tools_still_honours_a_forced_tool_choice(tmp_path):
+    import widgetd_transformers
+    from widgetd.testing.server import LiveServer
+    from widgetd_transformers.testing import CHATML_TEMPLATE, save_byte_level_bpe, save_chat_llama
+
+    folder = save_chat_llama(tmp_path / "plain-chat", save_byte_level_bpe(tmp_path / "bpe"), chat_template=CHATML_TEMPLATE)
+    with LiveServer.for_models([str(folder)], plugins={"transformers": widgetd_transformers}) as plain:
+        assert httpx.get(f"{plain.url}/info").json()["models"][0]["generation"]["tools"] is False
+        named = {"type": "function", "function": {"name": "get_weather"}}
+        answer = sdk(plain).chat.completions.create(model="plain-chat", messages=MESSAGES, tools=[WEATHER_TOOL], tool_choice=named, max_tokens=120, temperature=0)
+        [call] = answer.choices[0].message.tool_calls
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk(plain).chat.completions.create(model="plain-chat", messages=MESSAGES, tools=[WEATHER_TOOL])
+        assert refused.value.body["param"] == "tool_choice" and "does not show it tools" in refused.value.body["message"]

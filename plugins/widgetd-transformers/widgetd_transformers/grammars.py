@@ -2,10 +2,12 @@
 which tokens keep its text within the grammar (JSON fitting a schema, a regular expression's match). The
 engine masks that sequence's scores and nothing else, so constrained and free sequences share a batch.
 
-llguidance (the engine vLLM, SGLang and llama.cpp use) was chosen over xgrammar and outlines-core: it needs no
-torch of its own (xgrammar pins one), builds a grammar in about a millisecond with no per-schema index
-(outlines-core compiles one per schema), computes a mask in tens of microseconds, and names the JSON Schema
-keywords it does not implement, which the client then hears in a 400.
+llguidance (which vLLM, SGLang and llama.cpp use) was chosen over xgrammar and outlines-core, measured by
+``nox -s benchmark_grammars`` on a 32,000-token vocabulary: it compiles a schema in 1-2 ms where outlines-core
+builds an index per schema in 60-480 ms (tool schemas change with every request), and computes a sequence's
+mask in about 10 us a token (a third of a millisecond a step for 32 sequences, against a step of tens of
+milliseconds); xgrammar requires torch and triton of its own. It also names the JSON Schema keywords it does
+not implement, which the client then hears in a 400.
 """
 
 from __future__ import annotations
