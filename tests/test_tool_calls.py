@@ -51,6 +51,7 @@ def calls_of(text: str, **options) -> tuple | None:
         ('<tool_call>{"name": "get_weather", "arguments": {"city": ', None),
         ('<tool_call>{"name": "launch_rocket", "arguments": {}}</tool_call>', None),
         ('{"city": "Paris"}', None),
+        ("[" * 5000 + "]" * 5000, None),  # deeper than Python's JSON reader goes
     ],
 )
 def test_calls_are_read_in_each_template_familys_format(text, expected):

@@ -95,7 +95,7 @@ def _hoisted(parameters: dict[str, Any], prefix: str) -> tuple[Any, dict[str, An
     """A function's parameters without their own definitions (``$defs``, ``definitions``), which move to the root of
     the calls' schema under names of their own (``prefix``), the references to them following: the parameters are
     a part of that schema now, where ``#/$defs/...`` means its root."""
-    local = {**parameters.get("definitions", {}), **parameters.get("$defs", {})}
+    local = {**_mapping(parameters.get("definitions")), **_mapping(parameters.get("$defs"))}
 
     def moved(value: Any) -> Any:
         if isinstance(value, dict):
@@ -109,6 +109,10 @@ def _hoisted(parameters: dict[str, Any], prefix: str) -> tuple[Any, dict[str, An
         return value
 
     return moved(parameters), {prefix + name: moved(definition) for name, definition in local.items()}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _renamed(reference: str, prefix: str) -> str:
@@ -163,10 +167,10 @@ def _json_calls(text: str) -> list[Call] | None:
         return None
     try:
         values = [json.loads(text)]
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             values = [json.loads(part) for part in text.split(";") if part.strip()]
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     items = [item for value in values for item in (value if isinstance(value, list) else [value])]
     calls = [_call_of(item) for item in items]
@@ -176,7 +180,7 @@ def _json_calls(text: str) -> list[Call] | None:
 def _call(body: str) -> Call | None:
     try:
         return _call_of(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -187,7 +191,7 @@ def _call_of(item: Any) -> Call | None:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(arguments, dict):
         return None
@@ -217,5 +221,5 @@ def _arguments_object(arguments: Any) -> Any:
         return arguments
     try:
         return json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return arguments

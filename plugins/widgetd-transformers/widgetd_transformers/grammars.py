@@ -56,7 +56,7 @@ class Grammars:
                 grammar = LLMatcher.grammar_from_json_schema(constraint.schema or {"type": "object"}, defaults=COMPACT_JSON)
             else:
                 grammar = LLMatcher.grammar_from_regex(constraint.pattern or "")
-        except (ValueError, TypeError) as error:
+        except Exception as error:  # the client's schema or pattern, whatever llguidance makes of it
             raise InvalidInput(f"{constraint.field}: {_first_line(str(error))}", field=constraint.field) from None
         failed, messages = LLMatcher.validate_grammar_with_warnings(grammar, self._tokenizer())
         if failed:
