@@ -11,7 +11,7 @@ import msgspec
 
 from widgetd.errors import InvalidInput
 from widgetd.generating import Generation, GenerationOptions, Job, Piece, Prompt, Token, refuse_unserved
-from widgetd.structured import from_response_format
+from widgetd.structured import Constraint, from_response_format
 from widgetd.tool_calls import Call, ToolUse, call_may_begin, forced_calls, parse_calls, template_messages, tool_use
 from widgetd.tasks.chat_completion import (
     ChatCompletionDelta,
@@ -48,17 +48,7 @@ def chat_job(request: ChatCompletionInput, renders_tools: bool = False) -> tuple
     ``renders_tools``: whether the model's chat template shows it the tools."""
     refuse_unserved(request, NOT_SERVED)
     use = tool_use(request.tools, request.tool_choice, request.parallel_tool_calls)
-    if use is not None and use.forced is None and not renders_tools:
-        raise InvalidInput(
-            "tool_choice: this model's chat template does not show it tools, so it cannot choose to call one; send "
-            "tool_choice 'required' or a named function (then enforced by constrained decoding), or 'none'",
-            field="tool_choice",
-        )
-    constraint = from_response_format(request.response_format)
-    if use is not None and use.forced is not None:
-        if constraint is not None:
-            raise InvalidInput("response_format: a forced tool_choice already decides the answer's shape; send one or the other", field="response_format")
-        constraint = forced_calls(use)
+    constraint = _answer_shape(request, use, renders_tools)
     if request.stream_options is not None and not request.stream:
         raise InvalidInput("stream_options: only allowed when stream is true", field="stream_options")
     temperature = request.temperature
@@ -77,6 +67,22 @@ def chat_job(request: ChatCompletionInput, renders_tools: bool = False) -> tuple
     stops = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
     prompt = Prompt(messages=tuple(template_messages(_messages(request))), tools=use.tools if use else None)
     return Job(prompt, options, stops=stops, keep_stop=False), use
+
+
+def _answer_shape(request: ChatCompletionInput, use: ToolUse | None, renders_tools: bool) -> Constraint | None:
+    """What the answer must be: the calls a forced ``tool_choice`` asks for, else the ``response_format``."""
+    if use is not None and use.forced is None and not renders_tools:
+        raise InvalidInput(
+            "tool_choice: this model's chat template does not show it tools, so it cannot choose to call one; send "
+            "tool_choice 'required' or a named function (then enforced by constrained decoding), or 'none'",
+            field="tool_choice",
+        )
+    constraint = from_response_format(request.response_format)
+    if use is None or use.forced is None:
+        return constraint
+    if constraint is not None:
+        raise InvalidInput("response_format: a forced tool_choice already decides the answer's shape; send one or the other", field="response_format")
+    return forced_calls(use)
 
 
 def _messages(request: ChatCompletionInput) -> list[dict[str, Any]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from widgetd.structured import from_tgi_grammar
 from widgetd.generating import Engine, Generation, GenerationOptions, Job, Piece, Prompt, Token, generate_all, refuse_unserved
+from widgetd.structured import from_tgi_grammar
 from widgetd.tasks.text_generation import (
     TextGenerationInput,
     TextGenerationOutput,
