@@ -87,6 +87,12 @@ def test_a_named_tool_choice_must_name_a_tool_and_tool_choice_needs_tools():
         use(choice=msgspec_choice("nope"))
     with pytest.raises(InvalidInput, match="no tools"):
         tool_use(None, "required", None)
+    import msgspec
+
+    listed = msgspec.convert([WEATHER, {"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}], list[ChatCompletionTool])
+    with pytest.raises(InvalidInput, match="type 'object'") as refused:
+        tool_use(listed, "auto", None)
+    assert refused.value.field == "tools[1].function.parameters"
 
 
 def msgspec_choice(name: str):

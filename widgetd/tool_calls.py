@@ -58,10 +58,15 @@ def tool_use(tools: list[Any] | None, tool_choice: Any, parallel_tool_calls: boo
         return None
     import msgspec
 
-    declared = tuple(msgspec.to_builtins(tool) for tool in tools)
+    # As clients write them: a field they left out is not there (templates show what they are given).
+    declared = tuple({**tool, "function": {k: v for k, v in tool["function"].items() if v is not None}} for tool in msgspec.to_builtins(tools))
     names = [tool["function"]["name"] for tool in declared]
     if len(set(names)) < len(names):
         raise InvalidInput("tools: two tools have the same name", field="tools")
+    for position, tool in enumerate(declared):
+        if tool["function"].get("parameters", NO_PARAMETERS).get("type", "object") != "object":  # OpenAI's rule too
+            field = f"tools[{position}].function.parameters"
+            raise InvalidInput(f"{field}: a function's parameters are a JSON Schema of type 'object' (its arguments are named)", field=field)
     forced = None
     if tool_choice == "required":
         forced = "required"
