@@ -13,6 +13,8 @@ import inspect
 import random
 from typing import Any
 
+import numpy as np
+
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.generating import GenerationOptions, Prompt, Token
 from widgetd_transformers.generate_options import ScoreGuard
@@ -259,25 +261,49 @@ class CausalEngine:
     def _choose(self, rows: list[Sequence], logits: Any) -> list[Token | Exception]:
         import torch
 
+        refused = self._constrain(rows, logits)
         greedy = logits.argmax(dim=-1, keepdim=True)
         greedy_logprobs = torch.log_softmax(logits, dim=-1).gather(1, greedy).squeeze(1).tolist()
         greedy = greedy.squeeze(1).tolist()
         outcomes: list[Token | Exception] = []
         for index, row in enumerate(rows):
+            if index in refused:
+                outcomes.append(refused[index])
+                continue
             try:
-                if row.chooser.plain and row.grammar is None:
+                if row.chooser.plain:
                     chosen, logprob = greedy[index], greedy_logprobs[index]
                 else:
-                    scores = logits[index : index + 1]
-                    if row.grammar is not None:
-                        scores = row.grammar.masked(scores, row.room - row.generated, row.room)
                     history = torch.tensor([row.ids], device=logits.device)
-                    chosen, logprob = row.chooser(history, scores)
+                    chosen, logprob = row.chooser(history, logits[index : index + 1])
             except InvalidInput as error:
                 outcomes.append(error)
                 continue
             outcomes.append(self._token(row, chosen, logprob))
         return outcomes
+
+    def _constrain(self, rows: list[Sequence], logits: Any) -> dict[int, Exception]:
+        """Every constrained row's scores masked to what its grammar allows next, in place and at once (greedy
+        rows then choose with the rest of the batch); the rows whose grammar failed, by index."""
+        import torch
+
+        constrained, refused = [], {}
+        for index, row in enumerate(rows):
+            if row.grammar is None:
+                continue
+            try:
+                row.grammar.check()
+                constrained.append(index)
+            except InvalidInput as error:
+                refused[index] = error
+        if constrained:
+            grammars = [rows[index].grammar for index in constrained]
+            steering = [grammar.steering(rows[index].room - rows[index].generated, rows[index].room) for index, grammar in zip(constrained, grammars)]
+            mask = torch.from_numpy(self.grammars.allowed(grammars, logits.shape[-1], steering)).to(logits.device)
+            chosen = torch.tensor(constrained, device=logits.device)
+            with torch.inference_mode():  # the scores are the model's inference tensor
+                logits[chosen] = logits[chosen].masked_fill(~mask, float("-inf"))
+        return refused
 
     def _token(self, row: Sequence, chosen: int, logprob: float) -> Token:
         row.ids.append(chosen)

@@ -74,14 +74,33 @@ class Grammars:
         return self._compiled_tokenizer
 
 
-    def closers(self) -> Any:
+    def allowed(self, grammars: list["SequenceGrammar"], width: int, steering: list[bool]) -> np.ndarray:
+        """Which of ``width`` tokens each grammar allows next (a boolean row each), unpacked together; a row
+        ``steering`` (its answer's last stretch, see ``WRAP_UP_SHARE``) keeps only the tokens that close
+        something, where any does. (llguidance's parallel executor was measured slower here: its threads
+        contend with torch's for the cores.)"""
+        from llguidance.numpy import fill_next_token_bitmask
+
+        bitmask = np.full((len(grammars), (self.vocabulary_size + 31) // 32), -1, dtype=np.int32)
+        for row, grammar in enumerate(grammars):
+            fill_next_token_bitmask(grammar.matcher, bitmask, row)
+        allowed = np.zeros((len(grammars), width), dtype=bool)
+        bits = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")[:, :width].astype(bool)
+        allowed[:, : bits.shape[1]] = bits
+        closers = self.closers()[:width]
+        for row in np.flatnonzero(steering):
+            closing = allowed[row, : closers.shape[0]] & closers
+            if closing.any():
+                allowed[row] = False
+                allowed[row, : closers.shape[0]] = closing
+        return allowed
+
+    def closers(self) -> np.ndarray:
         """Which tokens only close things (``"``, ``}``, ``]``), as a boolean row over the vocabulary."""
         if self._closers is None:
-            import torch
-
             texts = self.tokenizer.batch_decode([[index] for index in range(len(self.tokenizer))])
             closing = [bool(text) and set(text) <= CLOSERS for text in texts]
-            self._closers = torch.tensor(closing + [False] * (self.vocabulary_size - len(closing)), dtype=torch.bool)
+            self._closers = np.array(closing + [False] * (self.vocabulary_size - len(closing)), dtype=bool)
         return self._closers
 
 
@@ -91,23 +110,15 @@ class SequenceGrammar:
     def __init__(self, matcher: Any, field: str, grammars: Grammars) -> None:
         self.matcher, self.field, self.grammars = matcher, field, grammars
 
-    def masked(self, scores: Any, tokens_left: int, budget: int) -> Any:
-        """``scores`` (1 x vocabulary) with every token the grammar does not allow next at minus infinity; in the
-        answer's last stretch (see ``WRAP_UP_SHARE``), a token that closes something wins over any other."""
-        import torch
-
+    def check(self) -> None:
+        """A 400 naming the field if the answer left its grammar (the matcher then allows nothing)."""
         if self.matcher.is_error():
             raise InvalidInput(f"{self.field}: the answer left its grammar: {_first_line(self.matcher.get_error())}", field=self.field)
-        bits = np.unpackbits(np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8), bitorder="little")
-        allowed = torch.from_numpy(bits[: scores.shape[-1]].astype(bool)).to(scores.device)
-        if allowed.shape[0] < scores.shape[-1]:
-            allowed = torch.cat([allowed, torch.zeros(scores.shape[-1] - allowed.shape[0], dtype=torch.bool, device=scores.device)])
-        scores = scores.masked_fill(~allowed, float("-inf"))
-        if tokens_left <= max(WRAP_UP_TOKENS, int(budget * WRAP_UP_SHARE)):
-            closing = self.grammars.closers().to(scores.device)[: scores.shape[-1]] & allowed
-            if bool(closing.any()):
-                scores = scores.masked_fill(~closing, float("-inf"))
-        return scores
+
+    @staticmethod
+    def steering(tokens_left: int, budget: int) -> bool:
+        """Whether the answer is in its last stretch, where it is steered to close what is open."""
+        return tokens_left <= max(WRAP_UP_TOKENS, int(budget * WRAP_UP_SHARE))
 
     def accept(self, token_id: int) -> None:
         self.matcher.consume_token(token_id)
