@@ -10,14 +10,13 @@ import asyncio
 import base64
 import hashlib
 import re
+from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import msgspec
 
 from widgetd import __version__
-from widgetd.errors import Forbidden, Unauthorized
-from widgetd.keys import INFERENCE
 
 if TYPE_CHECKING:
     from widgetd.models import ServedModel
@@ -46,7 +45,7 @@ def tool_names(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
     served models share a repo name, and a digest of the whole where a name would be too long."""
     pairs = list(pairs)
     short = {pair: _tool_name(pair[1], pair[0].rsplit("/", 1)[-1]) for pair in pairs}
-    shared = {name for name in short.values() if list(short.values()).count(name) > 1}
+    shared = {name for name, count in Counter(short.values()).items() if count > 1}
     return {pair: _tool_name(pair[1], pair[0]) if short[pair] in shared else short[pair] for pair in pairs}
 
 
@@ -136,18 +135,12 @@ class ModelTools:
             yield
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        self._require_key(scope)
-        await self.sessions.handle_request(scope, receive, send)
+        from litestar import Request
 
-    def _require_key(self, scope: Scope) -> None:
-        keys = self.state.keys
-        if not keys.required:
-            return
-        key = keys.holder(_header(scope.get("headers", []), b"authorization"))
-        if key is None:
-            raise Unauthorized("a valid 'Authorization: Bearer <api key>' header is required")
-        if not key.may(INFERENCE):
-            raise Forbidden(f"the key {key.name!r} may not call models")
+        from widgetd.routes import require_key
+
+        require_key(Request(scope))  # the task routes' check: the same keys, scopes and audit lines
+        await self.sessions.handle_request(scope, receive, send)
 
     async def _list_tools(self, _context: Any, _params: Any) -> Any:
         import mcp_types as types
