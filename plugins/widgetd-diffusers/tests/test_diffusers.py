@@ -87,6 +87,19 @@ def test_a_size_the_model_cannot_make_names_the_field_and_what_it_can(server):
     assert reply.status_code == 413 and "--max-generated-pixels" in reply.json()["error"]
 
 
+def test_image_to_image_steps_that_leave_no_denoising_name_the_least_that_works(server):
+    import base64
+
+    picture = io.BytesIO()
+    Image.new("RGB", (16, 16), (40, 200, 40)).save(picture, "PNG")
+    body = {"inputs": base64.b64encode(picture.getvalue()).decode(), "parameters": {"num_inference_steps": 1}}
+    reply = httpx.post(f"{server.url}/models/tiny-sd/pipeline/image-to-image", json=body, timeout=60)
+    assert reply.status_code == 400 and reply.json()["field"] == "parameters.num_inference_steps"
+    assert "strength 0.8" in reply.json()["error"] and "at least 2" in reply.json()["error"]
+    body["parameters"]["num_inference_steps"] = 2
+    assert httpx.post(f"{server.url}/models/tiny-sd/pipeline/image-to-image", json=body, timeout=60).status_code == 200
+
+
 def test_a_client_that_leaves_frees_the_model_between_steps(server):
     """A 100-step request streamed, left after its first steps: the steps stop there, so a request sent next is
     answered long before the abandoned one would have ended."""

@@ -52,6 +52,7 @@ class DiffusionPipeline:
         self.default_size = int((sample[0] if isinstance(sample, (list, tuple)) else sample) * scale)
         scheduler = text.scheduler
         self.schedulers = {cls.__name__: cls for cls in getattr(scheduler, "compatibles", [])} | {type(scheduler).__name__: type(scheduler)}
+        self.strength = default_strength(image)
 
     def __call__(self, task: str, requests: Sequence[Any]) -> list[Picture | None]:
         shapes = [self.shape_of(task, request) for request in requests]
@@ -73,6 +74,7 @@ class DiffusionPipeline:
             width, height = self.fitting(asked_width, fields[0]), self.fitting(asked_height, fields[1])
         else:
             width, height = self.image_size(request)
+            self.check_denoising_steps(parameters.num_inference_steps)
         negative = parameters.negative_prompt is not None
         scheduler = parameters.scheduler if task == "text-to-image" else None
         if scheduler is not None and scheduler not in self.schedulers:
@@ -81,6 +83,18 @@ class DiffusionPipeline:
                 field="parameters.scheduler",
             )
         return Shape(task, width, height, parameters.num_inference_steps, parameters.guidance_scale, scheduler, negative)
+
+    def check_denoising_steps(self, steps: int | None) -> None:
+        """Image-to-image denoises only the last ``strength`` share of the steps (diffusers keeps
+        ``int(steps * strength)``): too few steps leave none, which the pipeline cannot run."""
+        if steps is None or self.strength is None or int(steps * self.strength) >= 1:
+            return
+        least = next(count for count in range(steps + 1, steps + 1000) if int(count * self.strength) >= 1)
+        raise InvalidInput(
+            f"parameters.num_inference_steps: {steps} step{'s' if steps > 1 else ''} at this pipeline's strength "
+            f"{self.strength:g} leave{'s' if steps == 1 else ''} no denoising step; ask for at least {least}",
+            field="parameters.num_inference_steps",
+        )
 
     def fitting(self, side: int | None, field: str) -> int:
         if side is None:
@@ -166,6 +180,19 @@ class DiffusionPipeline:
             yield
         finally:
             pipe.scheduler = original
+
+
+def default_strength(pipe: Any) -> float | None:
+    """How much of the input image a pipeline's image-to-image call re-noises by default (None: not one
+    that takes a strength)."""
+    import inspect
+
+    if pipe is None:
+        return None
+    parameter = inspect.signature(pipe.__call__).parameters.get("strength")
+    if parameter is None or not isinstance(parameter.default, (int, float)) or parameter.default <= 0:
+        return None
+    return float(parameter.default)
 
 
 def resized(picture: Picture, width: int, height: int) -> Picture:

@@ -61,6 +61,7 @@ class TextToImageTests(TaskTests):
             self.call(width=self.sizes[0][0] + 1),
             self.call(scheduler="NoSuchScheduler"),
             self.call(guidance_scale=0.0),
+            self.call(num_inference_steps=1),
             self.call(seed=2**63 - 1),
             self.call(negative_prompt=""),
         ]

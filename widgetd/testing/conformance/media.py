@@ -804,6 +804,7 @@ class ImageToImageTests(TaskTests):
             media_json_call(render_image(300, 2)),
             media_json_call(render_image(16, 16), prompt="make it a painting"),
             media_json_call(render_image(16, 16), target_size={"width": 0, "height": 5}),
+            media_json_call(render_image(16, 16), num_inference_steps=1),  # diffusers keeps int(1 * strength) = 0 steps
         ]
 
     @pytest.fixture
