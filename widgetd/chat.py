@@ -25,6 +25,7 @@ from widgetd.tasks.chat_completion import (
     ChatCompletionOutput,
     ChatCompletionOutputChoice,
     ChatCompletionOutputMessage,
+    ChatCompletionPromptTokensDetails,
     ChatCompletionStreamChoice,
     ChatCompletionStreamOutput,
     ChatCompletionUsage,
@@ -223,7 +224,10 @@ def _tool_call_delta(index: int, call: Call) -> ChatCompletionDeltaToolCall:
 def usage(generation: Generation) -> ChatCompletionUsage:
     completion = len(generation.tokens)
     return ChatCompletionUsage(
-        prompt_tokens=generation.prompt_tokens, completion_tokens=completion, total_tokens=generation.prompt_tokens + completion
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=generation.prompt_tokens + completion,
+        prompt_tokens_details=ChatCompletionPromptTokensDetails(cached_tokens=generation.cached_tokens),
     )
 
 

@@ -81,6 +81,9 @@ class Token:
     special: bool = False
     finish: str | None = None
     """``eos_token`` or ``length`` when this token ends the sequence (the engine then drops it)."""
+    cached_prompt_tokens: int = 0
+    """On a sequence's first token (``join``'s): how many of the prompt's tokens were not read again but
+    taken from keys and values the engine kept from earlier prompts (prefix caching)."""
 
 
 class Engine(Protocol):
@@ -182,6 +185,8 @@ class Generation:
     """``eos_token``, ``length`` or ``stop_sequence`` (TGI's words) once done."""
     error: Exception | None = None
     first_token_seconds: float | None = None
+    cached_tokens: int = 0
+    """The prompt's tokens taken from the engine's prefix cache rather than read."""
 
     def __post_init__(self) -> None:
         self.visible = StopSequences(self.job.stops, self.job.keep_stop)
@@ -204,6 +209,7 @@ class Generation:
             return None
         if self.first_token_seconds is None:
             self.first_token_seconds = time.perf_counter() - self.started
+            self.cached_tokens = outcome.cached_prompt_tokens
         self.tokens.append(outcome)
         text = self.visible.add(outcome.text)
         if self.visible.stopped:

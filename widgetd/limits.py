@@ -26,6 +26,9 @@ class Limits:
     """Denoising steps of one generated image (``num_inference_steps``)."""
     max_generated_pixels: int = 2048 * 2048
     """Pixels of one generated image (``width`` × ``height``)."""
+    prefix_cache_bytes: int = 1024**3
+    """Keys and values each generating model keeps of prompts it read, for later prompts that start the same
+    way (prefix caching; 0: none)."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)

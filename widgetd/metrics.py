@@ -59,6 +59,8 @@ class Metrics:
         self.generated_tokens: dict[str, int] = defaultdict(int)
         self.generating: dict[str, int] = defaultdict(int)
         self.first_token = Histogram(LATENCY_BUCKETS)
+        self.prompt_tokens: dict[str, int] = defaultdict(int)
+        self.cached_prompt_tokens: dict[str, int] = defaultdict(int)
 
     def observe_request(self, model: str, task: str, status: int, seconds: float) -> None:
         self.requests[(model, task, str(status))] += 1
@@ -74,6 +76,11 @@ class Metrics:
 
     def observe_first_token(self, model: str, seconds: float) -> None:
         self.first_token.observe((model,), seconds)
+
+    def observe_prompt(self, model: str, tokens: int, cached: int) -> None:
+        """A generation's prompt, once read: its tokens, and those of them the prefix cache held."""
+        self.prompt_tokens[model] += tokens
+        self.cached_prompt_tokens[model] += cached
 
     def observe_batch(self, model: str, size: int) -> None:
         self.batch_sizes.observe((model,), size)
@@ -110,6 +117,15 @@ class Metrics:
             *(
                 f"widgetd_generating_sequences{_labels(('model',), (model,))} {count}"
                 for model, count in sorted(self.generating.items())
+            ),
+            "# HELP widgetd_prompt_tokens_total Prompt tokens of generations (chat, text generation).",
+            "# TYPE widgetd_prompt_tokens_total counter",
+            *(f"widgetd_prompt_tokens_total{_labels(('model',), (model,))} {count}" for model, count in sorted(self.prompt_tokens.items())),
+            "# HELP widgetd_prompt_cached_tokens_total Prompt tokens taken from the prefix cache instead of read (hit rate: this over widgetd_prompt_tokens_total).",
+            "# TYPE widgetd_prompt_cached_tokens_total counter",
+            *(
+                f"widgetd_prompt_cached_tokens_total{_labels(('model',), (model,))} {count}"
+                for model, count in sorted(self.cached_prompt_tokens.items())
             ),
             "# HELP widgetd_time_to_first_token_seconds Time from a generation's start to its first token.",
             "# TYPE widgetd_time_to_first_token_seconds histogram",

@@ -130,6 +130,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--max-image-pixels", type=int, default=Limits.max_image_pixels, help=f"pixels of one image (default {Limits.max_image_pixels})")
     serve.add_argument("--max-inference-steps", type=int, default=Limits.max_inference_steps, help=f"denoising steps of one generated image (default {Limits.max_inference_steps})")
     serve.add_argument("--max-generated-pixels", type=int, default=Limits.max_generated_pixels, help=f"pixels of one generated image, width x height (default {Limits.max_generated_pixels})")
+    serve.add_argument(
+        "--prefix-cache-size",
+        default="1GiB",
+        metavar="SIZE",
+        help="keys and values each chat or text-generation model keeps of the prompts it read, reused by later "
+        "prompts that start the same way (a shared system prompt, a conversation's earlier turns); 0 turns "
+        "prefix caching off (default 1GiB)",
+    )
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     defaults = ServerSettings()
     serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout, help=f"seconds a request's headers may take to arrive (default {defaults.header_timeout:g})")
@@ -294,6 +302,7 @@ def check_options(arguments: argparse.Namespace) -> None:
     """What argparse cannot check alone, refused before anything loads."""
     scaling_from(arguments)
     memory_budgets(arguments.memory_budget or [])
+    prefix_cache_bytes(arguments.prefix_cache_size)
     if arguments.isolate and arguments.ray:
         raise WidgetdError("--isolate and --ray: on Ray Serve every model already runs in replicas of its own, which Ray restarts; leave out --isolate")
 
@@ -348,8 +357,18 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
             max_response_bytes=arguments.max_response_size,
             max_inference_steps=arguments.max_inference_steps,
             max_generated_pixels=arguments.max_generated_pixels,
+            prefix_cache_bytes=prefix_cache_bytes(arguments.prefix_cache_size),
         ),
     )
+
+
+def prefix_cache_bytes(value: str) -> int:
+    from widgetd.devices import parse_size
+
+    try:
+        return parse_size(str(value))
+    except ValueError as error:
+        raise WidgetdError(f"--prefix-cache-size {value!r}: {error}") from None
 
 
 def memory_budgets(values: Sequence[str]) -> dict[str, int]:

@@ -110,6 +110,7 @@ async def start_stream(request: Request, state: ServerState, model: ServedModel,
 def _observe_first_token(state: ServerState, model: ServedModel, generation: Generation) -> None:
     if generation.first_token_seconds is not None:
         state.metrics.observe_first_token(model.model_id, generation.first_token_seconds)
+        state.metrics.observe_prompt(model.model_id, generation.prompt_tokens, generation.cached_tokens)
 
 
 def sse_response(

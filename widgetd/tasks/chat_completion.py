@@ -119,10 +119,16 @@ class ChatCompletionInput(Strict):
     user: Optional[str] = None
 
 
+class ChatCompletionPromptTokensDetails(Answer):
+    cached_tokens: int
+    """The prompt's tokens taken from keys and values kept from earlier prompts (prefix caching), not read again."""
+
+
 class ChatCompletionUsage(Answer):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    prompt_tokens_details: Optional[ChatCompletionPromptTokensDetails] = None
 
 
 class ChatCompletionLogprob(Answer):

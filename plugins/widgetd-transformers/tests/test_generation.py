@@ -18,6 +18,7 @@ from widgetd.state import ServerSettings
 from widgetd.testing.server import LiveServer
 from widgetd_transformers.continuous import CausalEngine
 from widgetd_transformers.loading import placement_options
+from widgetd_transformers.testing import save_qwen2
 
 PROMPTS = ["the cat sat on", "my name is sarah and i live in london", "good", "what capital of france a an it was great"]
 
@@ -132,25 +133,6 @@ def test_a_model_too_large_for_one_gpu_is_split_across_them(model_dirs):
     options = placement_options(snapshot)
     assert options["device_map"] == "auto" and set(options["max_memory"]) == {0, 1}
     assert placement_options(ModelSnapshot("tiny-chat", model_dirs["tiny-chat"], "text-generation", "cuda:1", accelerators=snapshot.accelerators)) == {}
-
-
-def save_qwen2(folder, chat_model, sliding: bool):
-    """A two-layer Qwen2 with the tiny chat model's tokenizer; with ``sliding``, its layers attend to a
-    window of 8 tokens (a cache rows cannot share padded)."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(chat_model)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2, use_sliding_window=sliding,
-        sliding_window=8 if sliding else None, max_window_layers=0,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.parametrize("architecture", ["gpt2", "qwen2", "qwen2-sliding-window"])

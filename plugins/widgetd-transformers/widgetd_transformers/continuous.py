@@ -2,13 +2,15 @@
 
 Every sequence being generated is one row of a single batch whose key/value cache is padded on the
 left. A new sequence reads its prompt alone (its first token is then exactly what it would be run
-alone) and joins the batch; each ``step`` decodes one token for every row at once; a finished or
+alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
+(``widgetd_transformers.prefixes``), and joins the batch; each ``step`` decodes one token for every row at once; a finished or
 abandoned row leaves, and the padding nobody needs any more is cut. Models whose cache cannot be
 padded this way (sliding windows, state-space layers) generate one sequence at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import random
 from typing import Any
@@ -19,6 +21,7 @@ from widgetd import InvalidInput, ModelSnapshot
 from widgetd.generating import GenerationOptions, Prompt, Token
 from widgetd_transformers.generate_options import ScoreGuard
 from widgetd_transformers.grammars import Grammars, SequenceGrammar
+from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
 
 MAX_ACTIVE = 32
 """Sequences decoding together at most: past this, one more row costs a CPU more than it gains."""
@@ -143,6 +146,8 @@ class Sequence:
         self.grammar = grammar
         """What its text must be (``response_format``, a forced tool call, TGI's ``grammar``), if anything."""
         self.seed = chooser.seed
+        self.cached_tokens = 0
+        """How many of the prompt's tokens were taken from the prefix cache when it joined."""
         for processor in chooser.penalties:
             if isinstance(processor, OccurrencePenalty):
                 processor.generated_from = self.prompt_tokens
@@ -155,7 +160,7 @@ class Sequence:
 class CausalEngine:
     """The ``widgetd.generating.Engine`` of a causal language model (any ``AutoModelForCausalLM``)."""
 
-    def __init__(self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE) -> None:
+    def __init__(self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE, prefix_cache_bytes: int = 0) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
         config = model.config
         self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
@@ -168,6 +173,7 @@ class CausalEngine:
         self.constrains = Grammars.available(tokenizer)
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.prefixes = _prefix_cache(model, prefix_cache_bytes)
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: Any = None
@@ -232,13 +238,20 @@ class CausalEngine:
         cache = DynamicCache(config=self.model.config)
         extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([sequence.ids], device=self.device), past_key_values=cache, use_cache=True, **extra)
+            if self.prefixes is not None:
+                recording_every_position(cache)
+                sequence.cached_tokens = self.prefixes.reuse(sequence.ids, cache)
+            unread = sequence.ids[sequence.cached_tokens :]
+            out = self.model(input_ids=torch.tensor([unread], device=self.device), past_key_values=cache, use_cache=True, **extra)
+            if self.prefixes is not None:
+                self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
+                windowed(cache)
         outcome = self._choose([sequence], out.logits[:, -1, :].float())[0]
         if isinstance(outcome, Exception):
             raise outcome
         if outcome.finish is None:
             self._add_row(sequence, cache)
-        return outcome
+        return dataclasses.replace(outcome, cached_prompt_tokens=sequence.cached_tokens)
 
     def step(self) -> dict[Sequence, Token | Exception]:
         import torch
@@ -390,11 +403,24 @@ def _paddable_cache(model: Any) -> bool:
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
+def _prefix_cache(model: Any, budget_bytes: int) -> PrefixCache | None:
+    """A prefix cache for a model whose cache layers it can cut blocks from and put them back into."""
+    from transformers import DynamicCache
+
+    if budget_bytes <= 0:
+        return None
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:
+        return None
+    return PrefixCache(budget_bytes) if PrefixCache.usable(cache) else None
+
+
 def load_engine(snapshot: ModelSnapshot) -> CausalEngine:
     from widgetd_transformers.loading import tokenizer_and_model
 
     tokenizer, model = tokenizer_and_model(snapshot, "AutoModelForCausalLM")
-    return CausalEngine(tokenizer, model, model.device)
+    return CausalEngine(tokenizer, model, model.device, prefix_cache_bytes=snapshot.limits.prefix_cache_bytes)
 
 
 def placement_of(model: Any) -> dict[str, str] | None:

@@ -517,6 +517,25 @@ def save_chat_llama(folder: Path, bpe: Path, chat_template: str | None = TOOLS_T
     return folder
 
 
+def save_qwen2(folder: Path, chat_model: Path, sliding: bool) -> Path:
+    """A two-layer Qwen2 with the tiny chat model's tokenizer; with ``sliding``, its layers attend to a
+    window of 8 tokens (a cache rows cannot share padded)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.2, use_sliding_window=sliding,
+        sliding_window=8 if sliding else None, max_window_layers=0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def save_vits(folder: Path) -> Path:
     import torch
     from transformers import VitsConfig, VitsModel, VitsTokenizer

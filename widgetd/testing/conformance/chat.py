@@ -52,7 +52,7 @@ class Chat:
 
     content: str | None
     finish_reason: str
-    usage: dict[str, int] | None
+    usage: dict[str, Any] | None
     chunks: list[dict] | None = None
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     """(name, arguments) of each call, in order; a stream's, added up from its deltas."""
@@ -82,7 +82,7 @@ class ChatServed:
         expect(len(answer.choices) == 1, f"one choice is asked for, got {len(answer.choices)}")
         choice = answer.choices[0]
         calls = [(call.function.name, call.function.arguments) for call in choice.message.tool_calls or []]
-        return Chat(choice.message.content, choice.finish_reason, msgspec.structs.asdict(answer.usage), tool_calls=calls)
+        return Chat(choice.message.content, choice.finish_reason, msgspec.to_builtins(answer.usage), tool_calls=calls)
 
     def stream(self, body: dict) -> Chat:
         with self.client.stream("POST", self.route, json={**body, "stream": True}, timeout=self.timeout) as response:
@@ -255,6 +255,8 @@ class ChatTests:
             usage = chat.usage
             expect(usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"], f"total_tokens must be the sum: {usage}")
             expect(usage["completion_tokens"] <= max_tokens, f"max_tokens={max_tokens} allows no more tokens, the usage says {usage}")
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+            expect(0 <= cached <= usage["prompt_tokens"], f"cached_tokens counts some of the prompt's tokens: {usage}")
             if chat.finish_reason == "length":
                 expect(usage["completion_tokens"] == max_tokens, f"a completion cut by max_tokens={max_tokens} has that many tokens: {usage}")
 
