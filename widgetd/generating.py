@@ -100,8 +100,10 @@ class Engine(Protocol):
         """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
         ``widgetd.InvalidInput`` for a request the model cannot run (e.g. no chat template)."""
 
-    def join(self, sequence: Any) -> Token:
-        """Read the sequence's prompt and answer its first token; it takes part in the next steps."""
+    def join(self, sequence: Any) -> Token | None:
+        """Read the sequence's prompt and answer its first token; it takes part in the next steps. An engine
+        that reads long prompts a part per step (chunked prefill) answers None, and the first token comes
+        from a later ``step``."""
 
     def step(self) -> dict[Any, Token | Exception]:
         """One more token for every sequence that takes part, by sequence. A sequence whose token
@@ -236,9 +238,12 @@ def iterate(engine: Engine, leaving: Sequence[Generation], joining: Sequence[Gen
         outcomes.extend((generation, tokens[generation.sequence]) for generation in stepping if generation.sequence in tokens)
     for generation in joining:
         try:
-            outcomes.append((generation, engine.join(generation.sequence)))
+            first = engine.join(generation.sequence)
         except Exception as error:
             outcomes.append((generation, error))
+            continue
+        if first is not None:
+            outcomes.append((generation, first))
     return outcomes
 
 
@@ -426,10 +431,13 @@ class GenerationLoop:
     def _run(self, loop: asyncio.AbstractEventLoop, streams: dict, leaving: list[Stream], joining: list[Stream], stepping: list[Stream]) -> None:
         """On the model's thread: one iteration, then more steps while nothing changes."""
         started = time.perf_counter()
+        running = [stream.generation for stream in (*stepping, *joining)]
         outcomes = iterate(self.engine, [s.generation for s in leaving], [s.generation for s in joining], [s.generation for s in stepping])
         for _ in range(STEPS_PER_CALL):
             loop.call_soon_threadsafe(self._deliver, streams, outcomes, len(outcomes))
-            running = [generation for generation, outcome in outcomes if isinstance(outcome, Token) and not outcome.finish]
+            ended = {id(generation) for generation, outcome in outcomes if not isinstance(outcome, Token) or outcome.finish}
+            # Those without an outcome are still reading their prompts: they run on too.
+            running = [generation for generation in running if id(generation) not in ended]
             if not running or self.changed or time.perf_counter() - started > TIME_PER_CALL:
                 return
             outcomes = iterate(self.engine, [], [], running)

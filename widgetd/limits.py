@@ -29,6 +29,9 @@ class Limits:
     prefix_cache_bytes: int = 1024**3
     """Keys and values each generating model keeps of prompts it read, for later prompts that start the same
     way (prefix caching; 0: none)."""
+    prefill_chunk: int = 256
+    """Prompt tokens a generating model reads between two steps of the sequences already running (chunked
+    prefill): a long prompt arriving does not hold up their tokens for all of its reading."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)

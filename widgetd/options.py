@@ -138,6 +138,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         "prompts that start the same way (a shared system prompt, a conversation's earlier turns); 0 turns "
         "prefix caching off (default 1GiB)",
     )
+    serve.add_argument(
+        "--prefill-chunk",
+        type=int,
+        default=Limits.prefill_chunk,
+        metavar="TOKENS",
+        help="prompt tokens a chat or text-generation model reads between two steps of the sequences already "
+        f"running, so that a long prompt arriving does not stall them (default {Limits.prefill_chunk})",
+    )
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     defaults = ServerSettings()
     serve.add_argument("--header-timeout", type=float, default=defaults.header_timeout, help=f"seconds a request's headers may take to arrive (default {defaults.header_timeout:g})")
@@ -303,6 +311,8 @@ def check_options(arguments: argparse.Namespace) -> None:
     scaling_from(arguments)
     memory_budgets(arguments.memory_budget or [])
     prefix_cache_bytes(arguments.prefix_cache_size)
+    if arguments.prefill_chunk < 1:
+        raise WidgetdError(f"--prefill-chunk {arguments.prefill_chunk}: a chunk reads one prompt token at least")
     if arguments.isolate and arguments.ray:
         raise WidgetdError("--isolate and --ray: on Ray Serve every model already runs in replicas of its own, which Ray restarts; leave out --isolate")
 
@@ -358,6 +368,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
             max_inference_steps=arguments.max_inference_steps,
             max_generated_pixels=arguments.max_generated_pixels,
             prefix_cache_bytes=prefix_cache_bytes(arguments.prefix_cache_size),
+            prefill_chunk=arguments.prefill_chunk,
         ),
     )
 

@@ -3,7 +3,8 @@
 Every sequence being generated is one row of a single batch whose key/value cache is padded on the
 left. A new sequence reads its prompt alone (its first token is then exactly what it would be run
 alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
-(``widgetd_transformers.prefixes``), and joins the batch; each ``step`` decodes one token for every row at once; a finished or
+(``widgetd_transformers.prefixes``); while others run, a long prompt is read a chunk per step between
+their tokens (chunked prefill), so that they do not wait for all of it. Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
 abandoned row leaves, and the padding nobody needs any more is cut. Models whose cache cannot be
 padded this way (sliding windows, state-space layers) generate one sequence at a time.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
 from widgetd.generating import GenerationOptions, Prompt, Token
+from widgetd.limits import Limits
 from widgetd_transformers.generate_options import ScoreGuard
 from widgetd_transformers.grammars import Grammars, SequenceGrammar
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
@@ -148,6 +150,8 @@ class Sequence:
         self.seed = chooser.seed
         self.cached_tokens = 0
         """How many of the prompt's tokens were taken from the prefix cache when it joined."""
+        self.read = 0
+        """How many of the prompt's tokens are in its cache (taken or read)."""
         for processor in chooser.penalties:
             if isinstance(processor, OccurrencePenalty):
                 processor.generated_from = self.prompt_tokens
@@ -160,7 +164,9 @@ class Sequence:
 class CausalEngine:
     """The ``widgetd.generating.Engine`` of a causal language model (any ``AutoModelForCausalLM``)."""
 
-    def __init__(self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE, prefix_cache_bytes: int = 0) -> None:
+    def __init__(
+        self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE, prefix_cache_bytes: int = 0, prefill_chunk: int = Limits.prefill_chunk
+    ) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
         config = model.config
         self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
@@ -174,6 +180,11 @@ class CausalEngine:
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefixes = _prefix_cache(model, prefix_cache_bytes)
+        self.prefill_chunk = max(1, prefill_chunk)
+        self.prefill_left = self.prefill_chunk
+        """Prompt tokens the current iteration may still read (chunked prefill)."""
+        self.reading: dict[Sequence, Any] = {}
+        """The sequences whose prompts are being read, a chunk per step, with their caches."""
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: Any = None
@@ -231,21 +242,67 @@ class CausalEngine:
             wanted = max(1, self.model_lengths["max_length"] - length)
         return min(wanted or PIPELINE_NEW_TOKENS, self.context - length)
 
-    def join(self, sequence: Sequence) -> Token:
-        import torch
+    def join(self, sequence: Sequence) -> Token | None:
+        """Start reading the sequence's prompt: all of it when nothing else runs, else what this iteration's
+        ``prefill_chunk`` has left (the rest in the next steps, between the running rows' tokens); its first
+        token once the prompt is read, None until then."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
+        if self.prefixes is not None:
+            recording_every_position(cache)
+            sequence.cached_tokens = self.prefixes.reuse(sequence.ids, cache)
+        sequence.read = sequence.cached_tokens
+        if not self.rows and not self.reading:  # nobody waits on this prompt: read it in one pass
+            self.prefill_left = self.prefill_chunk
+            return self._read(sequence, cache, len(sequence.ids))
+        self.reading[sequence] = cache
+        try:
+            return self._read_within_chunk(sequence)
+        except Exception:
+            self.reading.pop(sequence, None)
+            raise
+
+    def step(self) -> dict[Sequence, Token | Exception]:
+        """One token for every row, then up to ``prefill_chunk`` tokens of the prompts being read."""
+        self.prefill_left = self.prefill_chunk
+        outcomes = self._decode() if self.rows else {}
+        for sequence in list(self.reading):
+            if self.prefill_left <= 0:
+                break
+            try:
+                token = self._read_within_chunk(sequence)
+            except Exception as error:  # its options broke the scores: it fails alone
+                self.reading.pop(sequence, None)
+                outcomes[sequence] = error
+                continue
+            if token is not None:
+                outcomes[sequence] = token
+        return outcomes
+
+    def _read_within_chunk(self, sequence: Sequence) -> Token | None:
+        count = min(self.prefill_left, len(sequence.ids) - sequence.read)
+        if count <= 0:
+            return None
+        self.prefill_left -= count
+        return self._read(sequence, self.reading[sequence], count)
+
+    def _read(self, sequence: Sequence, cache: Any, count: int) -> Token | None:
+        """Read ``count`` more of the prompt into ``cache``; once it is all read, the first token (the sequence
+        then joins the rows unless that token ends it)."""
+        import torch
+
         extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
+        chunk = sequence.ids[sequence.read : sequence.read + count]
         with torch.inference_mode():
-            if self.prefixes is not None:
-                recording_every_position(cache)
-                sequence.cached_tokens = self.prefixes.reuse(sequence.ids, cache)
-            unread = sequence.ids[sequence.cached_tokens :]
-            out = self.model(input_ids=torch.tensor([unread], device=self.device), past_key_values=cache, use_cache=True, **extra)
-            if self.prefixes is not None:
-                self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
-                windowed(cache)
+            out = self.model(input_ids=torch.tensor([chunk], device=self.device), past_key_values=cache, use_cache=True, **extra)
+        sequence.read += len(chunk)
+        if sequence.read < len(sequence.ids):
+            return None
+        self.reading.pop(sequence, None)
+        if self.prefixes is not None:
+            self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
+            windowed(cache)
         outcome = self._choose([sequence], out.logits[:, -1, :].float())[0]
         if isinstance(outcome, Exception):
             raise outcome
@@ -253,11 +310,9 @@ class CausalEngine:
             self._add_row(sequence, cache)
         return dataclasses.replace(outcome, cached_prompt_tokens=sequence.cached_tokens)
 
-    def step(self) -> dict[Sequence, Token | Exception]:
+    def _decode(self) -> dict[Sequence, Token | Exception]:
         import torch
 
-        if not self.rows:
-            return {}
         rows = list(self.rows)
         last = torch.tensor([[row.ids[-1]] for row in rows], device=self.device)
         positions = self.mask.sum(dim=1, keepdim=True)
@@ -269,6 +324,7 @@ class CausalEngine:
         return dict(zip(rows, outcomes))
 
     def leave(self, sequence: Sequence) -> None:
+        self.reading.pop(sequence, None)
         self._drop([sequence])
 
     def _choose(self, rows: list[Sequence], logits: Any) -> list[Token | Exception]:
@@ -420,7 +476,7 @@ def load_engine(snapshot: ModelSnapshot) -> CausalEngine:
     from widgetd_transformers.loading import tokenizer_and_model
 
     tokenizer, model = tokenizer_and_model(snapshot, "AutoModelForCausalLM")
-    return CausalEngine(tokenizer, model, model.device, prefix_cache_bytes=snapshot.limits.prefix_cache_bytes)
+    return CausalEngine(tokenizer, model, model.device, prefix_cache_bytes=snapshot.limits.prefix_cache_bytes, prefill_chunk=snapshot.limits.prefill_chunk)
 
 
 def placement_of(model: Any) -> dict[str, str] | None:

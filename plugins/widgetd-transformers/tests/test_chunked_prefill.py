@@ -1,0 +1,82 @@
+"""Chunked prefill: a long prompt that arrives while others generate is read a chunk per step, between their
+tokens; its answer and theirs are exactly what each gives alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from widgetd.generating import Generation, GenerationOptions, Job, Prompt, iterate
+from widgetd_transformers.continuous import CausalEngine
+from widgetd_transformers.testing import save_qwen2
+
+LONG = "my name is sarah and i live in london where the cat sat on the mat and the dog ate good food " * 4
+SHORT = ["the cat sat on", "good", "what capital of france"]
+
+
+def engine_for(architecture: str, model_dirs, folder, chunk: int, prefix_cache_bytes: int = 0) -> CausalEngine:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_dirs[architecture] if architecture in model_dirs else save_qwen2(folder / architecture, model_dirs["tiny-chat"], sliding=False)
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    return CausalEngine(tokenizer, model, model.device, prefill_chunk=chunk, prefix_cache_bytes=prefix_cache_bytes)
+
+
+def run(engine: CausalEngine, generations: list[Generation], long: Generation, joins_at: int) -> list[list[Generation]]:
+    """Step the short generations; the long one joins at iteration ``joins_at``. What got a token, by iteration."""
+    active: list[Generation] = []
+    delivered = []
+    iteration = 0
+    waiting = list(generations)
+    while waiting or active or long.sequence is not None and not long.done:
+        joining = waiting[:]
+        waiting = []
+        if iteration == joins_at:
+            joining.append(long)
+        got = []
+        for generation, outcome in iterate(engine, [], joining, active):
+            generation.receive(outcome)
+            got.append(generation)
+        delivered.append(got)
+        active = [generation for generation in (*active, *joining) if not generation.done]
+        iteration += 1
+        if iteration > 500:
+            raise AssertionError("the generations never ended")
+    return delivered
+
+
+def generation(engine: CausalEngine, text: str, new_tokens: int) -> Generation:
+    job = Job(Prompt(text=text), GenerationOptions(max_new_tokens=new_tokens, do_sample=False))
+    return Generation(job, engine.admit(job.prompt, job.options))
+
+
+@pytest.mark.parametrize("architecture", ["tiny-chat", "tiny-gpt2", "qwen2"])
+def test_a_long_prompt_read_in_chunks_answers_what_it_does_read_whole(architecture, model_dirs, tmp_path):
+    engine = engine_for(architecture, model_dirs, tmp_path, chunk=7, prefix_cache_bytes=16 * 1024**2)
+    shorts = [generation(engine, text, 30) for text in SHORT]
+    long = generation(engine, LONG, 12)
+    again = generation(engine, LONG + " the end", 12)  # its start comes from the prefix cache, the rest in chunks
+    run(engine, shorts, long, joins_at=2)
+    run(engine, [generation(engine, text, 20) for text in SHORT], again, joins_at=1)
+    assert again.cached_tokens > 0
+    for done in (*shorts, long, again):
+        ids = engine.tokenizer(done.job.prompt.text, return_tensors="pt")
+        expected = engine.model.generate(**ids, max_new_tokens=done.job.options.max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
+        assert [token.id for token in done.tokens] == expected.tolist(), (architecture, done.job.prompt.text)
+
+
+def test_running_sequences_get_a_token_every_step_while_a_long_prompt_is_read(model_dirs, tmp_path):
+    engine = engine_for("tiny-chat", model_dirs, tmp_path, chunk=16)
+    shorts = [generation(engine, text, 60) for text in SHORT]
+    long = generation(engine, LONG, 4)
+    delivered = run(engine, shorts, long, joins_at=3)
+    reading = [got for got in delivered[3:] if long not in got][: -(-long.prompt_tokens // 16) - 1]
+    first_token_at = next(index for index, got in enumerate(delivered) if long in got)
+    assert first_token_at - 3 == -(-long.prompt_tokens // 16) - 1, "16 prompt tokens a step: the prompt is read over that many steps"
+    assert reading and all(all(short in got for short in shorts) for got in reading), "every running sequence got its token at every step"
+
+
+def test_a_prompt_alone_is_read_in_one_pass(model_dirs, tmp_path):
+    engine = engine_for("tiny-chat", model_dirs, tmp_path, chunk=8)
+    long = generation(engine, LONG, 3)
+    delivered = run(engine, [], long, joins_at=0)
+    assert long in delivered[0], "nothing else runs: no reason to make it wait"
