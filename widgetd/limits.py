@@ -29,9 +29,10 @@ class Limits:
     prefix_cache_bytes: int = 1024**3
     """Keys and values each generating model keeps of prompts it read, for later prompts that start the same
     way (prefix caching; 0: none)."""
-    prefill_chunk: int = 256
+    prefill_chunk: int = 0
     """Prompt tokens a generating model reads between two steps of the sequences already running (chunked
-    prefill): a long prompt arriving does not hold up their tokens for all of its reading."""
+    prefill): a long prompt arriving does not hold up their tokens for all of its reading. 0: as many as
+    take about one and a half of their steps, measured as it runs."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)

@@ -144,7 +144,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         default=Limits.prefill_chunk,
         metavar="TOKENS",
         help="prompt tokens a chat or text-generation model reads between two steps of the sequences already "
-        f"running, so that a long prompt arriving does not stall them (default {Limits.prefill_chunk})",
+        "running, so that a long prompt arriving does not stall them (default 0: as many as take about one and "
+        "a half of their steps, measured as it runs)",
     )
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     defaults = ServerSettings()
@@ -311,8 +312,8 @@ def check_options(arguments: argparse.Namespace) -> None:
     scaling_from(arguments)
     memory_budgets(arguments.memory_budget or [])
     prefix_cache_bytes(arguments.prefix_cache_size)
-    if arguments.prefill_chunk < 1:
-        raise WidgetdError(f"--prefill-chunk {arguments.prefill_chunk}: a chunk reads one prompt token at least")
+    if arguments.prefill_chunk < 0:
+        raise WidgetdError(f"--prefill-chunk {arguments.prefill_chunk}: a number of tokens, or 0 to size chunks as they run")
     if arguments.isolate and arguments.ray:
         raise WidgetdError("--isolate and --ray: on Ray Serve every model already runs in replicas of its own, which Ray restarts; leave out --isolate")
 

@@ -80,3 +80,24 @@ def test_a_prompt_alone_is_read_in_one_pass(model_dirs, tmp_path):
     long = generation(engine, LONG, 3)
     delivered = run(engine, [], long, joins_at=0)
     assert long in delivered[0], "nothing else runs: no reason to make it wait"
+
+
+def test_by_default_a_chunk_takes_about_a_step_and_a_half_as_measured(model_dirs, tmp_path):
+    from widgetd_transformers.prefill import CHUNK_SHARE, FIRST_CHUNK, LEAST_CHUNK, UNBOUNDED, PrefillPace
+
+    pace = PrefillPace(0, None)
+    assert pace.budget(rows_running=False) == UNBOUNDED and pace.budget(rows_running=True) == FIRST_CHUNK
+    pace.decode_seconds, pace.token_seconds = 0.006, 0.0001
+    assert pace.budget(rows_running=True) == int(CHUNK_SHARE * 60)
+    pace.token_seconds = 0.01  # a slow model: still a few tokens a step
+    assert pace.budget(rows_running=True) == LEAST_CHUNK
+    assert PrefillPace(100, None).budget(rows_running=True) == 100
+
+    engine = engine_for("tiny-chat", model_dirs, tmp_path, chunk=0)
+    shorts = [generation(engine, text, 60) for text in SHORT]
+    long = generation(engine, LONG * 3, 4)
+    delivered = run(engine, shorts, long, joins_at=3)
+    assert next(index for index, got in enumerate(delivered) if long in got) > 3, "read over several steps"
+    assert engine.pace.decode_seconds and engine.pace.token_seconds
+    ids = engine.tokenizer(long.job.prompt.text, return_tensors="pt")
+    assert [token.id for token in long.tokens] == engine.model.generate(**ids, max_new_tokens=4, do_sample=False)[0, ids["input_ids"].shape[1] :].tolist()

@@ -4,7 +4,8 @@ Every sequence being generated is one row of a single batch whose key/value cach
 left. A new sequence reads its prompt alone (its first token is then exactly what it would be run
 alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
 (``widgetd_transformers.prefixes``); while others run, a long prompt is read a chunk per step between
-their tokens (chunked prefill), so that they do not wait for all of it. Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
+their tokens (chunked prefill, ``widgetd_transformers.prefill``), so that they do not wait for all of it.
+Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
 abandoned row leaves, and the padding nobody needs any more is cut. Models whose cache cannot be
 padded this way (sliding windows, state-space layers) generate one sequence at a time.
 """
@@ -23,6 +24,7 @@ from widgetd.generating import GenerationOptions, Prompt, Token
 from widgetd.limits import Limits
 from widgetd_transformers.generate_options import ScoreGuard
 from widgetd_transformers.grammars import Grammars, SequenceGrammar
+from widgetd_transformers.prefill import PrefillPace
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
 
 MAX_ACTIVE = 32
@@ -180,8 +182,8 @@ class CausalEngine:
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefixes = _prefix_cache(model, prefix_cache_bytes)
-        self.prefill_chunk = max(1, prefill_chunk)
-        self.prefill_left = self.prefill_chunk
+        self.pace = PrefillPace(max(0, prefill_chunk), device)
+        self.prefill_left = 0
         """Prompt tokens the current iteration may still read (chunked prefill)."""
         self.reading: dict[Sequence, Any] = {}
         """The sequences whose prompts are being read, a chunk per step, with their caches."""
@@ -244,7 +246,7 @@ class CausalEngine:
 
     def join(self, sequence: Sequence) -> Token | None:
         """Start reading the sequence's prompt: all of it when nothing else runs, else what this iteration's
-        ``prefill_chunk`` has left (the rest in the next steps, between the running rows' tokens); its first
+        chunk has left (the rest in the next steps, between the running rows' tokens); its first
         token once the prompt is read, None until then."""
         from transformers import DynamicCache
 
@@ -254,8 +256,9 @@ class CausalEngine:
             sequence.cached_tokens = self.prefixes.reuse(sequence.ids, cache)
         sequence.read = sequence.cached_tokens
         if not self.rows and not self.reading:  # nobody waits on this prompt: read it in one pass
-            self.prefill_left = self.prefill_chunk
-            return self._read(sequence, cache, len(sequence.ids))
+            first = self._read(sequence, cache, len(sequence.ids))
+            self.prefill_left = self.pace.budget(rows_running=True)  # what others joining now may read
+            return first
         self.reading[sequence] = cache
         try:
             return self._read_within_chunk(sequence)
@@ -264,9 +267,13 @@ class CausalEngine:
             raise
 
     def step(self) -> dict[Sequence, Token | Exception]:
-        """One token for every row, then up to ``prefill_chunk`` tokens of the prompts being read."""
-        self.prefill_left = self.prefill_chunk
-        outcomes = self._decode() if self.rows else {}
+        """One token for every row, then a chunk of the prompts being read."""
+        self.prefill_left = self.pace.budget(rows_running=bool(self.rows))
+        outcomes = {}
+        if self.rows:
+            timer = self.pace.timed()
+            outcomes = self._decode()
+            self.pace.decoded(timer)
         for sequence in list(self.reading):
             if self.prefill_left <= 0:
                 break
@@ -285,7 +292,10 @@ class CausalEngine:
         if count <= 0:
             return None
         self.prefill_left -= count
-        return self._read(sequence, self.reading[sequence], count)
+        timer = self.pace.timed()
+        token = self._read(sequence, self.reading[sequence], count)
+        self.pace.read(timer, count)
+        return token
 
     def _read(self, sequence: Sequence, cache: Any, count: int) -> Token | None:
         """Read ``count`` more of the prompt into ``cache``; once it is all read, the first token (the sequence
@@ -396,9 +406,9 @@ class CausalEngine:
             return
         width = max(length, self.mask.shape[1])
         for batch_layer, layer in zip(self.cache.layers, cache.layers):
-            batch_layer.keys = torch.cat([_left_padded(batch_layer.keys, width, 2), _left_padded(layer.keys, width, 2)])
-            batch_layer.values = torch.cat([_left_padded(batch_layer.values, width, 2), _left_padded(layer.values, width, 2)])
-        self.mask = torch.cat([_left_padded(self.mask, width, 1), _left_padded(mask, width, 1)])
+            batch_layer.keys = _stacked_left_padded(batch_layer.keys, layer.keys, width, 2)
+            batch_layer.values = _stacked_left_padded(batch_layer.values, layer.values, width, 2)
+        self.mask = _stacked_left_padded(self.mask, mask, width, 1)
         self.rows.append(sequence)
 
     def _drop(self, leaving: list[Sequence]) -> None:
@@ -421,15 +431,17 @@ class CausalEngine:
         self.rows = [self.rows[position] for position in kept]
 
 
-def _left_padded(tensor: Any, width: int, dim: int) -> Any:
+def _stacked_left_padded(batch: Any, row: Any, width: int, dim: int) -> Any:
+    """``row`` below ``batch``, both padded on the left to ``width`` along ``dim``: written once into one new
+    tensor (the batch's cache is the bulk of what a joining row costs)."""
     import torch
 
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=tensor.dtype, device=tensor.device), tensor], dim=dim)
+    shape = list(batch.shape)
+    shape[0], shape[dim] = batch.shape[0] + row.shape[0], width
+    stacked = torch.zeros(shape, dtype=batch.dtype, device=batch.device)
+    stacked[: batch.shape[0]].narrow(dim, width - batch.shape[dim], batch.shape[dim]).copy_(batch)
+    stacked[batch.shape[0] :].narrow(dim, width - row.shape[dim], row.shape[dim]).copy_(row)
+    return stacked
 
 
 def _vocabulary_size(model: Any, tokenizer: Any) -> int:
