@@ -227,5 +227,5 @@ def test_the_limits_are_in_info(limited_server):
     assert httpx.get(f"{limited_server.url}/info").json()["limits"] == {
         "max_inputs": 5, "max_characters": 50, "max_audio_seconds": 1.0, "max_image_pixels": 10_000, "max_response_bytes": 2_000,
         "max_inference_steps": 100, "max_generated_pixels": 2048 * 2048, "prefix_cache_bytes": 1024**3,
-        "prefill_chunk": 0,
+        "kv_cache_bytes": 0, "prefill_chunk": 0,
     }

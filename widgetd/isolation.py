@@ -191,9 +191,11 @@ class RemoteSequence:
 class RemoteEngine:
     """The worker's ``widgetd.generating.Engine``, called across the pipe."""
 
-    def __init__(self, pipeline: IsolatedPipeline, max_active: int, chat: bool, constrains: bool = False, renders_tools: bool = False) -> None:
+    def __init__(
+        self, pipeline: IsolatedPipeline, max_active: int, chat: bool, constrains: bool = False, renders_tools: bool = False, memory: dict | None = None
+    ) -> None:
         self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
-        self.constrains, self.renders_tools = constrains, renders_tools
+        self.constrains, self.renders_tools, self.memory = constrains, renders_tools, memory
         self.sequences: dict[int, RemoteSequence] = {}
 
     def admit(self, prompt: Any, options: Any) -> RemoteSequence:
@@ -223,6 +225,7 @@ def engine_traits(engine: Any) -> dict[str, Any]:
     return {
         "max_active": engine.max_active,
         **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools")},
+        "memory": getattr(engine, "memory", None),
     }
 
 

@@ -29,6 +29,9 @@ class Limits:
     prefix_cache_bytes: int = 1024**3
     """Keys and values each generating model keeps of prompts it read, for later prompts that start the same
     way (prefix caching; 0: none)."""
+    kv_cache_bytes: int = 0
+    """Keys and values the sequences a model generates together may hold; they start while theirs fit (0: a
+    share of the device's memory, see the transformers plugin)."""
     prefill_chunk: int = 0
     """Prompt tokens a generating model reads between two steps of the sequences already running (chunked
     prefill): a long prompt arriving does not hold up their tokens for all of its reading. 0: as many as

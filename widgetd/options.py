@@ -139,6 +139,14 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         "prefix caching off (default 1GiB)",
     )
     serve.add_argument(
+        "--kv-cache-size",
+        default="0",
+        metavar="SIZE",
+        help="keys and values the sequences a chat or text-generation model generates together may hold: a "
+        "sequence starts once the cache it may grow to fits, else waits (default 0: 90%% of a GPU's memory "
+        "left free by the model, a quarter of the machine's on a CPU, less --prefix-cache-size)",
+    )
+    serve.add_argument(
         "--prefill-chunk",
         type=int,
         default=Limits.prefill_chunk,
@@ -311,7 +319,8 @@ def check_options(arguments: argparse.Namespace) -> None:
     """What argparse cannot check alone, refused before anything loads."""
     scaling_from(arguments)
     memory_budgets(arguments.memory_budget or [])
-    prefix_cache_bytes(arguments.prefix_cache_size)
+    size_option("--prefix-cache-size", arguments.prefix_cache_size)
+    size_option("--kv-cache-size", arguments.kv_cache_size)
     if arguments.prefill_chunk < 0:
         raise WidgetdError(f"--prefill-chunk {arguments.prefill_chunk}: a number of tokens, or 0 to size chunks as they run")
     if arguments.isolate and arguments.ray:
@@ -368,19 +377,20 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
             max_response_bytes=arguments.max_response_size,
             max_inference_steps=arguments.max_inference_steps,
             max_generated_pixels=arguments.max_generated_pixels,
-            prefix_cache_bytes=prefix_cache_bytes(arguments.prefix_cache_size),
+            prefix_cache_bytes=size_option("--prefix-cache-size", arguments.prefix_cache_size),
             prefill_chunk=arguments.prefill_chunk,
+            kv_cache_bytes=size_option("--kv-cache-size", arguments.kv_cache_size),
         ),
     )
 
 
-def prefix_cache_bytes(value: str) -> int:
+def size_option(flag: str, value: str) -> int:
     from widgetd.devices import parse_size
 
     try:
         return parse_size(str(value))
     except ValueError as error:
-        raise WidgetdError(f"--prefix-cache-size {value!r}: {error}") from None
+        raise WidgetdError(f"{flag} {value!r}: {error}") from None
 
 
 def memory_budgets(values: Sequence[str]) -> dict[str, int]:

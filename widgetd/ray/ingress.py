@@ -103,7 +103,9 @@ class RemoteGenerator:
 
     def __init__(self, handle: Any, model_id: str, cluster: ClusterState, about: dict[str, Any]) -> None:
         self.handle, self.model_id, self.cluster = handle, model_id, cluster
-        self.engine = SimpleNamespace(chat=about["chat"], renders_tools=about.get("tools", False), constrains=about.get("structured_outputs", False))
+        self.engine = SimpleNamespace(
+            chat=about["chat"], renders_tools=about.get("tools", False), constrains=about.get("structured_outputs", False), memory=about.get("memory")
+        )
         self.max_active = about["max_active"]
         self.active: set[Stream] = set()
         self.waiting: tuple = ()

@@ -59,9 +59,11 @@ def test_a_sequence_that_leaves_frees_its_row_and_its_padding(chat_engine):
     long, short = (Generation(Job(Prompt(text=text), GenerationOptions(max_new_tokens=30)), None) for text in PROMPTS[1::2])
     for generation in (long, short):
         generation.sequence = chat_engine.admit(generation.job.prompt, generation.job.options)
-    for generation, outcome in iterate(chat_engine, [], [long, short], []):
-        generation.receive(outcome)
-    assert len(chat_engine.rows) == 2
+    joining, active = [long, short], []
+    while len(chat_engine.rows) < 2:  # both prompts read (a chunk a step beside the other's row)
+        for generation, outcome in iterate(chat_engine, [], joining, active):
+            generation.receive(outcome)
+        joining, active = [], [long, short]
     iterate(chat_engine, [long], [], [short])
     assert chat_engine.rows == [short.sequence]
     assert chat_engine.mask.shape[1] == len(short.sequence.ids) - 1 and bool(chat_engine.mask.all())

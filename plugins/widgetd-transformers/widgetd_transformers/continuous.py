@@ -24,11 +24,14 @@ from widgetd.generating import GenerationOptions, Prompt, Token
 from widgetd.limits import Limits
 from widgetd_transformers.generate_options import ScoreGuard
 from widgetd_transformers.grammars import Grammars, SequenceGrammar
+from widgetd_transformers.memory import KvAdmission, default_budget, kv_bytes_per_token
 from widgetd_transformers.prefill import PrefillPace
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
 
 MAX_ACTIVE = 32
-"""Sequences decoding together at most: past this, one more row costs a CPU more than it gains."""
+"""Sequences decoding together at most on a CPU: past this, one more row costs it more than it gains."""
+GPU_MAX_ACTIVE = 256
+"""On a GPU (vLLM's default), within the key/value memory the sequences may take (``memory``)."""
 PIPELINE_NEW_TOKENS = 256
 """New tokens when neither the request nor the model's generation config says: the transformers
 text-generation pipeline's default (its documented ``max_new_tokens``)."""
@@ -167,7 +170,14 @@ class CausalEngine:
     """The ``widgetd.generating.Engine`` of a causal language model (any ``AutoModelForCausalLM``)."""
 
     def __init__(
-        self, tokenizer: Any, model: Any, device: Any, max_active: int = MAX_ACTIVE, prefix_cache_bytes: int = 0, prefill_chunk: int = Limits.prefill_chunk
+        self,
+        tokenizer: Any,
+        model: Any,
+        device: Any,
+        max_active: int | None = None,
+        prefix_cache_bytes: int = 0,
+        prefill_chunk: int = Limits.prefill_chunk,
+        kv_cache_bytes: int = 0,
     ) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
         config = model.config
@@ -177,12 +187,16 @@ class CausalEngine:
         self.model_lengths = {name: lengths[name] for name in ("max_new_tokens", "max_length") if lengths.get(name)}
         self.end_ids = _end_token_ids(self.defaults, tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
-        self.max_active = max_active if _paddable_cache(model) else 1
+        on_gpu = getattr(device, "type", str(device)) == "cuda"
+        self.max_active = (max_active or (GPU_MAX_ACTIVE if on_gpu else MAX_ACTIVE)) if _paddable_cache(model) else 1
         self.constrains = Grammars.available(tokenizer)
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
         self.prefixes = _prefix_cache(model, prefix_cache_bytes)
         self.pace = PrefillPace(max(0, prefill_chunk), device)
+        self.kv = KvAdmission(kv_bytes_per_token(model), kv_cache_bytes or default_budget(device, prefix_cache_bytes if self.prefixes else 0))
+        self.held: list[Sequence] = []
+        """Joined, waiting for the key/value memory to start (first come, first started)."""
         self.prefill_left = 0
         """Prompt tokens the current iteration may still read (chunked prefill)."""
         self.reading: dict[Sequence, Any] = {}
@@ -244,10 +258,21 @@ class CausalEngine:
             wanted = max(1, self.model_lengths["max_length"] - length)
         return min(wanted or PIPELINE_NEW_TOKENS, self.context - length)
 
+    @property
+    def memory(self) -> dict[str, Any]:
+        return self.kv.describe()
+
     def join(self, sequence: Sequence) -> Token | None:
-        """Start reading the sequence's prompt: all of it when nothing else runs, else what this iteration's
-        chunk has left (the rest in the next steps, between the running rows' tokens); its first
-        token once the prompt is read, None until then."""
+        """Start the sequence once its key/value cache fits beside the others' (held until then, after any
+        held before it), then read its prompt: all of it when nothing else runs, else what this iteration's
+        chunk has left (the rest in the next steps, between the running rows' tokens); its first token once
+        the prompt is read, None until then."""
+        if self.held or not self.kv.fits([*self.rows, *self.reading], sequence):
+            self.held.append(sequence)
+            return None
+        return self._start(sequence)
+
+    def _start(self, sequence: Sequence) -> Token | None:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
@@ -267,13 +292,23 @@ class CausalEngine:
             raise
 
     def step(self) -> dict[Sequence, Token | Exception]:
-        """One token for every row, then a chunk of the prompts being read."""
+        """One token for every row, then a chunk of the prompts being read (the held sequences that now fit
+        among them)."""
         self.prefill_left = self.pace.budget(rows_running=bool(self.rows))
         outcomes = {}
         if self.rows:
             timer = self.pace.timed()
             outcomes = self._decode()
             self.pace.decoded(timer)
+        while self.held and self.kv.fits([*self.rows, *self.reading], self.held[0]):
+            sequence = self.held.pop(0)
+            try:
+                token = self._start(sequence)
+            except Exception as error:
+                outcomes[sequence] = error
+                continue
+            if token is not None:
+                outcomes[sequence] = token
         for sequence in list(self.reading):
             if self.prefill_left <= 0:
                 break
@@ -335,6 +370,8 @@ class CausalEngine:
 
     def leave(self, sequence: Sequence) -> None:
         self.reading.pop(sequence, None)
+        if sequence in self.held:
+            self.held.remove(sequence)
         self._drop([sequence])
 
     def _choose(self, rows: list[Sequence], logits: Any) -> list[Token | Exception]:
@@ -488,7 +525,10 @@ def load_engine(snapshot: ModelSnapshot) -> CausalEngine:
     from widgetd_transformers.loading import tokenizer_and_model
 
     tokenizer, model = tokenizer_and_model(snapshot, "AutoModelForCausalLM")
-    return CausalEngine(tokenizer, model, model.device, prefix_cache_bytes=snapshot.limits.prefix_cache_bytes, prefill_chunk=snapshot.limits.prefill_chunk)
+    limits = snapshot.limits
+    return CausalEngine(
+        tokenizer, model, model.device, prefix_cache_bytes=limits.prefix_cache_bytes, prefill_chunk=limits.prefill_chunk, kv_cache_bytes=limits.kv_cache_bytes
+    )
 
 
 def placement_of(model: Any) -> dict[str, str] | None:

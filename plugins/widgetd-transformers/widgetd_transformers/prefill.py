@@ -11,7 +11,9 @@ CHUNK_SHARE = 1.5
 is read is then about 2.5 steps (the benchmark's target: a p99 at most 3x the median)."""
 FIRST_CHUNK = 64
 """The first chunk, before any reading has been timed."""
-LEAST_CHUNK = 16
+LEAST_CHUNK = 64
+"""A chunk's least: a short chunk costs about what a forward pass costs whatever it reads (the cost per
+token measured on it is mostly that fixed cost), so fewer tokens would only read prompts slower."""
 UNBOUNDED = 1 << 62
 
 
