@@ -105,9 +105,6 @@ class PrefixCache:
             if key in self.blocks:
                 self.blocks.move_to_end(key)
 
-    def describe(self) -> dict[str, int]:
-        return {"block_tokens": self.block_tokens, "budget_bytes": self.budget_bytes, "used_bytes": self.used_bytes, "blocks": len(self.blocks)}
-
 
 def recording_every_position(cache: Any) -> None:
     """Sliding-window layers keep all they read until ``windowed`` (so whole blocks can be cut from them)."""
