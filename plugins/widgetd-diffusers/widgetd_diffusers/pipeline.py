@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -89,7 +90,9 @@ class DiffusionPipeline:
         ``int(steps * strength)``): too few steps leave none, which the pipeline cannot run."""
         if steps is None or self.strength is None or int(steps * self.strength) >= 1:
             return
-        least = next(count for count in range(steps + 1, steps + 1000) if int(count * self.strength) >= 1)
+        least = math.ceil(1 / self.strength)
+        if int(least * self.strength) < 1:  # 1 / strength rounded down in floating point
+            least += 1
         raise InvalidInput(
             f"parameters.num_inference_steps: {steps} step{'s' if steps > 1 else ''} at this pipeline's strength "
             f"{self.strength:g} leave{'s' if steps == 1 else ''} no denoising step; ask for at least {least}",

@@ -75,8 +75,7 @@ def test_the_budget_holds_and_a_prefixs_end_goes_before_its_start(model_dirs, tm
     ids = engine.tokenizer(SYSTEM + " " + SYSTEM)["input_ids"]
     block_bytes = None
     for budget_blocks in (3, 1):
-        prefixes = engine.prefixes = PrefixCache(0)
-        engine.prefixes.budget_bytes = 10**9
+        prefixes = engine.prefixes = PrefixCache(10**9)
         generate_all(engine, [Job(Prompt(text=SYSTEM + " " + SYSTEM), GenerationOptions(max_new_tokens=1))])
         block_bytes = prefixes.used_bytes // len(prefixes.blocks)
         prefixes.budget_bytes = budget_blocks * block_bytes

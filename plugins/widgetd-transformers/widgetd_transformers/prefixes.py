@@ -59,17 +59,17 @@ class PrefixCache:
         import torch
 
         found: list[Block] = []
-        parent = None
+        chain: list[int] = []
         for index, key in enumerate(self.keys_of(ids[:-1])):
             block = self.blocks.get(key)
             start = index * self.block_tokens
-            if block is None or block.parent != parent or block.tokens != tuple(ids[start : start + self.block_tokens]):
+            if block is None or block.parent != (chain[-1] if chain else None) or block.tokens != tuple(ids[start : start + self.block_tokens]):
                 break
             found.append(block)
-            parent = key
+            chain.append(key)
         if not found:
             return 0
-        self._touch(self.keys_of(ids[: len(found) * self.block_tokens]))
+        self._touch(chain)
         for number, layer in enumerate(cache.layers):
             layer.update(torch.cat([block.keys[number] for block in found], dim=2), torch.cat([block.values[number] for block in found], dim=2))
         return len(found) * self.block_tokens
