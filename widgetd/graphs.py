@@ -7,6 +7,7 @@ each plugin's optional extras, never widgetd's dependencies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -17,7 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -189,16 +190,16 @@ def exported_graph(folder: Path, runtime: str, export: Callable[[Path], None]) -
     ``export(target)`` (which writes ONNX) and reused by every later load."""
     fp32 = folder / exported_name("onnx")
     if not fp32.exists():
-        _made_once(fp32, export, "exporting to ONNX")
+        made_once(fp32, export, "exporting to ONNX")
     if runtime != "int8":
         return fp32
     int8 = folder / exported_name("int8")
     if not int8.exists():
-        _made_once(int8, lambda target: compress_to_int8(fp32, target), "compressing its weights to int8 with OpenVINO")
+        made_once(int8, lambda target: compress_to_int8(fp32, target), "compressing its weights to int8 with OpenVINO")
     return int8
 
 
-def _made_once(target: Path, write: Callable[[Path], None], doing: str) -> None:
+def made_once(target: Path, write: Callable[[Path], None], doing: str) -> None:
     model = "model " + target.parent.parent.name.removeprefix("models--").replace("--", "/")
     started = time.perf_counter()
     log.info("%s: %s (once: later loads reuse %s)", model, doing, target)
@@ -240,7 +241,7 @@ def export_onnx(module: Any, sample: Mapping[str, Any], outputs: Sequence[str], 
 
     axes = {name: {0: "batch", 1: "sequence"} for name in (*names, *outputs)}
     # The tracer warns about every Python branch on a shape; the fidelity tests are what check the export.
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(module):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Forward().eval(),
@@ -252,6 +253,25 @@ def export_onnx(module: Any, sample: Mapping[str, Any], outputs: Sequence[str], 
             opset_version=17,
             dynamo=False,
         )
+
+
+@contextlib.contextmanager
+def _eager_attention(module: Any) -> Iterator[None]:
+    """A transformers model traced with its eager attention: ONNX Runtime's attention fusion (``widgetd.fusion``)
+    knows that pattern, not torch's fused SDPA operator. The model's own choice comes back afterwards."""
+    chosen = getattr(getattr(module, "config", None), "_attn_implementation", None)
+    if chosen in (None, "eager") or not hasattr(module, "set_attn_implementation"):
+        yield
+        return
+    try:
+        module.set_attn_implementation("eager")
+    except (ValueError, ImportError):  # a model without an eager attention is traced as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        module.set_attn_implementation(chosen)
 
 
 def compress_to_int8(fp32: Path, target: Path) -> None:

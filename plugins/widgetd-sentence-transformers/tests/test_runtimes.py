@@ -4,6 +4,7 @@ runtime needs, and an export made once."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from widgetd.plugins import add_plugin, collect, create_plugin_manager
 from widgetd.testing.process import ServeProcess
 from widgetd_sentence_transformers.backend import DEFAULT_MODEL_ID, bundled_model_path
 from widgetd_sentence_transformers.pipeline import SentenceTransformersPipeline
+from widgetd.fusion import FUSED_MODEL
 from widgetd.graphs import OPENVINO_INT8_MODEL
 from widgetd_sentence_transformers.testing import CARD, build_tiny_sentence_transformer
 
@@ -92,6 +94,20 @@ def test_an_export_is_made_once_per_model_and_weights(minilm, export_home):
     assert export.stat().st_mtime_ns == written
 
 
+def test_onnx_runs_a_graph_fused_once_by_onnxruntimes_transformer_optimizer(minilm, export_home):
+    import onnx
+
+    assert load(minilm, "onnx").runtime == "onnx (exported model.onnx, fused, onnxruntime CPUExecutionProvider)"
+    [fused] = list((export_home / "widgetd" / "exports").rglob(FUSED_MODEL))
+    operators = Counter(node.op_type for node in onnx.load(str(fused), load_external_data=False).graph.node)
+    # MiniLM's six layers: one attention kernel each, layer norms joined to their residual additions.
+    assert operators["Attention"] == 6 and operators["SkipLayerNormalization"] == 12, operators
+    assert operators["EmbedLayerNormalization"] == 1 and operators["BiasGelu"] == 6, operators
+    written = fused.stat().st_mtime_ns
+    load(minilm, "onnx")
+    assert fused.stat().st_mtime_ns == written
+
+
 def test_auto_measures_every_installed_runtime_and_keeps_torch_answers(tmp_path, export_home):
     model = build_tiny_sentence_transformer(tmp_path)
     shutil.rmtree(model / "onnx")
@@ -147,7 +163,8 @@ def test_a_repo_shipping_its_exports_downloads_only_the_graph(runtime, exported_
     with ServeProcess(["--model-id", repo_id, "--runtime", runtime], hub_env) as server:
         [described] = httpx.get(f"{server.url}/info").json()["models"]
         got = served_embeddings(server, repo_id)
-    assert described["runtime"] == f"{runtime} ({graph}, {engine})"
+    fused = ", fused" if runtime == "onnx" else ""  # the repo's graph, fused once in the HF cache
+    assert described["runtime"] == f"{runtime} ({graph}{fused}, {engine})"
     fetched = downloaded(local_hub)
     assert graph in fetched and "modules.json" in fetched
     assert not {"model.safetensors", "pytorch_model.bin"} & fetched, fetched

@@ -11,6 +11,7 @@ normalizes with its own modules; only the transformer's forward pass runs in the
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from widgetd.backends import PlannedModel, runtime_family
+from widgetd.fusion import fused_graph, fuses
 from widgetd.graphs import (
     LIBRARY_OF,
     Graph,
@@ -73,6 +75,22 @@ def export_transformer(torch_model: Any, target: Path) -> None:
     export_onnx(transformer.model.to("cpu").float(), {name: sample[name] for name in names}, ["last_hidden_state"], target)
 
 
+def transformer_config(snapshot: Any) -> Any:
+    """The transformer's config (heads, width, vocabulary), for the graph's fusions: the first module's own
+    folder's config.json (modules.json names it), or the repo's; None leaves the optimizer to guess."""
+    from transformers import AutoConfig
+
+    modules = snapshot.path / "modules.json"
+    folders = [entry.get("path", "") for entry in json.loads(modules.read_text())] if modules.exists() else []
+    for folder in [*folders[:1], ""]:
+        if (snapshot.path / folder / "config.json").exists():
+            try:
+                return AutoConfig.from_pretrained(str(snapshot.path / folder), local_files_only=True, trust_remote_code=snapshot.trust_remote_code)
+            except (ValueError, OSError):  # a model type this transformers does not know
+                return None
+    return None
+
+
 # Loading: sentence-transformers reads the repo; the graph comes from here.
 
 CALIBRATION = tuple(
@@ -122,14 +140,18 @@ def graph_model(snapshot: Any, family: str, torch_reference: Any = None) -> tupl
     from sentence_transformers import SentenceTransformer
 
     shipped = shipped_graph(files_of(snapshot.path), snapshot.runtime if "/" in snapshot.runtime else family)
+    folder = export_folder(snapshot.model_id, snapshot.path)
     if shipped is not None:
         graph_file, source = snapshot.path / shipped, shipped
     else:
         reference = torch_reference if torch_reference is not None and snapshot.device == "cpu" else None
         exporter = reference if reference is not None else torch_model(snapshot, device="cpu")
-        folder = export_folder(snapshot.model_id, snapshot.path)
         graph_file = exported_graph(folder, family, lambda target: export_transformer(exporter, target))
         source = f"exported {graph_file.name}"
+    if family == "onnx" and fuses(snapshot.runtime):
+        plain = graph_file
+        graph_file = fused_graph(plain, folder, transformer_config(snapshot))
+        source += ", fused" if graph_file != plain else ""
     graph = ExportedGraph(load_graph(graph_file, family, snapshot.device))
     key = f"{graph_file}#{id(graph)}"
     _PREPARED[key] = graph

@@ -3,6 +3,7 @@ pipelines' own pre- and post-processing, and refusals for what cannot run on a g
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -11,11 +12,15 @@ import pytest
 
 import widgetd_transformers
 from widgetd import ModelResolutionError, ModelSnapshot
+from widgetd.fusion import fused_graph
+from widgetd.graphs import export_onnx
 from widgetd.models import ModelRequest, plan_models
 from widgetd.plugins import add_plugin, collect, create_plugin_manager
 from widgetd.tasks import BUILTIN_TASKS
 from widgetd_transformers.backend import load
 from widgetd_transformers.testing import build_model
+
+onnx = pytest.importorskip("onnx")
 
 TASKS = {task.name: task for task in BUILTIN_TASKS}
 EXAMPLES = {
@@ -91,3 +96,15 @@ def test_tasks_that_do_not_run_on_graphs_are_refused_at_startup(tmp_path):
         plan(speech, "automatic-speech-recognition", "onnx")
     with pytest.raises(ModelResolutionError, match="backend 'transformers' runs torch, onnx, openvino, int8"):
         plan(speech, "automatic-speech-recognition", "auto")
+
+
+def test_the_export_traces_eager_attention_and_gives_the_model_its_own_back(models, tmp_path):
+    """ONNX Runtime fuses the eager attention's pattern, not torch's SDPA operator."""
+    path = models["feature-extraction"]
+    model = AutoModel.from_pretrained(path, attn_implementation="sdpa").eval()
+    sample = AutoTokenizer.from_pretrained(path)(["a b", "a b c d e f"], padding=True, return_tensors="pt")
+    export_onnx(model, {name: sample[name] for name in ("input_ids", "attention_mask")}, ["last_hidden_state"], tmp_path / "model.onnx")
+    assert model.config._attn_implementation == "sdpa"
+    fused = fused_graph(tmp_path / "model.onnx", tmp_path / "exports", AutoConfig.from_pretrained(path))
+    operators = Counter(node.op_type for node in onnx.load(str(fused)).graph.node)
+    assert operators["Attention"] == model.config.num_hidden_layers, operators

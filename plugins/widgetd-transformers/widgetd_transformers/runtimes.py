@@ -20,6 +20,7 @@ import numpy as np
 
 from widgetd import ModelResolutionError, ModelSnapshot
 from widgetd.backends import PlannedModel, runtime_family
+from widgetd.fusion import fused_graph, fuses, is_fused
 from widgetd.graphs import (
     check_installed,
     engine_name,
@@ -72,10 +73,10 @@ def run_on_graph(model: Any, tokenizer: Any, snapshot: ModelSnapshot) -> None:
     if snapshot.runtime == "torch" or snapshot.task not in GRAPH_TASKS:
         return
     family = runtime_family(snapshot.runtime)
-    path = graph_path(snapshot)
-    if path is None:
-        folder = export_folder(snapshot.model_id, snapshot.path)
-        path = exported_graph(folder, family, lambda target: export_model(model, tokenizer, target))
+    folder = export_folder(snapshot.model_id, snapshot.path)
+    path = graph_path(snapshot) or exported_graph(folder, family, lambda target: export_model(model, tokenizer, target))
+    if fuses(snapshot.runtime):
+        path = fused_graph(path, folder, model.config)
     graph = load_graph(path, family, snapshot.device)
     accepted = set(inspect.signature(model.forward).parameters)
     device = model.device
@@ -99,13 +100,15 @@ def graph_path(snapshot: ModelSnapshot):
 
 
 def describe(snapshot: ModelSnapshot) -> str:
-    """What runs the model, for /info: ``onnx (onnx/model.onnx, onnxruntime CPUExecutionProvider)``."""
+    """What runs the model, for /info: ``onnx (onnx/model.onnx, fused, onnxruntime CPUExecutionProvider)``."""
     if snapshot.runtime == "torch":
         return "torch"
     family = runtime_family(snapshot.runtime)
     shipped = graph_path(snapshot)
     graph = shipped or Path(exported_name(family))
     source = shipped.relative_to(snapshot.path).as_posix() if shipped else f"exported {graph.name}"
+    if fuses(snapshot.runtime) and is_fused(export_folder(snapshot.model_id, snapshot.path)):
+        source += ", fused"
     return f"{family} ({source}, {engine_name(graph, family, snapshot.device)})"
 
 
