@@ -201,9 +201,16 @@ def benchmark_peers(session: nox.Session) -> None:
 
 @nox.session
 def benchmark_generation(session: nox.Session) -> None:
-    """Generation: widgetd's continuous batching vs one request at a time in-process (benchmarks/generation.py)."""
+    """Generation: widgetd's continuous batching vs one request at a time in-process and vs the peer
+    `transformers serve --continuous-batching` in its own virtualenv, the transformers widgetd runs
+    (benchmarks/generation.py)."""
     install_everything(session)
-    session.run("python", "benchmarks/generation.py", *session.posargs)
+    transformers = session.run("python", "-c", "import transformers; print(transformers.__version__)", silent=True).strip()
+    peer = Path(session.create_tmp()) / "peer-venv"
+    if not (peer / "bin" / "python").exists():
+        session.run("python", "-m", "venv", str(peer))
+    session.run(str(peer / "bin" / "python"), "-m", "pip", "install", "-q", *CONSTRAINTS, f"transformers[serving]=={transformers}", external=True)
+    session.run("python", "benchmarks/generation.py", "--peer-python", str(peer / "bin" / "python"), *session.posargs)
 
 
 @nox.session

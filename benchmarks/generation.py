@@ -8,12 +8,21 @@ The baseline is ``model.generate`` in this process, one request after another: i
 and the time to first token its clients would see queueing for it (each request's measured time to
 its first token, after the measured generations queued before it).
 
+The peer, with ``--peer-python`` (``nox -s benchmark_generation`` makes its virtualenv): ``transformers serve
+--continuous-batching`` on the same model, the same clients at the same concurrencies after widgetd's
+server has stopped; reported as widgetd's tokens per second and time to first token against the peer's
+(targets: at least 2x its tokens per second at every level, time to first token no worse), and each
+server's peak resident memory.
+
+Every client sends the same fixed number of requests (``--requests``), so a server that answers some
+clients before others is not flattered by a deadline.
+
 Constrained decoding's cost: at concurrency 1 and 32, the same clients ask for a JSON answer
 (``response_format`` with a schema of a list of words, which the model fills to about the same length);
 reported as its tokens per second against the free run's at that concurrency (target: at most 10% fewer
 at 32).
 
-    python benchmarks/generation.py [--seconds 20] [--out results.json]
+    python benchmarks/generation.py [--requests 4] [--peer-python PATH] [--out results.json]
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,49 +73,50 @@ def build_small_llama(folder: Path) -> Path:
     return small
 
 
-async def stream_one(url: str, prompt: str, constrained: bool = False) -> tuple[float, int]:
+async def stream_one(url: str, prompt: str, constrained: bool = False, model: str = "small-llama") -> tuple[float, int]:
     """(seconds to the first text, tokens generated) for one streamed chat completion, read off a raw
-    socket: the load generator must take as little of the CPU it shares with the server as it can."""
+    socket: the load generator must take as little of the CPU it shares with the server as it can. A
+    server that reports no usage is counted a token per chunk of text."""
     parts = urlsplit(url)
     shape = {"response_format": {"type": "json_schema", "json_schema": {"name": "words", "schema": WORDS_SCHEMA}}} if constrained else {}
     body = json.dumps({
-        "model": "small-llama", "messages": [{"role": "user", "content": prompt}], "max_tokens": NEW_TOKENS,
+        "model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": NEW_TOKENS,
         "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, **shape,
     }).encode()
     head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    started, first, tokens = time.perf_counter(), None, 0
+    started, first, tokens, chunks = time.perf_counter(), None, None, 0
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     writer.write(head.encode() + body)
     status = await reader.readline()
     if b" 200 " not in status:
-        raise RuntimeError(f"the server answered {status!r}")
+        raise RuntimeError(f"the server answered {status!r}: {(await reader.read(2000))!r}")
     while await reader.readline() not in (b"\r\n", b""):
         pass  # headers
     while size := int((await reader.readline()).strip() or b"0", 16):  # chunked transfer encoding
         data = await reader.readexactly(size + 2)
-        if first is None and b'"content":"' in data and b'"content":""' not in data:
+        texts = data.count(b'"content":"') - data.count(b'"content":""')
+        chunks += texts
+        if first is None and texts:
             first = time.perf_counter() - started
         if b'"usage":{' in data:
             tokens = json.loads(data[data.rindex(b"data: {") + 6 :].split(b"\n")[0])["usage"]["completion_tokens"]
     writer.close()
-    return first or 0.0, tokens
+    return first or 0.0, chunks if tokens is None else tokens
 
 
-async def served_load(url: str, concurrency: int, seconds: float, constrained: bool = False) -> dict:
+async def served_load(url: str, concurrency: int, requests: int, constrained: bool = False, model: str = "small-llama") -> dict:
+    """``concurrency`` closed-loop clients, each sending ``requests`` streamed completions."""
     first_tokens: list[float] = []
     tokens = 0
 
     async def client_loop(offset: int) -> None:
         nonlocal tokens
-        index = offset
-        while time.perf_counter() < deadline:
-            first, made = await stream_one(url, PROMPTS[index % len(PROMPTS)], constrained)
+        for index in range(offset, offset + requests):
+            first, made = await stream_one(url, PROMPTS[index % len(PROMPTS)], constrained, model)
             first_tokens.append(first)
             tokens += made
-            index += 1
 
     started = time.perf_counter()
-    deadline = started + seconds
     await asyncio.gather(*(client_loop(offset) for offset in range(concurrency)))
     return summary(tokens, time.perf_counter() - started, first_tokens)
 
@@ -120,7 +132,54 @@ def summary(tokens: int, elapsed: float, first_tokens: list[float]) -> dict:
     }
 
 
-def one_at_a_time(folder: Path, seconds: float) -> dict:
+class PeerServer:
+    """``transformers serve --continuous-batching`` on ``folder``, from the peer's own virtualenv."""
+
+    def __init__(self, python: Path, folder: Path) -> None:
+        from widgetd.testing.server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            str(python.parent / "transformers"), "serve", str(folder), "--continuous-batching",
+            "--device", "cpu", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+        ]
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> "PeerServer":
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"transformers serve exited: {self.log.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError("transformers serve did not start in 300 s")
+
+    def resident_bytes(self) -> int:
+        return peak_resident_bytes(self.process.pid)
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The process's peak resident memory (Linux's VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def one_at_a_time(folder: Path, count: int) -> dict:
     """``generate`` for one request after another, in-process: per request, its time to the first token
     and its whole time, measured."""
     import torch
@@ -131,9 +190,7 @@ def one_at_a_time(folder: Path, seconds: float) -> dict:
     model = AutoModelForCausalLM.from_pretrained(folder).eval()
     runs: list[tuple[float, float]] = []
     tokens = 0
-    started = time.perf_counter()
-    index = 0
-    while time.perf_counter() - started < seconds:
+    for index in range(count):
         messages = [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}]
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")
         with torch.inference_mode():
@@ -144,7 +201,6 @@ def one_at_a_time(folder: Path, seconds: float) -> dict:
             whole = time.perf_counter() - begun - first
         runs.append((first, whole))
         tokens += out.shape[1] - ids["input_ids"].shape[1]
-        index += 1
     generating = sum(whole for _, whole in runs)
     return {"tokens": tokens, "generating_seconds": generating, "runs": runs}
 
@@ -161,7 +217,8 @@ def queued_first_tokens(runs: list[tuple[float, float]], concurrency: int) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--requests", type=int, default=4, help="streamed completions each client sends, at every level")
+    parser.add_argument("--peer-python", type=Path, help="a virtualenv's python with transformers[serving]: its transformers serve is the peer")
     parser.add_argument("--out", type=Path)
     options = parser.parse_args()
 
@@ -169,13 +226,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = build_small_llama(Path(scratch))
-        baseline = one_at_a_time(folder, options.seconds)
+        baseline = one_at_a_time(folder, max(len(PROMPTS), options.requests))
         alone_rate = baseline["tokens"] / baseline["generating_seconds"]
-        results = {"new_tokens": NEW_TOKENS, "one_at_a_time_tokens_per_second": alone_rate, "concurrency": {}}
+        results = {"new_tokens": NEW_TOKENS, "requests_per_client": options.requests, "one_at_a_time_tokens_per_second": alone_rate, "concurrency": {}}
         with ServeProcess(["--model-id", str(folder)], {"HF_HUB_OFFLINE": "1"}) as server:
-            asyncio.run(served_load(server.url, 4, 3.0))  # warm up
+            asyncio.run(served_load(server.url, 4, 1))  # warm up
             for concurrency in CONCURRENCY:
-                served = asyncio.run(served_load(server.url, concurrency, options.seconds))
+                served = asyncio.run(served_load(server.url, concurrency, options.requests))
                 queued = queued_first_tokens(baseline["runs"], concurrency)
                 alone = summary(baseline["tokens"], baseline["generating_seconds"], queued)
                 served["speedup"] = served["tokens_per_second"] / alone_rate
@@ -187,7 +244,7 @@ def main() -> None:
                     file=sys.stderr,
                 )
                 if concurrency in CONSTRAINED_AT:
-                    constrained = asyncio.run(served_load(server.url, concurrency, options.seconds, constrained=True))
+                    constrained = asyncio.run(served_load(server.url, concurrency, options.requests, constrained=True))
                     constrained["of_free"] = constrained["tokens_per_second"] / served["tokens_per_second"]
                     results["concurrency"][concurrency]["constrained"] = constrained
                     print(
@@ -196,9 +253,31 @@ def main() -> None:
                         f"TTFT p50 {constrained['ttft_p50_ms']:6.1f} ms",
                         file=sys.stderr,
                     )
+            results["widgetd_peak_resident_bytes"] = peak_resident_bytes(server.pid)
+        if options.peer_python:
+            results["peer"] = against_peer(options.peer_python, folder, options.requests, results["concurrency"])
     print(json.dumps(results))
     if options.out:
         options.out.write_text(json.dumps(results, indent=2))
+
+
+def against_peer(python: Path, folder: Path, requests: int, levels: dict) -> dict:
+    """The same clients against transformers serve; each level's ratios go beside widgetd's figures."""
+    with PeerServer(python, folder) as peer:
+        asyncio.run(served_load(peer.url, 4, 1, model=str(folder)))  # warm up
+        for concurrency in CONCURRENCY:
+            served = asyncio.run(served_load(peer.url, concurrency, requests, model=str(folder)))
+            ours = levels[concurrency]["widgetd"]
+            levels[concurrency]["peer"] = served
+            levels[concurrency]["widgetd_tokens_per_second_over_peer"] = ours["tokens_per_second"] / served["tokens_per_second"]
+            levels[concurrency]["widgetd_ttft_p50_over_peer"] = ours["ttft_p50_ms"] / served["ttft_p50_ms"]
+            print(
+                f"c={concurrency:>2}: transformers serve {served['tokens_per_second']:7.0f} tok/s, TTFT p50 {served['ttft_p50_ms']:6.1f} ms "
+                f"| widgetd {levels[concurrency]['widgetd_tokens_per_second_over_peer']:.2f}x its tok/s, "
+                f"{levels[concurrency]['widgetd_ttft_p50_over_peer']:.2f}x its TTFT p50",
+                file=sys.stderr,
+            )
+        return {"server": "transformers serve --continuous-batching", "peak_resident_bytes": peer.resident_bytes()}
 
 
 if __name__ == "__main__":
