@@ -54,7 +54,7 @@ def test_json_logs_hold_each_lines_request_id_and_the_access_lines_fields(local_
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert {"client", "method", "path", "status"} <= set(access[0])
     assert any(line.get("request_id") == "deploy-42" and (line["method"], line["path"], line["status"]) == ("POST", "/models/org/served/reload", 202) for line in access)
-    assert any(line.get("request_id") == answered.headers["x-request-id"] and line["path"] == "/models/org/served" for line in access)
+    assert any(line.get("request_id") == answered.headers["x-request-id"] and line["path"] == "/models/org/served" for line in access), (answered.headers, output)
     assert ADMIN_KEY not in output
 
 

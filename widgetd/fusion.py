@@ -1,7 +1,8 @@
-"""``--runtime onnx`` runs a transformer's graph through ONNX Runtime's transformer optimizer first: attention,
-embedding and skip layer norms, GELU and its bias fused into single kernels, as Infinity and optimum do. The
-fused graph is made once beside the export and kept only where it answers as the graph it came from;
-otherwise the plain graph runs, and why is written down so the next load does not try again.
+"""``--runtime onnx`` tries a transformer's graph fused by ONNX Runtime's transformer optimizer: attention,
+embedding and skip layer norms, GELU and its bias as single kernels, as Infinity and optimum do. The fused
+graph is made once beside the export and kept only where it answers as the graph it came from (otherwise
+why is written down, so the next load does not try again); then, at each load, whichever of the two runs
+faster on this device serves. Fusing pays most on GPUs; on a small CPU it measured no faster.
 
 ``onnxruntime.transformers`` ships with onnxruntime: nothing more to install.
 """
@@ -9,12 +10,13 @@ otherwise the plain graph runs, and why is written down so the next load does no
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from widgetd.graphs import made_once
+from widgetd.graphs import Graph, load_graph, made_once
 
 log = logging.getLogger("widgetd")
 
@@ -29,6 +31,49 @@ OPTIMIZERS = {"gpt2": "gpt2", "bart": "bart", "t5": "t5", "mt5": "t5", "vit": "v
 EXTERNAL_DATA_BYTES = 2 * 1024**3
 """ONNX's protobuf limit: a larger graph keeps its weights in a file beside it."""
 SAMPLE_IDS = (7, 12, 19, 23, 31, 42, 57, 64, 71, 88, 93, 101)
+TIMING_SHAPE = (8, 64)
+"""The batch (texts × tokens) both graphs are timed on: a busy server's batch of sentences."""
+FASTER = 0.95
+"""The fused graph serves only when it takes at most this share of the plain graph's time: closer is noise."""
+TIMING_ROUNDS = 5
+
+
+def fastest_graph(plain: Path, folder: Path, config: Any, device: str) -> tuple[Graph, bool]:
+    """The plain graph or its fused copy (``fused_graph``), loaded on ``device``: whichever runs a batch
+    faster here; and whether it is the fused one."""
+    fused = fused_graph(plain, folder, config)
+    plain_graph = load_graph(plain, "onnx", device)
+    if fused == plain:
+        return plain_graph, False
+    fused_graph_ = load_graph(fused, "onnx", device)
+    feeds = _timing_feeds(plain_graph.input_names, getattr(config, "vocab_size", 0) or 0)
+    plain_seconds, fused_seconds = _best_times([plain_graph, fused_graph_], feeds)
+    keep_fused = fused_seconds <= FASTER * plain_seconds
+    log.info(
+        "%s on %s: the fused graph takes %.1f ms a batch of %d × %d tokens, the plain one %.1f ms: the %s one serves",
+        plain, device, fused_seconds * 1000, *TIMING_SHAPE, plain_seconds * 1000, "fused" if keep_fused else "plain",
+    )
+    return (fused_graph_, True) if keep_fused else (plain_graph, False)
+
+
+def _timing_feeds(names: tuple[str, ...], vocab_size: int) -> dict[str, np.ndarray]:
+    rows, tokens = TIMING_SHAPE
+    ids = (np.arange(rows * tokens, dtype=np.int64).reshape(rows, tokens) * 7 + 5) % max(vocab_size or 1000, 2)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return {name: feeds[name] for name in names if name in feeds}
+
+
+def _best_times(graphs: list[Graph], feeds: Mapping[str, np.ndarray]) -> list[float]:
+    """Each graph's best time over a few rounds, taken in turn so a passing load slows both alike."""
+    best = [float("inf")] * len(graphs)
+    for graph in graphs:
+        graph.run(feeds)  # the first run allocates
+    for _ in range(TIMING_ROUNDS):
+        for index, graph in enumerate(graphs):
+            started = time.perf_counter()
+            graph.run(feeds)
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best
 
 
 def fused_graph(graph: Path, folder: Path, config: Any) -> Path:
@@ -52,10 +97,6 @@ def fused_graph(graph: Path, folder: Path, config: Any) -> Path:
 def fuses(runtime: str) -> bool:
     """``onnx`` (and ``auto`` trying it) fuse; a repo file named by ``--runtime`` runs as it is."""
     return runtime in ("onnx", "auto")
-
-
-def is_fused(folder: Path) -> bool:
-    return (folder / FUSED_MODEL).exists()
 
 
 class NotFused(Exception):

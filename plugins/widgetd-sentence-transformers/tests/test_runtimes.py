@@ -3,6 +3,7 @@ runtime needs, and an export made once."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -94,18 +95,22 @@ def test_an_export_is_made_once_per_model_and_weights(minilm, export_home):
     assert export.stat().st_mtime_ns == written
 
 
-def test_onnx_runs_a_graph_fused_once_by_onnxruntimes_transformer_optimizer(minilm, export_home):
+def test_onnx_fuses_the_graph_once_and_serves_whichever_runs_faster_here(minilm, export_home, caplog):
     import onnx
 
-    assert load(minilm, "onnx").runtime == "onnx (exported model.onnx, fused, onnxruntime CPUExecutionProvider)"
-    [fused] = list((export_home / "widgetd" / "exports").rglob(FUSED_MODEL))
-    operators = Counter(node.op_type for node in onnx.load(str(fused), load_external_data=False).graph.node)
+    with caplog.at_level(logging.INFO, logger="widgetd"):
+        pipeline = load(minilm, "onnx")
+    [timing] = [record.getMessage() for record in caplog.records if "the fused graph takes" in record.getMessage()]
+    fused = ", fused" if timing.endswith("the fused one serves") else ""
+    assert pipeline.runtime == f"onnx (exported model.onnx{fused}, onnxruntime CPUExecutionProvider)", timing
+    [graph] = list((export_home / "widgetd" / "exports").rglob(FUSED_MODEL))
+    operators = Counter(node.op_type for node in onnx.load(str(graph), load_external_data=False).graph.node)
     # MiniLM's six layers: one attention kernel each, layer norms joined to their residual additions.
     assert operators["Attention"] == 6 and operators["SkipLayerNormalization"] == 12, operators
     assert operators["EmbedLayerNormalization"] == 1 and operators["BiasGelu"] == 6, operators
-    written = fused.stat().st_mtime_ns
+    written = graph.stat().st_mtime_ns
     load(minilm, "onnx")
-    assert fused.stat().st_mtime_ns == written
+    assert graph.stat().st_mtime_ns == written
 
 
 def test_auto_measures_every_installed_runtime_and_keeps_torch_answers(tmp_path, export_home):
@@ -163,7 +168,8 @@ def test_a_repo_shipping_its_exports_downloads_only_the_graph(runtime, exported_
     with ServeProcess(["--model-id", repo_id, "--runtime", runtime], hub_env) as server:
         [described] = httpx.get(f"{server.url}/info").json()["models"]
         got = served_embeddings(server, repo_id)
-    fused = ", fused" if runtime == "onnx" else ""  # the repo's graph, fused once in the HF cache
+    # onnx: the repo's graph, or its copy fused once in the HF cache if that one measured faster here.
+    fused = ", fused" if "the fused one serves" in server.output else ""
     assert described["runtime"] == f"{runtime} ({graph}{fused}, {engine})"
     fetched = downloaded(local_hub)
     assert graph in fetched and "modules.json" in fetched

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from widgetd.backends import PlannedModel, runtime_family
-from widgetd.fusion import fused_graph, fuses
+from widgetd.fusion import fastest_graph, fuses
 from widgetd.graphs import (
     LIBRARY_OF,
     Graph,
@@ -149,10 +149,11 @@ def graph_model(snapshot: Any, family: str, torch_reference: Any = None) -> tupl
         graph_file = exported_graph(folder, family, lambda target: export_transformer(exporter, target))
         source = f"exported {graph_file.name}"
     if family == "onnx" and fuses(snapshot.runtime):
-        plain = graph_file
-        graph_file = fused_graph(plain, folder, transformer_config(snapshot))
-        source += ", fused" if graph_file != plain else ""
-    graph = ExportedGraph(load_graph(graph_file, family, snapshot.device))
+        loaded, fused = fastest_graph(graph_file, folder, transformer_config(snapshot), snapshot.device)
+        source += ", fused" if fused else ""
+    else:
+        loaded = load_graph(graph_file, family, snapshot.device)
+    graph = ExportedGraph(loaded)
     key = f"{graph_file}#{id(graph)}"
     _PREPARED[key] = graph
     _install_graph_loaders()

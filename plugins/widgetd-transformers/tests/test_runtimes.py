@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 import widgetd_transformers
 from widgetd import ModelResolutionError, ModelSnapshot

@@ -20,7 +20,7 @@ import numpy as np
 
 from widgetd import ModelResolutionError, ModelSnapshot
 from widgetd.backends import PlannedModel, runtime_family
-from widgetd.fusion import fused_graph, fuses, is_fused
+from widgetd.fusion import fastest_graph, fuses
 from widgetd.graphs import (
     check_installed,
     engine_name,
@@ -76,8 +76,10 @@ def run_on_graph(model: Any, tokenizer: Any, snapshot: ModelSnapshot) -> None:
     folder = export_folder(snapshot.model_id, snapshot.path)
     path = graph_path(snapshot) or exported_graph(folder, family, lambda target: export_model(model, tokenizer, target))
     if fuses(snapshot.runtime):
-        path = fused_graph(path, folder, model.config)
-    graph = load_graph(path, family, snapshot.device)
+        graph, fused = fastest_graph(path, folder, model.config, snapshot.device)
+    else:
+        graph, fused = load_graph(path, family, snapshot.device), False
+    _FUSED[_loaded(snapshot)] = fused
     accepted = set(inspect.signature(model.forward).parameters)
     device = model.device
 
@@ -91,6 +93,14 @@ def run_on_graph(model: Any, tokenizer: Any, snapshot: ModelSnapshot) -> None:
     model.forward = forward
     # The graph holds its own weights: torch's copy goes (to the meta device, which keeps shapes, not data).
     model.to("meta")
+
+
+_FUSED: dict[tuple[str, str, str], bool] = {}
+"""Whether the graph a load just put behind a model is the fused one, until ``describe`` says so."""
+
+
+def _loaded(snapshot: ModelSnapshot) -> tuple[str, str, str]:
+    return snapshot.model_id, str(snapshot.path), snapshot.device
 
 
 def graph_path(snapshot: ModelSnapshot):
@@ -107,7 +117,7 @@ def describe(snapshot: ModelSnapshot) -> str:
     shipped = graph_path(snapshot)
     graph = shipped or Path(exported_name(family))
     source = shipped.relative_to(snapshot.path).as_posix() if shipped else f"exported {graph.name}"
-    if fuses(snapshot.runtime) and is_fused(export_folder(snapshot.model_id, snapshot.path)):
+    if _FUSED.pop(_loaded(snapshot), False):
         source += ", fused"
     return f"{family} ({source}, {engine_name(graph, family, snapshot.device)})"
 
