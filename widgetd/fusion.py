@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -45,21 +45,31 @@ def fastest_graph(plain: Path, folder: Path, config: Any, device: str) -> tuple[
     plain_graph = load_graph(plain, "onnx", device)
     if fused == plain:
         return plain_graph, False
-    fused_graph_ = load_graph(fused, "onnx", device)
-    feeds = _timing_feeds(plain_graph.input_names, getattr(config, "vocab_size", 0) or 0)
-    plain_seconds, fused_seconds = _best_times([plain_graph, fused_graph_], feeds)
+    feeds = _timing_feeds(plain_graph.input_names, config)
+    try:
+        fused_graph_ = load_graph(fused, "onnx", device)
+        plain_seconds, fused_seconds = _best_times([plain_graph, fused_graph_], feeds)
+    except Exception as error:  # a provider without the fused kernels, a model shorter than the batch
+        log.warning("%s on %s: the plain graph serves, the fused one failed: %s: %s", plain, device, type(error).__name__, error)
+        return plain_graph, False
     keep_fused = fused_seconds <= FASTER * plain_seconds
     log.info(
         "%s on %s: the fused graph takes %.1f ms a batch of %d × %d tokens, the plain one %.1f ms: the %s one serves",
-        plain, device, fused_seconds * 1000, *TIMING_SHAPE, plain_seconds * 1000, "fused" if keep_fused else "plain",
+        plain, device, fused_seconds * 1000, *feeds["input_ids"].shape, plain_seconds * 1000, "fused" if keep_fused else "plain",
     )
     return (fused_graph_, True) if keep_fused else (plain_graph, False)
 
 
-def _timing_feeds(names: tuple[str, ...], vocab_size: int) -> dict[str, np.ndarray]:
+def _timing_feeds(names: tuple[str, ...], config: Any) -> dict[str, np.ndarray]:
     rows, tokens = TIMING_SHAPE
-    ids = (np.arange(rows * tokens, dtype=np.int64).reshape(rows, tokens) * 7 + 5) % max(vocab_size or 1000, 2)
-    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    tokens = min(tokens, getattr(config, "max_position_embeddings", tokens) or tokens)
+    ids = np.arange(rows * tokens, dtype=np.int64).reshape(rows, tokens) * 7 + 5
+    return _feeds(names, ids, np.ones_like(ids), getattr(config, "vocab_size", 0) or 0)
+
+
+def _feeds(names: Sequence[str], ids: np.ndarray, mask: np.ndarray, vocab_size: int) -> dict[str, np.ndarray]:
+    """A transformer's inputs, by the graph's names: ``ids`` folded into its vocabulary."""
+    feeds = {"input_ids": ids % max(vocab_size or 1000, 2), "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     return {name: feeds[name] for name in names if name in feeds}
 
 
@@ -160,10 +170,9 @@ def _sample_feeds(session: Any, vocab_size: int) -> dict[str, np.ndarray]:
     unknown = set(names) - {"input_ids", "attention_mask", "token_type_ids"}
     if unknown or "input_ids" not in names or "attention_mask" not in names:
         raise NotFused(f"no sample to check it with: the graph takes {names}")
-    ids = np.array([SAMPLE_IDS, SAMPLE_IDS[:8] + (0,) * 4], dtype=np.int64) % max(vocab_size or 1000, 2)
+    ids = np.array([SAMPLE_IDS, SAMPLE_IDS[:8] + (0,) * 4], dtype=np.int64)
     mask = np.array([[1] * 12, [1] * 8 + [0] * 4], dtype=np.int64)
-    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    return {name: feeds[name] for name in names}
+    return _feeds(names, ids, mask, vocab_size)
 
 
 def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
