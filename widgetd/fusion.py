@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from widgetd.graphs import Graph, load_graph, made_once
+from widgetd.graphs import Graph, companions, load_graph, made_once
 
 log = logging.getLogger("widgetd")
 
@@ -144,40 +144,29 @@ def _quiet(package: Path) -> None:
 
 
 def _graph_bytes(graph: Path) -> int:
-    beside = [graph.with_name(graph.name + "_data"), graph.with_suffix(".onnx_data")]
-    return graph.stat().st_size + sum(path.stat().st_size for path in beside if path.exists())
+    beside = companions(graph.name, [path.name for path in graph.parent.iterdir()])
+    return sum((graph.parent / name).stat().st_size for name in [graph.name, *beside])
 
 
 def _agreement(plain: Path, fused: Path, vocab_size: int) -> float:
     """The least cosine between the two graphs' outputs, per text and output, on two texts of different
     lengths (the shorter padded, so the attention mask is exercised); padded positions are left out."""
-    feeds = _sample_feeds(_session(plain), vocab_size)
-    plain_outputs, fused_outputs = _run(_session(plain), feeds), _run(_session(fused), feeds)
+    plain_graph, fused_graph_ = load_graph(plain, "onnx", "cpu"), load_graph(fused, "onnx", "cpu")
+    feeds = _sample_feeds(plain_graph.input_names, vocab_size)
+    plain_outputs, fused_outputs = plain_graph.run(feeds), fused_graph_.run(feeds)
     if set(plain_outputs) != set(fused_outputs):
         raise NotFused(f"the fused graph answers {sorted(fused_outputs)}, the plain one {sorted(plain_outputs)}")
     mask = feeds["attention_mask"]
     return min(_least_cosine(plain_outputs[name], fused_outputs[name], mask) for name in plain_outputs)
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def _sample_feeds(session: Any, vocab_size: int) -> dict[str, np.ndarray]:
-    names = [item.name for item in session.get_inputs()]
+def _sample_feeds(names: Sequence[str], vocab_size: int) -> dict[str, np.ndarray]:
     unknown = set(names) - {"input_ids", "attention_mask", "token_type_ids"}
     if unknown or "input_ids" not in names or "attention_mask" not in names:
-        raise NotFused(f"no sample to check it with: the graph takes {names}")
+        raise NotFused(f"no sample to check it with: the graph takes {list(names)}")
     ids = np.array([SAMPLE_IDS, SAMPLE_IDS[:8] + (0,) * 4], dtype=np.int64)
     mask = np.array([[1] * 12, [1] * 8 + [0] * 4], dtype=np.int64)
     return _feeds(names, ids, mask, vocab_size)
-
-
-def _run(session: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    names = [item.name for item in session.get_outputs()]
-    return dict(zip(names, session.run(names, dict(feeds))))
 
 
 def _least_cosine(plain: np.ndarray, fused: np.ndarray, mask: np.ndarray) -> float:
