@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Protocol, Sequence
 
@@ -94,7 +94,8 @@ class Engine(Protocol):
     chat: bool
     """Whether ``admit`` takes chat messages (the model has a chat template)."""
     # Optional: ``constrains`` (bool), whether ``admit`` applies ``options.constraint`` to the sequence's tokens;
-    # ``renders_tools`` (bool), whether the chat template shows the model a prompt's ``tools``.
+    # ``renders_tools`` (bool), whether the chat template shows the model a prompt's ``tools``; ``admits_aside``
+    # (bool), whether ``admit`` may run on a thread of its own while ``step`` runs (it only reads the engine).
 
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
         """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
@@ -374,6 +375,7 @@ class GenerationLoop:
         """Set on the event loop when a stream joins, ends or is given up; read by the model's thread."""
         self._wake: asyncio.Event | None = None
         self._driver: asyncio.Task | None = None
+        self._admission: ThreadPoolExecutor | None = None
 
     async def start(self, job: Job) -> Stream:
         """A stream for ``job``, once its prompt was read and checked (raises ``InvalidInput`` if it cannot run)."""
@@ -381,7 +383,7 @@ class GenerationLoop:
             raise QueueFull(f"{len(self.waiting)} generations are already waiting")
         refuse_unconstrained(self.engine, job.options.constraint)
         loop = asyncio.get_running_loop()
-        sequence = await loop.run_in_executor(self.executor, self.engine.admit, job.prompt, job.options)
+        sequence = await loop.run_in_executor(self._admitting(), self.engine.admit, job.prompt, job.options)
         stream = Stream(Generation(job, sequence), on_close=self._changed)
         self.waiting.append(stream)
         if self._driver is None:
@@ -389,6 +391,16 @@ class GenerationLoop:
             self._driver = loop.create_task(self._drive())
         self._changed()
         return stream
+
+    def _admitting(self) -> Executor:
+        """Where ``admit`` runs: on a thread of its own where the engine allows it, so that tokenizing a long
+        prompt does not hold up the running streams' next token (vLLM tokenizes outside its engine too);
+        else on the model's thread."""
+        if not getattr(self.engine, "admits_aside", False):
+            return self.executor
+        if self._admission is None:
+            self._admission = ThreadPoolExecutor(max_workers=1, thread_name_prefix="widgetd-admit")
+        return self._admission
 
     def _changed(self) -> None:
         self.changed = True
@@ -461,3 +473,5 @@ class GenerationLoop:
     def close(self) -> None:
         if self._driver is not None:
             self._driver.cancel()
+        if self._admission is not None:
+            self._admission.shutdown(wait=False)

@@ -35,7 +35,7 @@ class Limits:
     prefill_chunk: int = 0
     """Prompt tokens a generating model reads between two steps of the sequences already running (chunked
     prefill): a long prompt arriving does not hold up their tokens for all of its reading. 0: as many as
-    take about one and a half of their steps, measured as it runs."""
+    take about one of their steps, measured as it runs."""
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)

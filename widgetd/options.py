@@ -152,8 +152,8 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         default=Limits.prefill_chunk,
         metavar="TOKENS",
         help="prompt tokens a chat or text-generation model reads between two steps of the sequences already "
-        "running, so that a long prompt arriving does not stall them (default 0: as many as take about one and "
-        "a half of their steps, measured as it runs)",
+        "running, so that a long prompt arriving does not stall them (default 0: as many as take about one of "
+        "their steps, measured as it runs)",
     )
     serve.add_argument("--max-response-size", type=int, default=Limits.max_response_bytes, help=f"bytes of one answer (default {Limits.max_response_bytes}, 64 MiB)")
     defaults = ServerSettings()

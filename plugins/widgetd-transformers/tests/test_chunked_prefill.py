@@ -82,22 +82,39 @@ def test_a_prompt_alone_is_read_in_one_pass(model_dirs, tmp_path):
     assert long in delivered[0], "nothing else runs: no reason to make it wait"
 
 
-def test_by_default_a_chunk_takes_about_a_step_and_a_half_as_measured(model_dirs, tmp_path):
-    from widgetd_transformers.prefill import CHUNK_SHARE, FIRST_CHUNK, LEAST_CHUNK, UNBOUNDED, PrefillPace
+def test_by_default_a_steps_chunks_take_about_a_decode_step_as_their_measured_cost_predicts(model_dirs, tmp_path):
+    from widgetd_transformers.prefill import CHUNK_SHARE, FIRST_CHUNK, LEAST_CHUNK, PrefillPace
 
     pace = PrefillPace(0, None)
-    assert pace.budget(rows_running=False) == UNBOUNDED and pace.budget(rows_running=True) == FIRST_CHUNK
-    pace.decode_seconds, pace.token_seconds = 0.006, 0.0001
-    assert pace.budget(rows_running=True) == int(CHUNK_SHARE * 60)
-    pace.token_seconds = 0.01  # a slow model: still a few tokens a step
-    assert pace.budget(rows_running=True) == LEAST_CHUNK
-    assert PrefillPace(100, None).budget(rows_running=True) == 100
+    pace.begin(rows_running=False)
+    assert pace.chunk(5000) == 5000, "nobody waits: the prompt is read whole"
+    pace.begin(rows_running=True)
+    assert pace.chunk(5000) == FIRST_CHUNK, "nothing timed yet"
+    for seconds in (0.006, 0.005, 0.007):  # the median decode step sets the budget
+        pace.decoded(seconds)
+    pace.read(16, 0.0036)
+    pace.read(32, 0.0052)  # 2 ms a chunk whatever it reads, 0.1 ms a token
+    pace.begin(rows_running=True)
+    assert pace.chunk(5000) == int((CHUNK_SHARE * 0.006 - 0.002) / 0.0001)
+    pace.read(40, 0.006)
+    assert pace.chunk(5000) == 0, "the step's time is spent"
+    assert pace.chunk(10) == 0
+    pace.begin(rows_running=True)
+    pace.spent(0.005)  # other work of the step (the rows' cache making room)
+    assert pace.chunk(5000) == LEAST_CHUNK, "a step's first chunk reads at least the least"
+    pace.read(16, 0.0036)
+    assert pace.chunk(5000) == 0
+    pace.begin(rows_running=True)
+    assert pace.chunk(7) == 7
+    fixed = PrefillPace(100, None)
+    fixed.begin(rows_running=True)
+    assert fixed.chunk(5000) == 100 and fixed.chunk(30) == 30
 
     engine = engine_for("tiny-chat", model_dirs, tmp_path, chunk=0)
     shorts = [generation(engine, text, 60) for text in SHORT]
     long = generation(engine, LONG * 3, 4)
     delivered = run(engine, shorts, long, joins_at=3)
     assert next(index for index, got in enumerate(delivered) if long in got) > 3, "read over several steps"
-    assert engine.pace.decode_seconds and engine.pace.token_seconds
+    assert engine.pace.decodes and engine.pace.chunks
     ids = engine.tokenizer(long.job.prompt.text, return_tensors="pt")
     assert [token.id for token in long.tokens] == engine.model.generate(**ids, max_new_tokens=4, do_sample=False)[0, ids["input_ids"].shape[1] :].tolist()

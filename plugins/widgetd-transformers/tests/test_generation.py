@@ -300,3 +300,46 @@ def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_st
             time.sleep(0.5)
         assert answer.json()["choices"][0]["message"]["content"] == expected
         assert httpx.get(f"{server.url}/info").json()["models"][0]["worker"]["restarts"] == 1
+
+
+def test_prompts_are_tokenized_on_a_thread_of_their_own_while_the_model_steps(model_dirs):
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from widgetd.generating import GenerationLoop
+
+    threads: dict[str, set[str]] = {"admit": set(), "step": set()}
+
+    class Recorded(CausalEngine):
+        def admit(self, prompt, options):
+            threads["admit"].add(threading.current_thread().name)
+            return super().admit(prompt, options)
+
+        def step(self):
+            threads["step"].add(threading.current_thread().name)
+            return super().step()
+
+    path = model_dirs["tiny-chat"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    engine = Recorded(tokenizer, model, model.device)
+    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+
+    async def generate() -> list[Generation]:
+        loop = GenerationLoop(engine, model_thread)
+        try:
+            jobs = [Job(Prompt(text=text), GenerationOptions(max_new_tokens=8, do_sample=False)) for text in PROMPTS]
+            return await asyncio.gather(*(loop.complete(job) for job in jobs))
+        finally:
+            loop.close()
+
+    generations = asyncio.run(generate())
+    model_thread.shutdown()
+    assert all(len(generation.tokens) == 8 for generation in generations)
+    assert {name.split("_")[0] for name in threads["step"]} == {"model"}
+    assert {name.split("_")[0] for name in threads["admit"]} == {"widgetd-admit"}
+    assert [token.id for token in generations[0].tokens] == engine.model.generate(
+        **tokenizer(PROMPTS[0], return_tensors="pt"), max_new_tokens=8, do_sample=False
+    )[0, -8:].tolist()

@@ -1,7 +1,7 @@
 """Continuous batching for causal language models: the engine behind text-generation and chat.
 
 Every sequence being generated is one row of a single batch whose key/value cache is padded on the
-left. A new sequence reads its prompt alone (its first token is then exactly what it would be run
+left (``widgetd_transformers.rows_cache``). A new sequence reads its prompt alone (its first token is then exactly what it would be run
 alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
 (``widgetd_transformers.prefixes``); while others run, a long prompt is read a chunk per step between
 their tokens (chunked prefill, ``widgetd_transformers.prefill``), so that they do not wait for all of it.
@@ -27,6 +27,7 @@ from widgetd_transformers.grammars import Grammars, SequenceGrammar
 from widgetd_transformers.memory import KvAdmission, default_budget, kv_bytes_per_token
 from widgetd_transformers.prefill import PrefillPace
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
+from widgetd_transformers.rows_cache import refill_order, rows_cache
 
 MAX_ACTIVE = 32
 """Sequences decoding together at most on a CPU: past this, one more row costs it more than it gains."""
@@ -188,7 +189,9 @@ class CausalEngine:
         self.end_ids = _end_token_ids(self.defaults, tokenizer)
         self.special_ids = set(tokenizer.all_special_ids)
         on_gpu = getattr(device, "type", str(device)) == "cuda"
-        self.max_active = (max_active or (GPU_MAX_ACTIVE if on_gpu else MAX_ACTIVE)) if _paddable_cache(model) else 1
+        self.pads = _paddable_cache(model)
+        """Whether rows share one padded cache (``rows_cache``); else one sequence runs at a time."""
+        self.max_active = (max_active or (GPU_MAX_ACTIVE if on_gpu else MAX_ACTIVE)) if self.pads else 1
         self.constrains = Grammars.available(tokenizer)
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -197,14 +200,15 @@ class CausalEngine:
         self.kv = KvAdmission(kv_bytes_per_token(model), kv_cache_bytes or default_budget(device, prefix_cache_bytes if self.prefixes else 0))
         self.held: list[Sequence] = []
         """Joined, waiting for the key/value memory to start (first come, first started)."""
-        self.prefill_left = 0
-        """Prompt tokens the current iteration may still read (chunked prefill)."""
         self.reading: dict[Sequence, Any] = {}
         """The sequences whose prompts are being read, a chunk per step, with their caches."""
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: Any = None
         """[rows, cached positions]: 1 where a row has a token, 0 for its left padding."""
+
+    admits_aside = True
+    """``admit`` only tokenizes and checks a prompt: it may run while the model steps."""
 
     @property
     def chat(self) -> bool:
@@ -282,10 +286,11 @@ class CausalEngine:
         sequence.read = sequence.cached_tokens
         if not self.rows and not self.reading:  # nobody waits on this prompt: read it in one pass
             first = self._read(sequence, cache, len(sequence.ids))
-            self.prefill_left = self.pace.budget(rows_running=True)  # what others joining now may read
+            self.pace.begin(rows_running=True)  # what others joining now may read
             return first
         self.reading[sequence] = cache
         try:
+            self._reserve_room()
             return self._read_within_chunk(sequence)
         except Exception:
             self.reading.pop(sequence, None)
@@ -294,12 +299,12 @@ class CausalEngine:
     def step(self) -> dict[Sequence, Token | Exception]:
         """One token for every row, then a chunk of the prompts being read (the held sequences that now fit
         among them)."""
-        self.prefill_left = self.pace.budget(rows_running=bool(self.rows))
+        self.pace.begin(rows_running=bool(self.rows))
         outcomes = {}
         if self.rows:
             timer = self.pace.timed()
             outcomes = self._decode()
-            self.pace.decoded(timer)
+            self.pace.decoded(timer.seconds())
         while self.held and self.kv.fits([*self.rows, *self.reading], self.held[0]):
             sequence = self.held.pop(0)
             try:
@@ -310,7 +315,7 @@ class CausalEngine:
             if token is not None:
                 outcomes[sequence] = token
         for sequence in list(self.reading):
-            if self.prefill_left <= 0:
+            if not self.pace.chunk(len(sequence.ids) - sequence.read):
                 break
             try:
                 token = self._read_within_chunk(sequence)
@@ -322,14 +327,27 @@ class CausalEngine:
                 outcomes[sequence] = token
         return outcomes
 
+    def _reserve_room(self) -> None:
+        """Room in the rows' cache for the longest prompt being read, made now (its time taken from this step's
+        chunk), so that the step it joins in does not copy the whole cache to pad it."""
+        if self.cache is None or not self.pads:
+            return
+        timer = self.pace.timed()
+        longest = max((len(sequence.ids) for sequence in self.reading), default=0)
+        for layer in self.cache.layers:
+            layer.reserve(longest)
+        self.pace.spent(timer.seconds())
+
     def _read_within_chunk(self, sequence: Sequence) -> Token | None:
-        count = min(self.prefill_left, len(sequence.ids) - sequence.read)
+        count = self.pace.chunk(len(sequence.ids) - sequence.read)
         if count <= 0:
             return None
-        self.prefill_left -= count
+        if self.cache is not None and self.pads:  # the reserved room, zeroed as the prompt is read: all of it by its last chunk
+            for layer in self.cache.layers:
+                layer.prepare(count / (len(sequence.ids) - sequence.read))
         timer = self.pace.timed()
         token = self._read(sequence, self.reading[sequence], count)
-        self.pace.read(timer, count)
+        self.pace.read(count, timer.seconds())
         return token
 
     def _read(self, sequence: Sequence, cache: Any, count: int) -> Token | None:
@@ -344,7 +362,8 @@ class CausalEngine:
         sequence.read += len(chunk)
         if sequence.read < len(sequence.ids):
             return None
-        self.reading.pop(sequence, None)
+        if self.reading.pop(sequence, None) is not None:
+            self._reserve_room()
         if self.prefixes is not None:
             self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
             windowed(cache)
@@ -369,7 +388,8 @@ class CausalEngine:
         return dict(zip(rows, outcomes))
 
     def leave(self, sequence: Sequence) -> None:
-        self.reading.pop(sequence, None)
+        if self.reading.pop(sequence, None) is not None:
+            self._reserve_room()
         if sequence in self.held:
             self.held.remove(sequence)
         self._drop([sequence])
@@ -439,38 +459,36 @@ class CausalEngine:
         length = sequence.prompt_tokens
         mask = torch.ones((1, length), dtype=torch.long, device=self.device)
         if not self.rows:
-            self.rows, self.cache, self.mask = [sequence], cache, mask
+            self.rows, self.cache, self.mask = [sequence], rows_cache(cache) if self.pads else cache, mask
             return
-        width = max(length, self.mask.shape[1])
         for batch_layer, layer in zip(self.cache.layers, cache.layers):
-            batch_layer.keys = _stacked_left_padded(batch_layer.keys, layer.keys, width, 2)
-            batch_layer.values = _stacked_left_padded(batch_layer.values, layer.values, width, 2)
-        self.mask = _stacked_left_padded(self.mask, mask, width, 1)
+            batch_layer.add(layer.keys, layer.values)
+        self.mask = _stacked_left_padded(self.mask, mask, max(length, self.mask.shape[1]), 1)
         self.rows.append(sequence)
 
     def _drop(self, leaving: list[Sequence]) -> None:
         import torch
 
-        kept = [index for index, row in enumerate(self.rows) if row not in leaving]
-        if len(kept) == len(self.rows):
+        gone = {index for index, row in enumerate(self.rows) if row in leaving}
+        if not gone:
             return
-        if not kept:
+        if len(gone) == len(self.rows):
             self.rows, self.cache, self.mask = [], None, None
             return
-        index = torch.tensor(kept, device=self.device)
+        order = refill_order(len(self.rows), gone)
+        mask = self.mask[torch.tensor(order, device=self.device)]
         # The left columns that only the leaving rows used go too.
-        used = self.mask.index_select(0, index).any(dim=0)
-        start = int(used.nonzero()[0, 0])
-        for layer in self.cache.layers:  # a model split across GPUs keeps each layer's cache on its GPU
-            layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))[:, :, start:]
-            layer.values = layer.values.index_select(0, index.to(layer.values.device))[:, :, start:]
-        self.mask = self.mask.index_select(0, index)[:, start:]
-        self.rows = [self.rows[position] for position in kept]
+        start = int(mask.any(dim=0).nonzero()[0, 0])
+        for layer in self.cache.layers:
+            layer.keep(order)
+            layer.cut(start)
+        self.mask = mask[:, start:]
+        self.rows = [self.rows[old] for old in order]
 
 
 def _stacked_left_padded(batch: Any, row: Any, width: int, dim: int) -> Any:
-    """``row`` below ``batch``, both padded on the left to ``width`` along ``dim``: written once into one new
-    tensor (the batch's cache is the bulk of what a joining row costs)."""
+    """``row`` below ``batch``, both padded on the left to ``width`` along ``dim``, written once into one new
+    tensor."""
     import torch
 
     shape = list(batch.shape)
