@@ -1,8 +1,8 @@
 """Continuous batching for causal language models: the engine behind text-generation and chat.
 
 Every sequence being generated is one row of a single batch whose key/value cache is padded on the
-left (``widgetd_transformers.rows_cache``). A new sequence reads its prompt alone (its first token is then exactly what it would be run
-alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
+left (``widgetd_transformers.rows_cache``). A new sequence reads its prompt alone (its first token is
+then exactly what it would be run alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
 (``widgetd_transformers.prefixes``); while others run, a long prompt is read a chunk per step between
 their tokens (chunked prefill, ``widgetd_transformers.prefill``), so that they do not wait for all of it.
 Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
@@ -27,7 +27,7 @@ from widgetd_transformers.grammars import Grammars, SequenceGrammar
 from widgetd_transformers.memory import KvAdmission, default_budget, kv_bytes_per_token
 from widgetd_transformers.prefill import PrefillPace
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
-from widgetd_transformers.rows_cache import refill_order, rows_cache
+from widgetd_transformers.rows_cache import cache_keyword, refill_order, rows_cache
 
 MAX_ACTIVE = 32
 """Sequences decoding together at most on a CPU: past this, one more row costs it more than it gains."""
@@ -195,6 +195,7 @@ class CausalEngine:
         self.constrains = Grammars.available(tokenizer)
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
         self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.cache_keyword = cache_keyword(model)
         self.prefixes = _prefix_cache(model, prefix_cache_bytes)
         self.pace = PrefillPace(max(0, prefill_chunk), device)
         self.kv = KvAdmission(kv_bytes_per_token(model), kv_cache_bytes or default_budget(device, prefix_cache_bytes if self.prefixes else 0))
@@ -342,7 +343,8 @@ class CausalEngine:
         count = self.pace.chunk(len(sequence.ids) - sequence.read)
         if count <= 0:
             return None
-        if self.cache is not None and self.pads:  # the reserved room, zeroed as the prompt is read: all of it by its last chunk
+        if self.cache is not None and self.pads:
+            # The room reserved for it, zeroed a share per chunk: all of it by its last.
             for layer in self.cache.layers:
                 layer.prepare(count / (len(sequence.ids) - sequence.read))
         timer = self.pace.timed()
@@ -358,7 +360,7 @@ class CausalEngine:
         extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
         chunk = sequence.ids[sequence.read : sequence.read + count]
         with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([chunk], device=self.device), past_key_values=cache, use_cache=True, **extra)
+            out = self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, **{self.cache_keyword: cache}, **extra)
         sequence.read += len(chunk)
         if sequence.read < len(sequence.ids):
             return None
@@ -382,7 +384,7 @@ class CausalEngine:
         positions = self.mask.sum(dim=1, keepdim=True)
         self.mask = torch.cat([self.mask, torch.ones_like(positions)], dim=1)
         with torch.inference_mode():
-            out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions, past_key_values=self.cache, use_cache=True)
+            out = self.model(input_ids=last, attention_mask=self.mask, position_ids=positions, use_cache=True, **{self.cache_keyword: self.cache})
         outcomes = self._choose(rows, out.logits[:, -1, :].float())
         self._drop([row for row, outcome in zip(rows, outcomes) if isinstance(outcome, Exception) or outcome.finish])
         return dict(zip(rows, outcomes))

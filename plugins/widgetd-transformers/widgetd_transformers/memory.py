@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
+from widgetd_transformers.rows_cache import cache_keyword
+
 CPU_SHARE = 0.25
 """Of the machine's memory, what the running sequences' caches may take on a CPU by default."""
 GPU_SHARE = 0.9
@@ -24,7 +26,7 @@ def kv_bytes_per_token(model: Any) -> int | None:
         cache = DynamicCache(config=model.config)
         start = getattr(model.config, "bos_token_id", None) or 0
         with torch.inference_mode():
-            model(input_ids=torch.tensor([[start]], device=model.device), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([[start]], device=model.device), use_cache=True, **{cache_keyword(model): cache})
         tensors = [tensor for layer in cache.layers for tensor in (layer.keys, layer.values)]
     except Exception:  # noqa: BLE001 - a cache of another kind: no measure, no admission by memory
         return None

@@ -9,6 +9,7 @@ per layer, which every attention kernel of transformers takes."""
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 LEAST_ROOM = 32
@@ -122,6 +123,12 @@ def rows_layer_class() -> type:
             self.values = self.value_buffer[: self.count, :, self.start : self.end]
 
     return RowsLayer
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword a model's ``forward`` takes its key/value cache by: ``cache`` since transformers 5.25
+    (``past_key_values`` is deprecated there, and goes in 5.40), ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def rows_cache(cache: Any) -> Any:
