@@ -343,3 +343,14 @@ def test_prompts_are_tokenized_on_a_thread_of_their_own_while_the_model_steps(mo
     assert [token.id for token in generations[0].tokens] == engine.model.generate(
         **tokenizer(PROMPTS[0], return_tensors="pt"), max_new_tokens=8, do_sample=False
     )[0, -8:].tolist()
+
+
+def test_a_tokenizer_saved_with_truncation_is_settled_at_load_so_prompts_can_be_tokenized_beside_the_steps(model_dirs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = model_dirs["tiny-chat"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    tokenizer.backend_tokenizer.enable_truncation(max_length=4)
+    engine = CausalEngine(tokenizer, model, model.device)
+    assert tokenizer.backend_tokenizer.truncation is None, "the first call's write to the backend is done at load"
+    assert engine.admit(Prompt(text=PROMPTS[1]), GenerationOptions(max_new_tokens=2)).prompt_tokens > 4

@@ -181,6 +181,10 @@ class CausalEngine:
         kv_cache_bytes: int = 0,
     ) -> None:
         self.tokenizer, self.model, self.device = tokenizer, model, device
+        # A tokenizer saved with truncation or padding turns them off in its backend on its first call, a
+        # write that would clash with the model's thread decoding: done now, later calls only read it, so
+        # ``admit`` may tokenize beside the steps (``admits_aside``).
+        tokenizer("", add_special_tokens=False)
         config = model.config
         self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 10**9
         self.defaults = model.generation_config
