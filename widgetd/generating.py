@@ -95,7 +95,9 @@ class Engine(Protocol):
     """Whether ``admit`` takes chat messages (the model has a chat template)."""
     # Optional: ``constrains`` (bool), whether ``admit`` applies ``options.constraint`` to the sequence's tokens;
     # ``renders_tools`` (bool), whether the chat template shows the model a prompt's ``tools``; ``admits_aside``
-    # (bool), whether ``admit`` may run on a thread of its own while ``step`` runs (it only reads the engine).
+    # (bool), whether ``admit`` may run on a thread of its own while ``step`` runs (it only reads the engine);
+    # ``reads_joined`` (bool), whether ``join`` only queues a prompt, read by ``read_joined()`` after every
+    # iteration's joins (several together), which answers first tokens by sequence as ``step`` does.
 
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
         """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
@@ -245,7 +247,21 @@ def iterate(engine: Engine, leaving: Sequence[Generation], joining: Sequence[Gen
             continue
         if first is not None:
             outcomes.append((generation, first))
+    if getattr(engine, "reads_joined", False):
+        outcomes.extend(_read_joined(engine, [*stepping, *joining], {id(generation) for generation, _ in outcomes}))
     return outcomes
+
+
+def _read_joined(engine: Engine, generations: list[Generation], answered: set[int]) -> list[tuple[Generation, Token | Exception]]:
+    """The first tokens of the prompts the engine read after this iteration's joins."""
+    try:
+        tokens = engine.read_joined()  # type: ignore[attr-defined]
+    except Exception as error:  # its prompts fail; the rows run on
+        waiting = [generation for generation in generations if id(generation) not in answered]
+        for generation in waiting:
+            engine.leave(generation.sequence)
+        return [(generation, error) for generation in waiting]
+    return [(generation, tokens[generation.sequence]) for generation in generations if generation.sequence in tokens]
 
 
 def generate_all(engine: Engine, jobs: Sequence[Job]) -> list[Generation | Exception]:

@@ -192,10 +192,17 @@ class RemoteEngine:
     """The worker's ``widgetd.generating.Engine``, called across the pipe."""
 
     def __init__(
-        self, pipeline: IsolatedPipeline, max_active: int, chat: bool, constrains: bool = False, renders_tools: bool = False, memory: dict | None = None
+        self,
+        pipeline: IsolatedPipeline,
+        max_active: int,
+        chat: bool,
+        constrains: bool = False,
+        renders_tools: bool = False,
+        reads_joined: bool = False,
+        memory: dict | None = None,
     ) -> None:
         self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
-        self.constrains, self.renders_tools, self.memory = constrains, renders_tools, memory
+        self.constrains, self.renders_tools, self.reads_joined, self.memory = constrains, renders_tools, reads_joined, memory
         self.sequences: dict[int, RemoteSequence] = {}
 
     def admit(self, prompt: Any, options: Any) -> RemoteSequence:
@@ -207,7 +214,12 @@ class RemoteEngine:
         return self.pipeline.ask(("engine", "join", (sequence.handle,)))
 
     def step(self) -> dict[RemoteSequence, Any]:
-        tokens = self.pipeline.ask(("engine", "step", ()))
+        return self._by_sequence(self.pipeline.ask(("engine", "step", ())))
+
+    def read_joined(self) -> dict[RemoteSequence, Any]:
+        return self._by_sequence(self.pipeline.ask(("engine", "read_joined", ())))
+
+    def _by_sequence(self, tokens: dict[int, Any]) -> dict[RemoteSequence, Any]:
         return {self.sequences[handle]: token for handle, token in tokens.items() if handle in self.sequences}
 
     def leave(self, sequence: RemoteSequence) -> None:
@@ -224,7 +236,7 @@ def engine_traits(engine: Any) -> dict[str, Any]:
     """What the server's side needs to know of an engine it calls across the pipe."""
     return {
         "max_active": engine.max_active,
-        **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools")},
+        **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools", "reads_joined")},
         "memory": getattr(engine, "memory", None),
     }
 
@@ -348,9 +360,9 @@ class _EngineHere:
             return handle, sequence.prompt_tokens, getattr(sequence, "seed", None)
         if method == "join":
             return self.engine.join(self.sequences[args[0]])
-        if method == "step":
+        if method in ("step", "read_joined"):
             handles = {id(sequence): handle for handle, sequence in self.sequences.items()}
-            tokens = self.engine.step()
+            tokens = getattr(self.engine, method)()
             return {handles[id(sequence)]: _sendable_error(token) if isinstance(token, BaseException) else token for sequence, token in tokens.items() if id(sequence) in handles}
         if method == "leave":
             sequence = self.sequences.pop(args[0], None)

@@ -54,9 +54,12 @@ def test_a_held_sequence_whose_client_left_is_forgotten(model_dirs):
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
     engine = CausalEngine(tokenizer, model, model.device, kv_cache_bytes=1)
     first, second = (engine.admit(Prompt(text=text), GenerationOptions(max_new_tokens=5)) for text in PROMPTS[:2])
-    assert engine.join(first) is not None and engine.join(second) is None and engine.held == [second]
+    engine.join(first)
+    assert first in engine.read_joined()
+    engine.join(second)
+    assert engine.held == [second]
     engine.leave(second)
-    assert engine.held == [] and second not in engine.step()
+    assert engine.held == [] and second not in engine.step() and second not in engine.read_joined()
 
 
 def test_the_budget_is_a_share_of_the_device_and_info_tells_it(model_dirs):

@@ -118,3 +118,33 @@ def test_by_default_a_steps_chunks_take_about_a_decode_step_as_their_measured_co
     assert engine.pace.decodes and engine.pace.chunks
     ids = engine.tokenizer(long.job.prompt.text, return_tensors="pt")
     assert [token.id for token in long.tokens] == engine.model.generate(**ids, max_new_tokens=4, do_sample=False)[0, ids["input_ids"].shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("architecture", ["tiny-chat", "tiny-gpt2", "qwen2"])
+def test_prompts_joining_together_are_read_in_one_pass_and_answer_what_each_does_alone(architecture, model_dirs, tmp_path):
+    engine = engine_for(architecture, model_dirs, tmp_path, chunk=512, prefix_cache_bytes=16 * 1024**2)
+    run(engine, [], generation(engine, LONG, 2), joins_at=0)  # its blocks are kept
+    shorts = [generation(engine, text, 20) for text in SHORT]
+    for generation_, outcome in iterate(engine, [], shorts, []):
+        generation_.receive(outcome)
+    # The first starts where LONG's kept blocks end, and has fewer tokens left to read than the last: its row
+    # has padding between its cached keys and its unread tokens.
+    together = [generation(engine, text, 12) for text in (LONG + " and what is the name of the dog", "the cat sat on the mat and the dog", "what capital of france is the best of all the cities")]
+    forwards = []
+    hook = engine.model.register_forward_hook(lambda *_: forwards.append(1))
+    got = iterate(engine, [], together, shorts)
+    hook.remove()
+    assert 0 < together[0].prompt_tokens - together[0].sequence.cached_tokens < together[2].prompt_tokens
+    assert {id(generation_) for generation_, _ in got} == {id(generation_) for generation_ in (*shorts, *together)}, "every joining prompt answered its first token at once"
+    assert len(forwards) == 2, "one forward pass for the rows' step, one for the three prompts"
+    for generation_, outcome in got:
+        generation_.receive(outcome)
+    active = [generation_ for generation_ in (*shorts, *together) if not generation_.done]
+    while active:
+        for generation_, outcome in iterate(engine, [], [], active):
+            generation_.receive(outcome)
+        active = [generation_ for generation_ in active if not generation_.done]
+    for done in (*shorts, *together):
+        ids = engine.tokenizer(done.job.prompt.text, return_tensors="pt")
+        expected = engine.model.generate(**ids, max_new_tokens=done.job.options.max_new_tokens, do_sample=False)[0, ids["input_ids"].shape[1] :]
+        assert [token.id for token in done.tokens] == expected.tolist(), (architecture, done.job.prompt.text)

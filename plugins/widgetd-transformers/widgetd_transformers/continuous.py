@@ -1,11 +1,11 @@
 """Continuous batching for causal language models: the engine behind text-generation and chat.
 
 Every sequence being generated is one row of a single batch whose key/value cache is padded on the
-left (``widgetd_transformers.rows_cache``). A new sequence reads its prompt alone (its first token is
-then exactly what it would be run alone), or only the part of it past a prefix whose keys and values were kept from an earlier prompt
-(``widgetd_transformers.prefixes``); while others run, a long prompt is read a chunk per step between
-their tokens (chunked prefill, ``widgetd_transformers.prefill``), so that they do not wait for all of it.
-Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
+left (``widgetd_transformers.rows_cache``). A new sequence reads its prompt, or only the part of it past a
+prefix whose keys and values were kept from an earlier prompt (``widgetd_transformers.prefixes``); prompts
+that joined together are read in one forward pass, padded; while others run, a long prompt is read a chunk
+per step between their tokens (chunked prefill, ``widgetd_transformers.prefill``), so that they do not wait
+for all of it. Then it joins the batch; each ``step`` decodes one token for every row at once; a finished or
 abandoned row leaves, and the padding nobody needs any more is cut. Models whose cache cannot be
 padded this way (sliding windows, state-space layers) generate one sequence at a time.
 """
@@ -27,7 +27,7 @@ from widgetd_transformers.grammars import Grammars, SequenceGrammar
 from widgetd_transformers.memory import KvAdmission, default_budget, kv_bytes_per_token
 from widgetd_transformers.prefill import PrefillPace
 from widgetd_transformers.prefixes import PrefixCache, recording_every_position, windowed
-from widgetd_transformers.rows_cache import cache_keyword, refill_order, rows_cache
+from widgetd_transformers.rows_cache import cache_keyword, refill_order, rows_layer_class
 
 MAX_ACTIVE = 32
 """Sequences decoding together at most on a CPU: past this, one more row costs it more than it gains."""
@@ -39,6 +39,8 @@ text-generation pipeline's default (its documented ``max_new_tokens``)."""
 DECODING_CONTEXT = 4
 """Prompt tokens decoded before the first new one, so that its text starts as it would in the middle
 of the text (a leading space, a word's continuation)."""
+TOGETHER_TOKENS = 8192
+"""Tokens (padding included) that prompts read together in one forward pass hold at most."""
 
 
 class Detokenizer:
@@ -210,7 +212,9 @@ class CausalEngine:
         self.rows: list[Sequence] = []
         self.cache: Any = None
         self.mask: Any = None
-        """[rows, cached positions]: 1 where a row has a token, 0 for its left padding."""
+        """[rows, cached positions]: 1 where a row has a token, 0 for its padding."""
+        self.paced = False
+        """Whether this iteration's ``step`` began the prefill budget ``read_joined`` spends."""
 
     admits_aside = True
     """``admit`` only tokenizes and checks a prompt: it may run while the model steps."""
@@ -271,17 +275,20 @@ class CausalEngine:
     def memory(self) -> dict[str, Any]:
         return self.kv.describe()
 
-    def join(self, sequence: Sequence) -> Token | None:
-        """Start the sequence once its key/value cache fits beside the others' (held until then, after any
-        held before it), then read its prompt: all of it when nothing else runs, else what this iteration's
-        chunk has left (the rest in the next steps, between the running rows' tokens); its first token once
-        the prompt is read, None until then."""
+    reads_joined = True
+    """``join`` only queues a prompt; ``read_joined`` reads the queued prompts after each iteration's joins,
+    several short ones together in one forward pass."""
+
+    def join(self, sequence: Sequence) -> None:
+        """Queue the sequence's prompt to be read once its key/value cache fits beside the others' (held until
+        then, after any held before it); ``read_joined`` reads it and answers its first token."""
         if self.held or not self.kv.fits([*self.rows, *self.reading], sequence):
             self.held.append(sequence)
             return None
-        return self._start(sequence)
+        self._start(sequence)
+        return None
 
-    def _start(self, sequence: Sequence) -> Token | None:
+    def _start(self, sequence: Sequence) -> None:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
@@ -289,48 +296,65 @@ class CausalEngine:
             recording_every_position(cache)
             sequence.cached_tokens = self.prefixes.reuse(sequence.ids, cache)
         sequence.read = sequence.cached_tokens
-        if not self.rows and not self.reading:  # nobody waits on this prompt: read it in one pass
-            first = self._read(sequence, cache, len(sequence.ids))
-            self.pace.begin(rows_running=True)  # what others joining now may read
-            return first
         self.reading[sequence] = cache
-        try:
-            self._reserve_room()
-            return self._read_within_chunk(sequence)
-        except Exception:
-            self.reading.pop(sequence, None)
-            raise
+        self._reserve_room()
 
     def step(self) -> dict[Sequence, Token | Exception]:
-        """One token for every row, then a chunk of the prompts being read (the held sequences that now fit
-        among them)."""
+        """One token for every row; the prompts being read go on in ``read_joined``."""
         self.pace.begin(rows_running=bool(self.rows))
-        outcomes = {}
-        if self.rows:
-            timer = self.pace.timed()
-            outcomes = self._decode()
-            self.pace.decoded(timer.seconds())
+        self.paced = True
+        if not self.rows:
+            return {}
+        timer = self.pace.timed()
+        outcomes = self._decode()
+        self.pace.decoded(timer.seconds())
+        return outcomes
+
+    def read_joined(self) -> dict[Sequence, Token | Exception]:
+        """What this iteration's budget allows of the prompts being read (after the held sequences that now
+        fit start): all of them when no row waits for a token, else chunks filling about a decode step's
+        time, the oldest prompt first; first tokens of those read to their end."""
+        if not self.paced:  # no step this iteration: nobody runs
+            self.pace.begin(rows_running=bool(self.rows))
+        self.paced = False
+        outcomes: dict[Sequence, Token | Exception] = {}
         while self.held and self.kv.fits([*self.rows, *self.reading], self.held[0]):
             sequence = self.held.pop(0)
             try:
-                token = self._start(sequence)
+                self._start(sequence)
             except Exception as error:
                 outcomes[sequence] = error
-                continue
-            if token is not None:
-                outcomes[sequence] = token
-        for sequence in list(self.reading):
-            if not self.pace.chunk(len(sequence.ids) - sequence.read):
+        while self.reading:
+            together, count = self._next_read()
+            if not together:
                 break
-            try:
-                token = self._read_within_chunk(sequence)
-            except Exception as error:  # its options broke the scores: it fails alone
-                self.reading.pop(sequence, None)
-                outcomes[sequence] = error
-                continue
-            if token is not None:
-                outcomes[sequence] = token
+            unbounded = self.pace.unbounded
+            outcomes.update(self._read_chunk(together[0], count) if count else self._read_together(together))
+            if unbounded and self.rows:
+                self.pace.begin(rows_running=True)  # the rows just started wait for the rest
+            elif count and together[0] in self.reading:
+                break  # the oldest prompt took what the step had
         return outcomes
+
+    def _next_read(self) -> tuple[list[Sequence], int]:
+        """The oldest prompt being read, with how many of its tokens to read (0: it and others are read to
+        their ends together); none when the step's budget is spent. Later prompts join it while the padded
+        batch fits the budget and padding is at most half of it."""
+        oldest = next(iter(self.reading))
+        rest = len(oldest.ids) - oldest.read
+        count = self.pace.chunk(rest)
+        if count <= 0:
+            return [], 0
+        if count < rest or not self.pads:
+            return [oldest], count
+        together, longest, tokens = [oldest], rest, rest
+        for sequence in list(self.reading)[1:]:
+            left = len(sequence.ids) - sequence.read
+            padded = (len(together) + 1) * max(longest, left)
+            if padded <= 2 * (tokens + left) and padded <= TOGETHER_TOKENS and self.pace.fits(padded):
+                together.append(sequence)
+                longest, tokens = max(longest, left), tokens + left
+        return together, 0 if len(together) > 1 else rest
 
     def _reserve_room(self) -> None:
         """Room in the rows' cache for the longest prompt being read, made now (its time taken from this step's
@@ -343,42 +367,108 @@ class CausalEngine:
             layer.reserve(longest)
         self.pace.spent(timer.seconds())
 
-    def _read_within_chunk(self, sequence: Sequence) -> Token | None:
-        count = self.pace.chunk(len(sequence.ids) - sequence.read)
-        if count <= 0:
-            return None
+    def _read_chunk(self, sequence: Sequence, count: int) -> dict[Sequence, Token | Exception]:
+        """``count`` more of one prompt, read into its own cache; its first token once it is all read."""
+        import torch
+
         if self.cache is not None and self.pads:
             # The room reserved for it, zeroed a share per chunk: all of it by its last.
             for layer in self.cache.layers:
                 layer.prepare(count / (len(sequence.ids) - sequence.read))
-        timer = self.pace.timed()
-        token = self._read(sequence, self.reading[sequence], count)
-        self.pace.read(count, timer.seconds())
-        return token
-
-    def _read(self, sequence: Sequence, cache: Any, count: int) -> Token | None:
-        """Read ``count`` more of the prompt into ``cache``; once it is all read, the first token (the sequence
-        then joins the rows unless that token ends it)."""
-        import torch
-
+        cache = self.reading[sequence]
         extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
         chunk = sequence.ids[sequence.read : sequence.read + count]
-        with torch.inference_mode():
-            out = self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, **{self.cache_keyword: cache}, **extra)
+        timer = self.pace.timed()
+        try:
+            with torch.inference_mode():
+                out = self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, **{self.cache_keyword: cache}, **extra)
+        except Exception as error:  # it fails alone
+            self._stop_reading([sequence])
+            return {sequence: error}
+        self.pace.read(count, timer.seconds())
         sequence.read += len(chunk)
         if sequence.read < len(sequence.ids):
-            return None
-        if self.reading.pop(sequence, None) is not None:
-            self._reserve_room()
+            return {}
+        self._stop_reading([sequence])
         if self.prefixes is not None:
             self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
             windowed(cache)
-        outcome = self._choose([sequence], out.logits[:, -1, :].float())[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        if outcome.finish is None:
-            self._add_row(sequence, cache)
-        return dataclasses.replace(outcome, cached_prompt_tokens=sequence.cached_tokens)
+        mask = torch.ones((1, sequence.prompt_tokens), dtype=torch.long, device=self.device)
+        return self._first_tokens([sequence], cache, mask, out.logits[:, -1, :].float())
+
+    def _read_together(self, sequences: list[Sequence]) -> dict[Sequence, Token | Exception]:
+        """The rest of several prompts read in one forward pass: each row is the prompt's cache so far (padded
+        on the left to the longest), then its unread tokens (padded on the left to the most), so that every
+        row ends at the last column; the mask hides the padding."""
+        import torch
+
+        cached = max(sequence.read for sequence in sequences)
+        unread = [len(sequence.ids) - sequence.read for sequence in sequences]
+        longest = max(unread)
+        ids = torch.zeros((len(sequences), longest), dtype=torch.long)
+        mask = torch.zeros((len(sequences), cached + longest), dtype=torch.long)
+        for row, (sequence, left) in enumerate(zip(sequences, unread)):
+            ids[row, longest - left :] = torch.tensor(sequence.ids[sequence.read :])
+            mask[row, cached - sequence.read : cached] = 1
+            mask[row, cached + longest - left :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
+        timer = self.pace.timed()
+        try:
+            cache = self._stacked_caches(sequences, cached)
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, cached:]
+            with torch.inference_mode():
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self.cache_keyword: cache}, **extra)
+                hidden = (mask == 0)[:, None, :, None]
+                for layer in cache.layers:  # padding must hold numbers (see ``rows_cache``)
+                    layer.keys.masked_fill_(hidden, 0)
+                    layer.values.masked_fill_(hidden, 0)
+        except Exception as error:  # e.g. out of memory: these prompts fail, the rows run on
+            self._stop_reading(sequences)
+            return dict.fromkeys(sequences, error)
+        self.pace.read(len(sequences) * longest, timer.seconds())
+        self._stop_reading(sequences)
+        for row, sequence in enumerate(sequences):
+            sequence.read = len(sequence.ids)
+            if self.prefixes is not None:
+                self.prefixes.keep(sequence.ids, _cache_row(cache, mask, row), sequence.cached_tokens)
+        return self._first_tokens(sequences, cache, mask, out.logits[:, -1, :].float())
+
+    def _stacked_caches(self, sequences: list[Sequence], width: int) -> Any:
+        """One cache of the sequences' caches so far, a row each, padded with zeros on the left to ``width``."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        if not width:
+            return cache
+        for number in range(len(cache.layers)):
+            stacked = []
+            for tensors in ("keys", "values"):
+                parts = [getattr(self.reading[sequence].layers[number], tensors) for sequence in sequences if sequence.read]
+                padded = parts[0].new_zeros((len(sequences), *parts[0].shape[1:2], width, *parts[0].shape[3:]))
+                for row, sequence in enumerate(sequences):
+                    if sequence.read:
+                        padded[row, :, width - sequence.read :] = getattr(self.reading[sequence].layers[number], tensors)[0]
+                stacked.append(padded)
+            cache.update(*stacked, number)
+        return cache
+
+    def _stop_reading(self, sequences: list[Sequence]) -> None:
+        for sequence in sequences:
+            self.reading.pop(sequence, None)
+        self._reserve_room()
+
+    def _first_tokens(self, sequences: list[Sequence], cache: Any, mask: Any, logits: Any) -> dict[Sequence, Token | Exception]:
+        """The first token of each sequence whose prompt (row ``i`` of ``cache``) is read; those it does not
+        end join the rows."""
+        outcomes = self._choose(sequences, logits)
+        joining = [row for row, outcome in enumerate(outcomes) if not isinstance(outcome, Exception) and outcome.finish is None]
+        self._add_rows([sequences[row] for row in joining], cache, mask, joining)
+        return {
+            sequence: outcome if isinstance(outcome, Exception) else dataclasses.replace(outcome, cached_prompt_tokens=sequence.cached_tokens)
+            for sequence, outcome in zip(sequences, outcomes)
+        }
 
     def _decode(self) -> dict[Sequence, Token | Exception]:
         import torch
@@ -458,19 +548,29 @@ class CausalEngine:
         text = row.detokenizer.add(chosen, last=finish is not None)
         return Token(id=chosen, text=text, logprob=logprob, special=chosen in self.special_ids, finish=finish)
 
-    def _add_row(self, sequence: Sequence, cache: Any) -> None:
+    def _add_rows(self, sequences: list[Sequence], cache: Any, mask: Any, rows: list[int]) -> None:
+        """``sequences`` join the rows: each is row ``rows[i]`` of ``cache``, whose positions ``mask`` tells."""
         import torch
 
-        # The prompt's tokens, not the cache's length: a sliding window keeps fewer keys than it has read.
-        length = sequence.prompt_tokens
-        mask = torch.ones((1, length), dtype=torch.long, device=self.device)
-        if not self.rows:
-            self.rows, self.cache, self.mask = [sequence], rows_cache(cache) if self.pads else cache, mask
+        if not sequences:
             return
-        for batch_layer, layer in zip(self.cache.layers, cache.layers):
-            batch_layer.add(layer.keys, layer.values)
-        self.mask = _stacked_left_padded(self.mask, mask, max(length, self.mask.shape[1]), 1)
-        self.rows.append(sequence)
+        if not self.pads:  # one sequence at a time, in its own cache
+            self.rows, self.cache, self.mask = list(sequences), cache, mask
+            return
+        if not self.rows:
+            index = torch.tensor(rows, device=self.device)
+            mask = mask[index]
+            start = int(mask.any(dim=0).nonzero()[0, 0])
+            layers = [(layer.keys[index, :, start:], layer.values[index, :, start:]) for layer in cache.layers]
+            self.rows, self.cache, self.mask = list(sequences), cache, mask[:, start:]
+            self.cache.layers = [rows_layer_class()(keys, values) for keys, values in layers]
+            return
+        for sequence, row in zip(sequences, rows):
+            start = int(mask[row].nonzero()[0, 0])
+            for batch_layer, layer in zip(self.cache.layers, cache.layers):
+                batch_layer.add(layer.keys[row : row + 1, :, start:], layer.values[row : row + 1, :, start:])
+            self.mask = _stacked_left_padded(self.mask, mask[row : row + 1, start:], max(mask.shape[1] - start, self.mask.shape[1]), 1)
+            self.rows.append(sequence)
 
     def _drop(self, leaving: list[Sequence]) -> None:
         import torch
@@ -503,6 +603,15 @@ def _stacked_left_padded(batch: Any, row: Any, width: int, dim: int) -> Any:
     stacked[: batch.shape[0]].narrow(dim, width - batch.shape[dim], batch.shape[dim]).copy_(batch)
     stacked[batch.shape[0] :].narrow(dim, width - row.shape[dim], row.shape[dim]).copy_(row)
     return stacked
+
+
+def _cache_row(cache: Any, mask: Any, row: int) -> Any:
+    """Row ``row`` of ``cache``, its padding left out: what ``PrefixCache.keep`` cuts blocks from."""
+    from types import SimpleNamespace
+
+    positions = mask[row].nonzero().squeeze(1)
+    layers = [SimpleNamespace(keys=layer.keys[row : row + 1, :, positions], values=layer.values[row : row + 1, :, positions]) for layer in cache.layers]
+    return SimpleNamespace(layers=layers)
 
 
 def _vocabulary_size(model: Any, tokenizer: Any) -> int:

@@ -1,9 +1,9 @@
 """How much of the prompts being read a step may take (chunked prefill): enough that long prompts are read
 soon, little enough that the running sequences' next token is not held up much longer than a step.
 
-Each chunk is its own forward pass (a sequence reads its prompt into its own cache), so a chunk costs a fixed
-part, paid whatever it reads, and a part per token, which grows as the prompt read so far grows. Both are
-fitted to the chunks last read, and a step's chunks fill a time budget: ``CHUNK_SHARE`` times a decode step
+Each chunk is its own forward pass (a prompt, or several read to their ends together, padded), so a chunk
+costs a fixed part, paid whatever it reads, and a part per token (padding included), which grows as the
+prompt read so far grows. Both are fitted to the chunks last read, and a step's chunks fill a time budget: ``CHUNK_SHARE`` times a decode step
 (the median of the last few). vLLM counts tokens instead, as its chunks and its decode share one forward pass."""
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class PrefillPace:
         self.device = device
         self.decodes: collections.deque[float] = collections.deque(maxlen=DECODES)
         self.chunks: collections.deque[tuple[int, float]] = collections.deque(maxlen=FITTED_CHUNKS)
+        self.fitted: tuple[float, float] | None = None
         self.begin(rows_running=True)
 
     def begin(self, rows_running: bool) -> None:
@@ -61,9 +62,18 @@ class PrefillPace:
             return 0  # a step's first chunk always reads: the prompt moves on at every step
         return min(remaining, max(least, int((self.seconds_left - fixed_seconds) / token_seconds)))
 
+    def fits(self, tokens: int) -> bool:
+        """Whether this step may still read ``tokens`` in one chunk."""
+        return self.chunk(tokens) >= tokens
+
     def cost(self) -> tuple[float, float]:
-        """(seconds a chunk costs whatever it reads, seconds per token it reads), fitted to the last chunks;
-        all of it per token where they cannot tell the two apart."""
+        """(seconds a chunk costs whatever it reads, seconds per token it reads), fitted to the last chunks
+        (again only once another is read); all of it per token where they cannot tell the two apart."""
+        if self.fitted is None:
+            self.fitted = self._fit()
+        return self.fitted
+
+    def _fit(self) -> tuple[float, float]:
         tokens = np.array([count for count, _ in self.chunks], dtype=float)
         seconds = np.array([taken for _, taken in self.chunks])
         average = (0.0, max(float(seconds.sum() / tokens.sum()), 1e-9))
@@ -80,6 +90,7 @@ class PrefillPace:
 
     def read(self, tokens: int, seconds: float) -> None:
         self.chunks.append((tokens, seconds))
+        self.fitted = None
         self.read_this_step = True
         self.tokens_left -= tokens
         self.seconds_left -= seconds
