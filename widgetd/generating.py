@@ -106,7 +106,7 @@ class Engine(Protocol):
     def join(self, sequence: Any) -> Token | None:
         """Read the sequence's prompt and answer its first token; it takes part in the next steps. An engine
         that reads long prompts a part per step (chunked prefill) answers None, and the first token comes
-        from a later ``step``."""
+        from a later ``step``; one with ``reads_joined`` answers None and reads in ``read_joined``."""
 
     def step(self) -> dict[Any, Token | Exception]:
         """One more token for every sequence that takes part, by sequence. A sequence whose token

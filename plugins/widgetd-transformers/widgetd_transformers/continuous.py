@@ -200,7 +200,8 @@ class CausalEngine:
         self.max_active = (max_active or (GPU_MAX_ACTIVE if on_gpu else MAX_ACTIVE)) if self.pads else 1
         self.constrains = Grammars.available(tokenizer)
         self.grammars = Grammars(tokenizer, _vocabulary_size(model, tokenizer), self.end_ids)
-        self.keeps_one_logit = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self.last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        """What makes the model's forward score only the last position, where it can."""
         self.cache_keyword = cache_keyword(model)
         self.prefixes = _prefix_cache(model, prefix_cache_bytes)
         self.pace = PrefillPace(max(0, prefill_chunk), device)
@@ -376,12 +377,11 @@ class CausalEngine:
             for layer in self.cache.layers:
                 layer.prepare(count / (len(sequence.ids) - sequence.read))
         cache = self.reading[sequence]
-        extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
         chunk = sequence.ids[sequence.read : sequence.read + count]
         timer = self.pace.timed()
         try:
             with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, **{self.cache_keyword: cache}, **extra)
+                out = self.model(input_ids=torch.tensor([chunk], device=self.device), use_cache=True, **{self.cache_keyword: cache}, **self.last_logits_only)
         except Exception as error:  # it fails alone
             self._stop_reading([sequence])
             return {sequence: error}
@@ -393,6 +393,7 @@ class CausalEngine:
         if self.prefixes is not None:
             self.prefixes.keep(sequence.ids, cache, sequence.cached_tokens)
             windowed(cache)
+        # The prompt's tokens, not the cache's length: a sliding window keeps fewer keys than it has read.
         mask = torch.ones((1, sequence.prompt_tokens), dtype=torch.long, device=self.device)
         return self._first_tokens([sequence], cache, mask, out.logits[:, -1, :].float())
 
@@ -412,13 +413,12 @@ class CausalEngine:
             mask[row, cached - sequence.read : cached] = 1
             mask[row, cached + longest - left :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        extra = {"logits_to_keep": 1} if self.keeps_one_logit else {}
         timer = self.pace.timed()
         try:
             cache = self._stacked_caches(sequences, cached)
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, cached:]
             with torch.inference_mode():
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self.cache_keyword: cache}, **extra)
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self.cache_keyword: cache}, **self.last_logits_only)
                 hidden = (mask == 0)[:, None, :, None]
                 for layer in cache.layers:  # padding must hold numbers (see ``rows_cache``)
                     layer.keys.masked_fill_(hidden, 0)
@@ -436,28 +436,30 @@ class CausalEngine:
 
     def _stacked_caches(self, sequences: list[Sequence], width: int) -> Any:
         """One cache of the sequences' caches so far, a row each, padded with zeros on the left to ``width``."""
-        import torch
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
         if not width:
             return cache
         for number in range(len(cache.layers)):
-            stacked = []
-            for tensors in ("keys", "values"):
-                parts = [getattr(self.reading[sequence].layers[number], tensors) for sequence in sequences if sequence.read]
-                padded = parts[0].new_zeros((len(sequences), *parts[0].shape[1:2], width, *parts[0].shape[3:]))
-                for row, sequence in enumerate(sequences):
-                    if sequence.read:
-                        padded[row, :, width - sequence.read :] = getattr(self.reading[sequence].layers[number], tensors)[0]
-                stacked.append(padded)
-            cache.update(*stacked, number)
+            layers = [(sequence.read, self.reading[sequence].layers[number]) for sequence in sequences]
+            filled = next(layer for read, layer in layers if read)
+            keys = filled.keys.new_zeros((len(sequences), filled.keys.shape[1], width, filled.keys.shape[3]))
+            values = filled.values.new_zeros((len(sequences), filled.values.shape[1], width, filled.values.shape[3]))
+            for row, (read, layer) in enumerate(layers):
+                if read:
+                    keys[row, :, width - read :] = layer.keys[0]
+                    values[row, :, width - read :] = layer.values[0]
+            cache.update(keys, values, number)
         return cache
 
     def _stop_reading(self, sequences: list[Sequence]) -> None:
+        """The sequences are no longer read; the room kept for prompts being read follows the longest left."""
+        stopped = False
         for sequence in sequences:
-            self.reading.pop(sequence, None)
-        self._reserve_room()
+            stopped |= self.reading.pop(sequence, None) is not None
+        if stopped:
+            self._reserve_room()
 
     def _first_tokens(self, sequences: list[Sequence], cache: Any, mask: Any, logits: Any) -> dict[Sequence, Token | Exception]:
         """The first token of each sequence whose prompt (row ``i`` of ``cache``) is read; those it does not
@@ -484,8 +486,7 @@ class CausalEngine:
         return dict(zip(rows, outcomes))
 
     def leave(self, sequence: Sequence) -> None:
-        if self.reading.pop(sequence, None) is not None:
-            self._reserve_room()
+        self._stop_reading([sequence])
         if sequence in self.held:
             self.held.remove(sequence)
         self._drop([sequence])

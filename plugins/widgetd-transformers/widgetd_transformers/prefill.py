@@ -3,8 +3,9 @@ soon, little enough that the running sequences' next token is not held up much l
 
 Each chunk is its own forward pass (a prompt, or several read to their ends together, padded), so a chunk
 costs a fixed part, paid whatever it reads, and a part per token (padding included), which grows as the
-prompt read so far grows. Both are fitted to the chunks last read, and a step's chunks fill a time budget: ``CHUNK_SHARE`` times a decode step
-(the median of the last few). vLLM counts tokens instead, as its chunks and its decode share one forward pass."""
+prompt read so far grows. Both are fitted to the chunks last read, and a step's chunks fill a time budget:
+``CHUNK_SHARE`` times a decode step (the median of the last few). vLLM counts tokens instead, as its chunks
+and its decode share one forward pass."""
 
 from __future__ import annotations
 
