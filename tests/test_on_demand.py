@@ -17,6 +17,7 @@ from tests.test_plugins import env_with_plugin
 from widgetd.testing.process import ServeProcess
 
 TIMED_PLUGIN = '''
+import gc
 import json
 import time
 from pathlib import Path
@@ -27,10 +28,15 @@ class Timed:
     def __init__(self, settings):
         self.scale, self.answer_seconds = settings["scale"], settings.get("answer_seconds", 0)
         self.weights = b"\\x01" * settings.get("hold_bytes", 0)  # resident, as loaded weights are
+        self.parts = [[] for _ in range(settings.get("objects", 0))]  # objects the collector tracks
+        self.itself = self  # a reference cycle, as loaded models hold: only the collector frees them
 
     def __call__(self, task, requests):
         time.sleep(self.answer_seconds)
-        return [[self.scale * len(request.inputs)] for request in requests]
+        return [[self.answer(request.inputs)] for request in requests]
+
+    def answer(self, inputs):
+        return float(gc.get_freeze_count()) if inputs == "frozen objects?" else self.scale * len(inputs)
 
 
 def load(snapshot):
@@ -52,11 +58,11 @@ KEY = "admin-key-1234"
 
 def publish(
     local_hub, tmp_path: Path, repo_id: str, scale: float, load_seconds: float = 0.0, answer_seconds: float = 0.0, hold_bytes: int = 0,
-    weights_bytes: int = 1024 * 1024,
+    weights_bytes: int = 1024 * 1024, objects: int = 0,
 ) -> str:
     folder = tmp_path / "repos" / repo_id.replace("/", "--")
     folder.mkdir(parents=True)
-    settings = {"scale": scale, "load_seconds": load_seconds, "answer_seconds": answer_seconds, "hold_bytes": hold_bytes}
+    settings = {"scale": scale, "load_seconds": load_seconds, "answer_seconds": answer_seconds, "hold_bytes": hold_bytes, "objects": objects}
     (folder / "timed.json").write_text(json.dumps(settings))
     (folder / "weights.bin").write_bytes(b"\0" * weights_bytes)
     local_hub.publish(repo_id, folder, card={"library_name": "timed", "pipeline_tag": "feature-extraction"})
@@ -302,6 +308,19 @@ def test_unloading_gives_the_memory_back(local_hub, env, tmp_path):
         while loaded - server.resident_bytes() < 150 * MiB and time.monotonic() < deadline:
             time.sleep(0.1)
         assert loaded - server.resident_bytes() > 150 * MiB
+
+
+def test_a_loaded_models_objects_stay_out_of_full_collections_until_it_is_unloaded(local_hub, env, tmp_path):
+    """A full collection scanning a loaded model's objects holds the GIL for hundreds of milliseconds, the
+    event loop's too: they are frozen once loaded, and released (cycles included) when it is unloaded."""
+    publish(local_hub, tmp_path, "gc/many", scale=1, objects=300_000)
+    publish(local_hub, tmp_path, "gc/few", scale=1)
+    with ServeProcess(["--allow-model", "gc/*", "--admin-key", KEY], env) as server:
+        auth = {"authorization": f"Bearer {KEY}", "x-wait-for-model": "true"}
+        [frozen_with_many] = embed(server, "gc/many", "frozen objects?", **auth).json()
+        assert httpx.delete(f"{server.url}/models/gc/many", headers=auth).status_code == 200
+        [frozen_after] = embed(server, "gc/few", "frozen objects?", **auth).json()
+        assert frozen_with_many > 300_000 and frozen_after < frozen_with_many - 290_000
 
 
 def test_openai_routes_load_the_allowed_model_a_body_names(local_hub, env, tmp_path):

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Sequence
 
-from widgetd import cancellation, devices
+from widgetd import cancellation, collector, devices
 from widgetd.backends import Backend, ModelSnapshot
 from widgetd.errors import ModelWorkerDied, told_to_clients
 
@@ -279,6 +279,7 @@ def _worker(connection: Any, backend_name: str, snapshot: ModelSnapshot, log_lev
         held_before = devices.memory_in_use(snapshot.device)
         pipeline = backend.load(snapshot)
         held_after = devices.memory_in_use(snapshot.device)
+        collector.keep_out_of_collections()
     except Exception as error:
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return

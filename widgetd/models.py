@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from widgetd import devices, hub
+from widgetd import collector, devices, hub
 from widgetd.backends import Backend, ModelSnapshot, Pipeline, PlannedModel, runtime_family
 from widgetd.batching import Batcher
 from widgetd.errors import ModelResolutionError, told_to_clients
@@ -223,6 +223,7 @@ def load_model(
         accelerators = tuple(inventory())
         model.device = devices.choose_device(model.device_request, accelerators)
         log.info("model %s: loading on %s with %s (runtime %s)", model.model_id, model.device, model.backend.name, model.runtime)
+        collector.keep_out_of_collections()
         held_before = devices.memory_in_use(model.device)
         snapshot = ModelSnapshot(
             model_id=model.model_id,
@@ -263,6 +264,7 @@ def load_model(
     model.placement = getattr(pipeline, "placement", None)
     model.runtime_in_use = getattr(pipeline, "runtime", model.runtime)
     model.load_seconds = time.perf_counter() - started
+    collector.keep_out_of_collections()
     model.state = "ready"
     log.info("model %s ready on %s in %.1fs", model.model_id, model.device, model.load_seconds)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import gc
 import logging
 import re
 import sys
@@ -19,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from widgetd import devices
+from widgetd import collector, devices
 from widgetd.errors import ModelNotFound, ModelResolutionError, NotFound, RequestTimedOut, ServiceUnavailable, told_to_clients
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import Registry
@@ -274,7 +273,7 @@ def unload(state: Server, model: ServedModel, *, reason: str, evicted: bool = Tr
 
 
 def _free_memory() -> None:
-    gc.collect()
+    collector.release_unloaded()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
