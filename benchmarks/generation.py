@@ -3,7 +3,8 @@ a time in-process, in one run (``nox -s benchmark_generation``).
 
 A small Llama (4 layers, 256 wide, random weights that say words; built offline) is served by
 ``widgetd serve``; closed-loop clients stream OpenAI chat completions of 64 greedy tokens each, at
-concurrency 1, 8 and 32. Reported: generated tokens per second and time to first token (p50, p95).
+concurrency 1, 8 and 32. Reported: generated tokens per second and time to first token (p50, p95), and
+``GET /health``'s latency during each level (from a process of its own, every 50 ms).
 The baseline is ``model.generate`` in this process, one request after another: its tokens per second,
 and the time to first token its clients would see queueing for it (each request's measured time to
 its first token, after the measured generations queued before it).
@@ -132,6 +133,22 @@ def summary(tokens: int, elapsed: float, first_tokens: list[float]) -> dict:
     }
 
 
+class HealthProbe:
+    """``GET /health`` every 50 ms from a process of its own (``loadgen.py``) while a level runs; ``result``
+    (p50 and p99 ms) once the block ends."""
+
+    def __init__(self, url: str) -> None:
+        self.command = [sys.executable, str(Path(__file__).with_name("loadgen.py")), f"{url}/health", "--health", "--until-stdin-closes", "--seconds", "3600"]
+        self.result: dict = {}
+
+    def __enter__(self) -> "HealthProbe":
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.result = json.loads(self.process.communicate(input="", timeout=60)[0])
+
+
 class PeerServer:
     """``transformers serve --continuous-batching`` on ``folder``, from the peer's own virtualenv."""
 
@@ -232,14 +249,17 @@ def main() -> None:
         with ServeProcess(["--model-id", str(folder)], {"HF_HUB_OFFLINE": "1"}) as server:
             asyncio.run(served_load(server.url, 4, 1))  # warm up
             for concurrency in CONCURRENCY:
-                served = asyncio.run(served_load(server.url, concurrency, options.requests))
+                with HealthProbe(server.url) as health:
+                    served = asyncio.run(served_load(server.url, concurrency, options.requests))
+                served["health"] = health.result
                 queued = queued_first_tokens(baseline["runs"], concurrency)
                 alone = summary(baseline["tokens"], baseline["generating_seconds"], queued)
                 served["speedup"] = served["tokens_per_second"] / alone_rate
                 results["concurrency"][concurrency] = {"widgetd": served, "one_at_a_time": alone}
                 print(
                     f"c={concurrency:>2}: widgetd {served['tokens_per_second']:7.0f} tok/s ({served['speedup']:.2f}x), "
-                    f"TTFT p50 {served['ttft_p50_ms']:6.1f} ms p95 {served['ttft_p95_ms']:6.1f} ms | one at a time "
+                    f"TTFT p50 {served['ttft_p50_ms']:6.1f} ms p95 {served['ttft_p95_ms']:6.1f} ms, "
+                    f"/health p99 {served['health']['p99_ms'] or 0:5.1f} ms | one at a time "
                     f"{alone_rate:6.0f} tok/s, TTFT p50 {alone['ttft_p50_ms']:7.1f} ms p95 {alone['ttft_p95_ms']:7.1f} ms",
                     file=sys.stderr,
                 )

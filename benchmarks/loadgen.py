@@ -3,7 +3,8 @@
     python loadgen.py URL --concurrency 32 --seconds 10 --bodies bodies.json
 Each worker keeps one keep-alive connection and posts the next of a pool of distinct
 bodies as soon as its previous answer arrives. Prints one JSON line of results.
-With --health it instead GETs URL every 50 ms and reports that latency.
+With --health it instead GETs URL every 50 ms and reports that latency (until --seconds pass, or with
+--until-stdin-closes until its stdin closes, whichever comes first).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -58,13 +61,13 @@ async def load(url: str, concurrency: int, seconds: float, bodies: list[bytes]) 
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, **percentiles(latencies), "statuses": statuses}
 
 
-async def health(url: str, seconds: float) -> dict:
+async def health(url: str, seconds: float, stopped: threading.Event) -> dict:
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
     latencies = []
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and not stopped.is_set():
         started = time.perf_counter()
         await exchange(reader, writer, request)
         latencies.append(time.perf_counter() - started)
@@ -87,9 +90,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--bodies")
     parser.add_argument("--health", action="store_true")
+    parser.add_argument("--until-stdin-closes", action="store_true", help="with --health: stop when stdin closes (or --seconds pass)")
     arguments = parser.parse_args()
     if arguments.health:
-        result = asyncio.run(health(arguments.url, arguments.seconds))
+        stopped = threading.Event()
+        if arguments.until_stdin_closes:
+            threading.Thread(target=lambda: (sys.stdin.read(), stopped.set()), daemon=True).start()
+        result = asyncio.run(health(arguments.url, arguments.seconds, stopped))
     else:
         with open(arguments.bodies) as file:
             bodies = [json.dumps(body).encode() for body in json.load(file)]

@@ -116,7 +116,7 @@ def run_load(url: str, concurrency: int, seconds: float, bodies_file: Path, with
 
 def measure_server(name: str, process: subprocess.Popen, url: str, levels: list[int], seconds: float, bodies_file: Path) -> dict:
     try:
-        return {c: run_load(url, c, seconds, bodies_file, with_health=(c == max(levels))) for c in levels}
+        return {c: run_load(url, c, seconds, bodies_file, with_health=True) for c in levels}
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -156,9 +156,12 @@ def table(results: dict, limits: dict, levels: list[int], baseline: str = "api-i
             f"| - | - | {limit['rps'] / torch_limit['rps']:.2f}x | 100% |"
         )
     for name, by_level in results.items():
-        health = by_level[max(levels)].get("health")
-        if health:
-            rows.append(f"\n`GET /health` on {name} during the concurrency-{max(levels)} run: p50 {health['p50_ms']:.1f} ms, p99 {health['p99_ms']:.1f} ms")
+        probes = [(c, by_level[c]["health"]) for c in levels if by_level[c].get("health")]
+        if probes:
+            p50s = " / ".join(f"{health['p50_ms']:.1f}" for _, health in probes)
+            p99s = " / ".join(f"{health['p99_ms']:.1f}" for _, health in probes)
+            at = " / ".join(str(c) for c, _ in probes)
+            rows.append(f"\n`GET /health` on {name} during the runs at concurrency {at}: p50 {p50s} ms, p99 {p99s} ms")
     return "\n".join(rows)
 
 
