@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import httpx
 import pytest
@@ -386,3 +388,21 @@ def test_query_string_parameters_join_the_bodys_the_body_winning(toy_server):
     assert isinstance(body_wins, dict)
     unknown = httpx.post(toy_server.url, json=QA, params={"colour": "blue"})
     assert_json_error(unknown, 400, "colour")
+
+
+def test_a_stopped_servers_models_are_freed_once_unreferenced(tmp_path):
+    """Served models are frozen out of the collector's full scans; a server that stops lets them go, so a
+    process that runs servers in turn (a test session, a notebook) frees each one's, reference cycles too."""
+    model, freed = make_toy_model(tmp_path / "toy"), []
+    for _ in range(2):  # the route handlers hold the latest app: the first server's state is unreferenced once the second runs
+        plugin = ToyPlugin()
+        with LiveServer.for_models([str(model)], plugins={"toy": plugin}) as server:
+            assert httpx.post(server.url, json=QA).status_code == 200
+            [pipeline] = plugin.pipelines
+            pipeline.itself = pipeline  # a reference cycle, as loaded models hold: only the collector frees them
+            freed.append(weakref.ref(pipeline))
+            assert gc.get_freeze_count() > 0
+        plugin.pipelines.clear()
+        del server, pipeline
+    gc.collect()
+    assert freed[0]() is None

@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.handlers import asgi
 
+from widgetd import collector
 from widgetd.request_ids import RequestIds
 from widgetd.tracing import traced
 from widgetd.routes import STATE_KEY, admin, dispatch, inference, openai, status
@@ -50,6 +51,7 @@ def create_app(
                 model.generator.close()
             if model.batcher:
                 model.batcher.close()
+        collector.stop_keeping()
 
     tools = ModelTools(state) if state.settings.mcp else None
     app = RequestIds(traced(Litestar(

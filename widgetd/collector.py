@@ -6,7 +6,8 @@ allocates next: often the event loop, which then answers nothing (`/health` incl
 Objects alive before and after a model loads are moved out of the collector's sight (``gc.freeze``), so
 later collections scan only what serving allocates, and the load's own collections only what it has
 made. An unloaded model's objects are released in one full collection of everything (``gc.unfreeze``),
-as an unload already collected, and the rest frozen again.
+as an unload already collected, and the rest frozen again; a stopping server unfreezes everything, so a
+process that runs many servers in turn (a test session) frees each one's models once unreferenced.
 """
 
 from __future__ import annotations
@@ -24,3 +25,8 @@ def release_unloaded() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def stop_keeping() -> None:
+    """Everything back in the collector's sight: the server stops, and its models are garbage once unreferenced."""
+    gc.unfreeze()
