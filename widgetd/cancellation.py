@@ -82,3 +82,20 @@ def in_chunks(
     if chunk:
         stop_if_abandoned()
         yield chunk
+
+
+Result = TypeVar("Result")
+
+
+def longest_first(
+    run: Callable[[list[Item]], Sequence[Result]], items: Sequence[Item], *, weight: Callable[[Item], int], most: int = CHUNK_ITEMS
+) -> list[Result]:
+    """``run`` over ``items`` as ``in_chunks`` cuts them, the heaviest first; the results in ``items``' order.
+    Chunks of texts of near lengths pad each text to a length near its own, where chunks in arrival order pad
+    most texts to the longest of the batch (sentence-transformers' ``encode`` orders one call's texts so)."""
+    order = sorted(range(len(items)), key=lambda index: -weight(items[index]))
+    chunks = in_chunks([items[index] for index in order], most=most, weight=weight)
+    results: list[Any] = [None] * len(items)
+    for index, result in zip(order, (result for chunk in chunks for result in run(chunk))):
+        results[index] = result
+    return results

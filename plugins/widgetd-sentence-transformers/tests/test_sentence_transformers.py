@@ -8,6 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
+from widgetd import ModelSnapshot
+from widgetd_sentence_transformers.pipeline import SentenceTransformersPipeline
 
 SOURCE = "A man is eating food."
 CLOSE = "A man is eating a piece of bread."
@@ -128,3 +130,26 @@ def test_answers_do_not_depend_on_batch_neighbours(tiny_server):
         )
     for index, scores in enumerate(together):
         assert scores == pytest.approx(alone[index % 3], abs=1e-5)
+
+
+def test_a_batch_is_encoded_longest_first_and_answered_in_order(tiny_model_dir):
+    """Chunks of a big batch hold texts of near lengths (as one encode() call orders them), so that short
+    texts are not padded to the longest of the batch; answers still come back in request order."""
+    pipeline = SentenceTransformersPipeline.load(
+        ModelSnapshot(model_id="tiny", path=tiny_model_dir, task="feature-extraction", device="cpu")
+    )
+    texts = [("word " * (1 + (index * 7) % 23)).strip() for index in range(150)]
+    alone = np.stack([pipeline._encode([text], normalize=False)[0] for text in texts])
+    chunks = []
+    encode = pipeline.model.encode
+
+    def seen(chunk, **options):
+        chunks.append(list(chunk))
+        return encode(chunk, **options)
+
+    pipeline.model.encode = seen
+    together = pipeline._encode(texts, normalize=False)
+    assert len(chunks) == 3
+    for longer, shorter in zip(chunks, chunks[1:]):
+        assert min(map(len, longer)) >= max(map(len, shorter))
+    np.testing.assert_allclose(together, alone, atol=1e-5)

@@ -8,7 +8,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
-from widgetd.cancellation import in_chunks
+from widgetd.cancellation import longest_first
 from widgetd.tasks.feature_extraction import FeatureExtractionInput
 from widgetd.tasks.sentence_similarity import SentenceSimilarityInput
 from widgetd_sentence_transformers.runtimes import load_sentence_transformer
@@ -126,15 +126,17 @@ class SentenceTransformersPipeline:
             tokenizer.truncation_side = before
 
     def _encode(self, texts: list[str], *, normalize: bool, prompt: str | None = None) -> np.ndarray:
-        chunks = []
         # A chunk at a time, bounded by its characters: a batch whose requests were all given up
         # (timed out, client gone) stops before the next chunk.
-        for texts_chunk in in_chunks(texts, most=ENCODE_BATCH_SIZE, weight=len):
-            vectors = self.model.encode(
-                texts_chunk, prompt=prompt, batch_size=ENCODE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
-            )
-            chunks.append(np.asarray(vectors, dtype=np.float32))
-        vectors = np.concatenate(chunks)
+        encoded = longest_first(
+            lambda chunk: self.model.encode(
+                chunk, prompt=prompt, batch_size=ENCODE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+            ),
+            texts,
+            weight=len,
+            most=ENCODE_BATCH_SIZE,
+        )
+        vectors = np.array(encoded, dtype=np.float32)
         if normalize:
             # In float32: normalising float16 (CUDA) embeddings in float16 leaves norms 1e-3 off.
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

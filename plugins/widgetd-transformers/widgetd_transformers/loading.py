@@ -134,8 +134,12 @@ CHUNK = 32
 def in_chunks(
     run: Callable[[list], Sequence[Any]], items: Sequence[Any], size: int = CHUNK, weight: Callable[[Any], int] | None = None
 ) -> list[Any]:
-    """``run`` over ``items`` a chunk at a time; ``Abandoned`` once every request of the batch was given up."""
-    return [result for chunk in cancellation.in_chunks(items, most=size, weight=weight) for result in run(chunk)]
+    """``run`` over ``items`` a chunk at a time, the heaviest first where they have a ``weight`` (texts of near
+    lengths pad less together); the results in the items' order. ``Abandoned`` once every request of the batch
+    was given up."""
+    if weight is not None:
+        return cancellation.longest_first(run, items, weight=weight, most=size)
+    return [result for chunk in cancellation.in_chunks(items, most=size) for result in run(chunk)]
 
 
 def in_groups(run: Callable[[list], Sequence[Any]], items: Sequence[Any], key: Callable[[Any], Any]) -> list[Any]:
