@@ -10,6 +10,7 @@ and its decode share one forward pass."""
 from __future__ import annotations
 
 import collections
+import statistics
 import time
 from typing import Any
 
@@ -47,7 +48,8 @@ class PrefillPace:
         self.unbounded = not rows_running  # nobody waits for a token: read on
         self.by_time = not self.fixed and bool(self.decodes) and bool(self.chunks)
         self.tokens_left = UNBOUNDED if self.by_time else self.fixed or FIRST_CHUNK
-        self.seconds_left = CHUNK_SHARE * float(np.median(self.decodes)) if self.by_time else float("inf")
+        # At every step: numpy's median of 8 numbers takes about 10 µs here, statistics' 0.3 µs.
+        self.seconds_left = CHUNK_SHARE * statistics.median(self.decodes) if self.by_time else float("inf")
         self.read_this_step = False
 
     def chunk(self, remaining: int) -> int:
