@@ -143,6 +143,8 @@ class HealthProbe:
 
     def __enter__(self) -> "HealthProbe":
         self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # The level starts once it probes: its interpreter's start-up took a core from the level's first requests.
+        self.process.stdout.readline()
         return self
 
     def __exit__(self, *_: object) -> None:

@@ -4,7 +4,8 @@
 Each worker keeps one keep-alive connection and posts the next of a pool of distinct
 bodies as soon as its previous answer arrives. Prints one JSON line of results.
 With --health it instead GETs URL every 50 ms and reports that latency (until --seconds pass, or with
---until-stdin-closes until its stdin closes, whichever comes first).
+--until-stdin-closes until its stdin closes, whichever comes first; it then also prints a line once its first
+probe is answered, so that a caller can start its load after this process's own start-up).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ async def load(url: str, concurrency: int, seconds: float, bodies: list[bytes]) 
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, **percentiles(latencies), "statuses": statuses}
 
 
-async def health(url: str, seconds: float, stopped: threading.Event) -> dict:
+async def health(url: str, seconds: float, stopped: threading.Event, announce: bool = False) -> dict:
     parts = urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
@@ -71,6 +72,8 @@ async def health(url: str, seconds: float, stopped: threading.Event) -> dict:
         started = time.perf_counter()
         await exchange(reader, writer, request)
         latencies.append(time.perf_counter() - started)
+        if len(latencies) == 1 and announce:
+            print("probing", flush=True)
         await asyncio.sleep(0.05)
     writer.close()
     return percentiles(latencies)
@@ -90,13 +93,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--bodies")
     parser.add_argument("--health", action="store_true")
-    parser.add_argument("--until-stdin-closes", action="store_true", help="with --health: stop when stdin closes (or --seconds pass)")
+    parser.add_argument("--until-stdin-closes", action="store_true",
+                        help="with --health: print a line once the first probe is answered, stop when stdin closes (or --seconds pass)")
     arguments = parser.parse_args()
     if arguments.health:
         stopped = threading.Event()
         if arguments.until_stdin_closes:
             threading.Thread(target=lambda: (sys.stdin.read(), stopped.set()), daemon=True).start()
-        result = asyncio.run(health(arguments.url, arguments.seconds, stopped))
+        result = asyncio.run(health(arguments.url, arguments.seconds, stopped, announce=arguments.until_stdin_closes))
     else:
         with open(arguments.bodies) as file:
             bodies = [json.dumps(body).encode() for body in json.load(file)]
