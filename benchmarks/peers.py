@@ -21,7 +21,7 @@ from pathlib import Path
 
 from widgetd.testing.hub import LocalHub
 
-from sentence_similarity import HERE, in_process_limit, measure_server, sentence, start_server, table
+from sentence_similarity import HERE, limit_around, measure_server, sentence, start_server, table
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -70,7 +70,7 @@ def main() -> None:
     openai_bodies = write_bodies("openai", [{"model": MODEL_NAME, "input": texts} for texts in requests])
     aic_bodies = write_bodies("aic", [{"inputs": texts} for texts in requests])
     probe = {"model": MODEL_NAME, "input": requests[0]}
-    limits = {runtime: in_process_limit(model_path, runtime, requests, arguments.seconds, batch=32) for runtime in arguments.runtimes}
+    limits = {}
     levels, seconds = arguments.concurrency, arguments.seconds
     results = {}
     port = 18865
@@ -83,9 +83,14 @@ def main() -> None:
         results[name] = measure_server(name, process, url, levels, seconds, bodies)
 
     for runtime in arguments.runtimes:
-        run(f"widgetd ({runtime})",
-            [sys.executable, "-m", "widgetd", "serve", "--port", "{port}", "--log-level", "warning", "--runtime", runtime],
-            {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"}, "/v1/embeddings", openai_bodies, probe)
+        limits[runtime] = limit_around(
+            lambda runtime=runtime: run(
+                f"widgetd ({runtime})",
+                [sys.executable, "-m", "widgetd", "serve", "--port", "{port}", "--log-level", "warning", "--runtime", runtime],
+                {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"}, "/v1/embeddings", openai_bodies, probe,
+            ),
+            model_path, runtime, requests, arguments.seconds,
+        )
     if arguments.peers_python:
         peers = os.path.abspath(arguments.peers_python)
         infinity = str(Path(peers).parent / "infinity_emb")

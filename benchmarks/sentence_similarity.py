@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -75,6 +76,16 @@ def in_process_limit(model_path: str, runtime: str, requests: list[list[str]], s
         answer([requests[(index + i) % len(requests)] for i in range(batch)])
         done, index = done + batch, index + batch
     return {"p50_ms": statistics.median(latencies) * 1000, "rps": done / (time.perf_counter() - started)}
+
+
+def limit_around(measure: Callable[[], None], model_path: str, runtime: str, requests: list[list[str]], seconds: float) -> dict:
+    """``runtime``'s in-process limit measured just before and just after ``measure`` (its server's levels), their
+    mean: this machine's speed drifts by a tenth or more within minutes, which a limit measured once for every
+    runtime put into the ratios."""
+    before = in_process_limit(model_path, runtime, requests, seconds / 2, batch=32)
+    measure()
+    after = in_process_limit(model_path, runtime, requests, seconds / 2, batch=32)
+    return {key: (before[key] + after[key]) / 2 for key in before}
 
 
 def start_server(command: list[str], env: dict, url: str, cwd: Path | None = None, probe: dict | None = None) -> subprocess.Popen:
@@ -185,18 +196,17 @@ def main() -> None:
     limits, results = {}, {}
     port = 18765
     for runtime in arguments.runtimes:
-        # Measured just before and just after its server (their mean): this machine's speed drifts by a
-        # tenth or more within minutes, which a limit measured once for every runtime put into the ratios.
-        before = in_process_limit(model_path, runtime, requests, arguments.seconds / 2, batch=32)
         url = f"http://127.0.0.1:{port}"
-        widgetd = start_server(
-            [sys.executable, "-m", "widgetd", "serve", "--port", str(port), "--log-level", "warning", "--runtime", runtime],
-            {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"},
-            url,
-        )
-        results[f"widgetd ({runtime})"] = measure_server("widgetd", widgetd, url, arguments.concurrency, arguments.seconds, bodies_file)
-        after = in_process_limit(model_path, runtime, requests, arguments.seconds / 2, batch=32)
-        limits[runtime] = {key: (before[key] + after[key]) / 2 for key in before}
+
+        def serve(runtime: str = runtime, url: str = url) -> None:
+            widgetd = start_server(
+                [sys.executable, "-m", "widgetd", "serve", "--port", str(port), "--log-level", "warning", "--runtime", runtime],
+                {"HF_HUB_OFFLINE": "1", "WIDGETD_LOAD_PLUGINS": "sentence-transformers"},
+                url,
+            )
+            results[f"widgetd ({runtime})"] = measure_server("widgetd", widgetd, url, arguments.concurrency, arguments.seconds, bodies_file)
+
+        limits[runtime] = limit_around(serve, model_path, runtime, requests, arguments.seconds)
     if arguments.aic_python:
         aic = start_server(
             [os.path.abspath(arguments.aic_python), "-m", "uvicorn", "aic_app:app", "--port", str(port + 1), "--log-level", "warning"],
