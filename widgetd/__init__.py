@@ -1,5 +1,9 @@
 """widgetd: serve Hugging Face Hub widget inference over HTTP, for any ML library."""
 
+__version__ = "0.2.0.dev0"
+"""The installed distribution's version too (pyproject reads it). Set before the imports below: modules they
+import read it, and asking importlib.metadata instead parses the distribution's metadata file each time."""
+
 from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.errors import (
     ClientError,
@@ -12,8 +16,6 @@ from widgetd.errors import (
 from widgetd.hookspecs import HOOK_API, hookimpl
 from widgetd.limits import Limits
 from widgetd.tasks import Task
-
-__version__ = "0.2.0.dev0"
 
 __all__ = [
     "Backend",

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+import widgetd
 from widgetd.errors import InvalidInput
 from widgetd.generating import Generation, GenerationOptions, Job, Piece, Prompt, Token, refuse_unserved
 from widgetd.structured import Constraint, from_response_format
@@ -124,7 +125,7 @@ class Completion:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model_id
-        self.fingerprint = f"widgetd-{_version()}"
+        self.fingerprint = f"widgetd-{widgetd.__version__}"
         self.held = HeldForCalls(use) if use is not None else None
 
     def answer(self, request: ChatCompletionInput, generation: Generation) -> ChatCompletionOutput:
@@ -238,9 +239,3 @@ def _logprobs(tokens: list[Token]) -> ChatCompletionLogprobs:
             for token in tokens
         ]
     )
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version("widgetd")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pluggy
 
+import widgetd
 from widgetd import builtin, hookspecs
 from widgetd.backends import Backend
 from widgetd.deprecation import deprecated
@@ -45,7 +46,7 @@ def create_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
     """
     manager = PluginManager()
     manager.register(builtin, name=BUILTIN_PLUGIN)
-    manager.versions[BUILTIN_PLUGIN] = importlib.metadata.version("widgetd")
+    manager.versions[BUILTIN_PLUGIN] = widgetd.__version__
     for name in _env_list("WIDGETD_BLOCK_PLUGINS") or []:
         manager.set_blocked(name)
     if load_entry_points:
@@ -83,16 +84,9 @@ def check_hook_api(plugin: object, name: str) -> None:
     if declared is not None and declared != HOOK_API:
         raise PluginError(
             name,
-            f"it implements widgetd's hook API {declared!r}, and this widgetd ({_widgetd_version()}) has hook API {HOOK_API}; "
+            f"it implements widgetd's hook API {declared!r}, and this widgetd ({widgetd.__version__}) has hook API {HOOK_API}; "
             f"install a version of the plugin built for hook API {HOOK_API}, or a widgetd whose hook API is {declared!r}",
         )
-
-
-def _widgetd_version() -> str:
-    try:
-        return importlib.metadata.version("widgetd")
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def add_plugin(manager: pluggy.PluginManager, plugin: object, name: str) -> None:

@@ -11,6 +11,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import widgetd
 from widgetd.errors import WidgetdError
 from widgetd.hookspecs import HOOK_API
 
@@ -26,9 +27,7 @@ class ScaffoldError(WidgetdError):
 def supported_widgetd() -> str:
     """The requirement a new plugin puts on widgetd: the installed release and the later ones that keep its hook
     API (the same minor while widgetd is 0.x, the same major after)."""
-    from importlib.metadata import version
-
-    installed = version("widgetd").split("+")[0]
+    installed = widgetd.__version__.split("+")[0]
     major, minor = installed.split(".")[:2]
     below = f"{major}.{int(minor) + 1}" if major == "0" else str(int(major) + 1)
     return f"widgetd>={installed},<{below}"

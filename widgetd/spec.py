@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import msgspec
 
+import widgetd
 from widgetd.tasks import ROUTE_CONTRACTS, RouteContract, Task
 
 if TYPE_CHECKING:
@@ -119,16 +120,10 @@ def _document(paths: dict[str, Any], tasks: Iterable[Task], routes: Iterable[Rou
     (_, components) = msgspec.json.schema_components(types, ref_template=REF)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "widgetd", "version": _version()},
+        "info": {"title": "widgetd", "version": widgetd.__version__},
         "paths": paths,
         "components": {"schemas": components},
     }
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version("widgetd")
 
 
 HTTP_STATUSES = {

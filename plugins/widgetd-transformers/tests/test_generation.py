@@ -10,6 +10,7 @@ import random
 import httpx
 import pytest
 
+import widgetd
 import widgetd_transformers
 from widgetd import ModelSnapshot
 from widgetd.devices import Accelerator
@@ -176,6 +177,7 @@ def test_the_documented_offline_chat_path_works_from_a_shell(tmp_path):
         client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
         answer = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hello!"}], max_tokens=8)
         assert answer.choices[0].message.content and answer.usage.completion_tokens <= 8
+        assert answer.system_fingerprint == f"widgetd-{widgetd.__version__}"  # the installed widgetd's version
         streamed = client.chat.completions.create(
             model="tiny-chat", messages=[{"role": "user", "content": "Hello!"}], max_tokens=8, stream=True, temperature=0
         )
