@@ -9,7 +9,9 @@ was running with a 503 naming the model and how the worker ended; the model is `
 
 A model that generates text keeps its continuous batching in the server (``widgetd.generating``), which
 calls the worker's engine (admit, join, step, leave) across the pipe, a round trip a step for all the
-sequences decoding together; a worker that dies ends its streams with an error event.
+sequences decoding together (and one more while a joined prompt has no first token yet); the worker answers
+engine calls on its main thread, so a step costs no thread of its own. A worker that dies ends its streams
+with an error event.
 
 What it costs: every worker imports its own torch and library and holds its own copy of the weights (hundreds
 of MB and a few seconds more at startup, per model), and every batch or generation step is pickled both ways
@@ -204,6 +206,8 @@ class RemoteEngine:
         self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
         self.constrains, self.renders_tools, self.reads_joined, self.memory = constrains, renders_tools, reads_joined, memory
         self.sequences: dict[int, RemoteSequence] = {}
+        self.unanswered: set[int] = set()
+        """Joined sequences without a first token (or error) yet: their prompts are queued, held or being read."""
 
     def admit(self, prompt: Any, options: Any) -> RemoteSequence:
         handle, prompt_tokens, seed = self.pipeline.ask(("engine", "admit", (prompt, options)))
@@ -211,19 +215,26 @@ class RemoteEngine:
         return sequence
 
     def join(self, sequence: RemoteSequence) -> Any:
-        return self.pipeline.ask(("engine", "join", (sequence.handle,)))
+        first = self.pipeline.ask(("engine", "join", (sequence.handle,)))
+        if first is None:
+            self.unanswered.add(sequence.handle)
+        return first
 
     def step(self) -> dict[RemoteSequence, Any]:
         return self._by_sequence(self.pipeline.ask(("engine", "step", ())))
 
     def read_joined(self) -> dict[RemoteSequence, Any]:
+        if not self.unanswered:
+            return {}  # nothing to read: no round trip at every step
         return self._by_sequence(self.pipeline.ask(("engine", "read_joined", ())))
 
     def _by_sequence(self, tokens: dict[int, Any]) -> dict[RemoteSequence, Any]:
+        self.unanswered.difference_update(tokens)
         return {self.sequences[handle]: token for handle, token in tokens.items() if handle in self.sequences}
 
     def leave(self, sequence: RemoteSequence) -> None:
         """Never raises: a sequence of a worker that died left with it."""
+        self.unanswered.discard(sequence.handle)
         if self.sequences.pop(sequence.handle, None) is None:
             return
         try:
@@ -328,9 +339,13 @@ def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
             return
         if message[0] == "given_up":  # about a batch that has just been answered
             continue
-        given_up[:] = [False] * len(message[2]) if message[0] == "call" else []
-        done.clear()
         outcome.clear()
+        if message[0] != "call":  # an engine's step, a count: nothing can be given up while they run, so no thread
+            run(message)
+            _send(connection, outcome[0])
+            continue
+        given_up[:] = [False] * len(message[2])
+        done.clear()
         thread = threading.Thread(target=run, args=(message,), daemon=True)
         thread.start()
         while not done.wait(POLL_SECONDS):
@@ -338,11 +353,15 @@ def _answer_until_stopped(connection: Any, pipeline: Any) -> None:
                 update = connection.recv()
                 if update[0] == "given_up":
                     given_up[:] = update[1]
-        try:
-            connection.send(outcome[0])  # pickled whole before a byte is written
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
-            # The batch fails; the server then runs its requests one by one, so the one at fault fails alone.
-            connection.send(("error", RuntimeError(f"an answer cannot leave the model's worker process: {error}")))
+        _send(connection, outcome[0])
+
+
+def _send(connection: Any, outcome: tuple[str, Any]) -> None:
+    try:
+        connection.send(outcome)  # pickled whole before a byte is written
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        # The batch fails; the server then runs its requests one by one, so the one at fault fails alone.
+        connection.send(("error", RuntimeError(f"an answer cannot leave the model's worker process: {error}")))
 
 
 class _EngineHere:

@@ -304,6 +304,32 @@ def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_st
         assert httpx.get(f"{server.url}/info").json()["models"][0]["worker"]["restarts"] == 1
 
 
+def test_with_isolate_a_prompt_read_in_chunks_among_running_streams_answers_as_in_one_process(tmp_path):
+    """The server asks the worker to read joined prompts only while one is unanswered: a long prompt read a few
+    tokens a step (``--prefill-chunk 8``) while another stream runs still gets its first token, and its greedy
+    answer is the one-process server's."""
+    import json
+
+    from widgetd.testing.process import ServeProcess
+    from widgetd_transformers.tiny_chat import write_tiny_chat
+
+    folder = write_tiny_chat(tmp_path / "tiny-chat")
+    long_prompt = " ".join(["Sarah lives in London and the cat sat on the mat."] * 12)
+    asked = {"messages": [{"role": "user", "content": long_prompt}], "max_tokens": 6, "temperature": 0}
+    running = {"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 2000, "temperature": 1.0, "stream": True}
+    answers = {}
+    for where in ([], ["--isolate"]):
+        with ServeProcess(["--model-id", str(folder), "--prefill-chunk", "8", *where], {"WIDGETD_LOAD_PLUGINS": "transformers"}) as server:
+            url = f"{server.url}/v1/chat/completions"
+            with httpx.stream("POST", url, json=running, timeout=60) as streamed:
+                lines = streamed.iter_lines()
+                assert next(line for line in lines if line.startswith("data: {"))  # it runs: the long prompt joins beside it
+                answer = httpx.post(url, json=asked, timeout=60).json()
+            answers[bool(where)] = answer["choices"][0]["message"]["content"]
+            assert answer["usage"]["prompt_tokens"] > 8 * 4, answer["usage"]  # read in several chunks
+    assert answers[True] == answers[False]
+
+
 def test_prompts_are_tokenized_on_a_thread_of_their_own_while_the_model_steps(model_dirs):
     import asyncio
     import threading
