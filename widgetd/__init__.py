@@ -1,8 +1,9 @@
 """widgetd: serve Hugging Face Hub widget inference over HTTP, for any ML library."""
 
 __version__ = "0.2.0.dev0"
-"""The installed distribution's version too (pyproject reads it). Set before the imports below: modules they
-import read it, and asking importlib.metadata instead parses the distribution's metadata file each time."""
+"""The installed distribution's version too (pyproject reads it): read it here, not with importlib.metadata,
+which parses the distribution's metadata file at every call. Set before the imports below, so that a module
+imported on the way may read it too."""
 
 from widgetd.backends import Backend, ModelSnapshot, Pipeline
 from widgetd.errors import (

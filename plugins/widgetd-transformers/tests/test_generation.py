@@ -308,8 +308,6 @@ def test_with_isolate_a_prompt_read_in_chunks_among_running_streams_answers_as_i
     """The server asks the worker to read joined prompts only while one is unanswered: a long prompt read a few
     tokens a step (``--prefill-chunk 8``) while another stream runs still gets its first token, and its greedy
     answer is the one-process server's."""
-    import json
-
     from widgetd.testing.process import ServeProcess
     from widgetd_transformers.tiny_chat import write_tiny_chat
 
