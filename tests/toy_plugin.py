@@ -11,6 +11,7 @@ import json
 import math
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -388,7 +389,8 @@ TOY_LABELS = {
 def _misbehave(request: Any) -> None:
     text = str(request.inputs)
     if "explode" in text:
-        raise RuntimeError("the toy backend exploded as asked")
+        # Its message carries a traceback, as torch.compile's and a Ray task's errors do.
+        raise RuntimeError(f"the toy backend exploded as asked\n\nOriginal traceback:\n{''.join(traceback.format_stack(limit=2))}")
     if "dawdle" in text:
         time.sleep(1)
     if "refuse" in text:

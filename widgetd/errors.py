@@ -210,14 +210,21 @@ class RuntimeNotInstalled(ModelResolutionError):
 
 
 _DIRECTORIES = re.compile(r"(?:[A-Za-z]:\\|/)(?:[^\s'\"/\\]+[/\\])+")
+_TRACEBACK = re.compile(r"^[ \t]*(?:Traceback \(most recent call last\)|Original traceback|File \")", re.MULTILINE)
+"""Where a message goes on with a traceback (torch.compile's, a Ray task's, a subprocess's errors carry one)."""
 UPSTREAM_MODULES = ("huggingface_hub", "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3")
 """Where errors carrying a remote server's answer come from."""
 
 
 def told_to_clients(error: Exception) -> str:
     """An error as a client without the API key may read it: what failed, not where on this machine
-    (absolute paths keep only their last part), and nothing a remote server answered."""
+    (absolute paths keep only their last part, a traceback in the message is cut), and nothing a remote
+    server answered."""
     module = type(error).__module__ or ""
     if module.split(".")[0] in UPSTREAM_MODULES or isinstance(error, ModelResolutionError):
         return f"{type(error).__name__}: fetching the model failed; the server's log says why"
-    return f"{type(error).__name__}: {_DIRECTORIES.sub('…/', str(error))}"
+    message = str(error)
+    traceback = _TRACEBACK.search(message)
+    if traceback is not None:
+        message = message[: traceback.start()].rstrip() + " (traceback in the server's log)"
+    return f"{type(error).__name__}: {_DIRECTORIES.sub('…/', message)}"
