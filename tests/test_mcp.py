@@ -24,13 +24,14 @@ from widgetd.tools import MAX_NAME, input_schema, tool_names
 
 KEY = "mcp-key-0001"
 AUTH = {"authorization": f"Bearer {KEY}"}
+LISTED_ORIGIN = "https://App.example.com"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mcp")
     models = [make_toy_model(folder / "toy-qa"), make_toy_model(folder / "toy-tc", pipeline_tag="text-classification")]
-    with LiveServer.for_models([str(model) for model in models], plugins={"toy": ToyPlugin()}, settings=ServerSettings(api_key=KEY, admin_key="mcp-admin-0002")) as server:
+    with LiveServer.for_models([str(model) for model in models], plugins={"toy": ToyPlugin()}, settings=ServerSettings(api_key=KEY, admin_key="mcp-admin-0002", mcp_origins=(LISTED_ORIGIN,))) as server:
         yield server
 
 
@@ -151,6 +152,35 @@ def test_mcp_takes_the_servers_keys(server):
     assert wrong.status_code == 401 and "Bearer" in wrong.json()["error"]
     with pytest.raises(BaseException):
         session(server, lambda client: client.list_tools(), headers={})
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:6274", "http://127.0.0.1:3000", "http://[::1]", "https://app.example.com/"])
+def test_browser_pages_on_loopback_or_listed_origins_call_mcp(server, origin):
+    assert session(server, lambda client: client.list_tools(), headers={**AUTH, "origin": origin}).tools
+
+
+@pytest.mark.parametrize("origin", ["http://rebound.example.net:8000", "null", "https://app.example.com.evil.net", "http://127.0.0.1.nip.io"])
+def test_a_page_on_any_other_origin_gets_403_naming_the_option(server, origin):
+    """MCP's DNS rebinding defence: a page whose name was pointed at this server keeps its own origin."""
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "page", "version": "1"}}}
+    for method, body in (("POST", initialize), ("GET", None), ("DELETE", None)):
+        refused = httpx.request(method, f"{server.url}/mcp", json=body, headers={**AUTH, "origin": origin, "accept": "application/json, text/event-stream"})
+        assert refused.status_code == 403 and refused.json()["field"] == "Origin", (method, refused.text)
+        assert "--mcp-origin" in refused.json()["error"] and origin in refused.json()["error"]
+    assert httpx.get(f"{server.url}/health", headers={"origin": origin}).status_code == 200  # the other routes answer as before
+
+
+def test_mcp_origin_takes_origins_or_any_and_refuses_the_rest():
+    from widgetd.errors import WidgetdError
+    from widgetd.options import checked_origins
+    from widgetd.tools import check_origin
+
+    assert checked_origins(["https://app.example.com", "http://10.0.0.5:8080", "*"]) == ("https://app.example.com", "http://10.0.0.5:8080", "*")
+    for wrong in ("app.example.com", "https://app.example.com/mcp", "ftp://x", "https://"):
+        with pytest.raises(WidgetdError, match="--mcp-origin"):
+            checked_origins([wrong])
+    check_origin("https://anywhere.example", ["*"])
+    check_origin("", [])  # no Origin: not a browser
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
+from urllib.parse import urlsplit
 
 from widgetd.errors import WidgetdError
 from widgetd.limits import Limits
@@ -196,6 +197,15 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="do not serve /mcp, the MCP server (Streamable HTTP) whose tools are the served models' tasks, behind "
         "the same keys as the task routes ($WIDGETD_MCP=0)",
     )
+    serve.add_argument(
+        "--mcp-origin",
+        action="append",
+        dest="mcp_origins",
+        metavar="ORIGIN",
+        help="a web origin (https://app.example.com) whose pages may call /mcp from a browser; pages on loopback "
+        "origins always may, others get 403 (MCP's DNS rebinding protection); * for any; repeatable "
+        "($WIDGETD_MCP_ORIGINS, comma separated)",
+    )
     ray = serve.add_argument_group(
         "Ray Serve", "serve on the Ray cluster that $RAY_ADDRESS names (else a new local one): one deployment per "
         "model, with these replicas, behind an ingress deployment running widgetd's routes"
@@ -321,10 +331,21 @@ def check_options(arguments: argparse.Namespace) -> None:
     memory_budgets(arguments.memory_budget or [])
     size_option("--prefix-cache-size", arguments.prefix_cache_size)
     size_option("--kv-cache-size", arguments.kv_cache_size)
+    checked_origins(arguments.mcp_origins or ())
     if arguments.prefill_chunk < 0:
         raise WidgetdError(f"--prefill-chunk {arguments.prefill_chunk}: a number of tokens, or 0 to size chunks as they run")
     if arguments.isolate and arguments.ray:
         raise WidgetdError("--isolate and --ray: on Ray Serve every model already runs in replicas of its own, which Ray restarts; leave out --isolate")
+
+
+def checked_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """``--mcp-origin``'s values, each ``*`` or a page's origin (``https://app.example.com[:port]``); refused
+    at startup otherwise."""
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query):
+            raise WidgetdError(f"--mcp-origin {origin!r}: an origin is scheme://host[:port] (https://app.example.com), or *")
+    return tuple(origins)
 
 
 def env_flag(name: str) -> bool:
@@ -352,6 +373,7 @@ def settings_from(arguments: argparse.Namespace) -> ServerSettings:
         log_format=arguments.log_format,
         otlp_endpoint=arguments.otlp_endpoint,
         mcp=arguments.mcp,
+        mcp_origins=checked_origins(arguments.mcp_origins or ()),
         keys_file=arguments.keys_file,
         max_body_size=arguments.max_body_size,
         max_batch_size=arguments.max_batch_size,

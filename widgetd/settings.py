@@ -21,6 +21,8 @@ class ServerSettings:
     """Where OpenTelemetry traces go (OTLP over HTTP); None: no tracing."""
     mcp: bool = True
     """Whether ``/mcp`` serves every model's tasks as MCP tools (``--no-mcp`` turns it off)."""
+    mcp_origins: tuple[str, ...] = ()
+    """Web origins whose pages may call ``/mcp`` besides loopback ones (``--mcp-origin``; ``*``: any)."""
     max_body_size: int = 50 * 1024 * 1024
     max_batch_size: int | None = None
     """None: each backend's own."""

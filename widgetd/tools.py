@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import re
 from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import msgspec
 
 from widgetd import __version__
+from widgetd.errors import Forbidden
 
 if TYPE_CHECKING:
     from widgetd.models import ServedModel
@@ -139,6 +142,7 @@ class ModelTools:
 
         from widgetd.routes import require_key
 
+        check_origin(_header(scope["headers"], b"origin"), self.state.settings.mcp_origins)
         require_key(Request(scope))  # the task routes' check: the same keys, scopes and audit lines
         await self.sessions.handle_request(scope, receive, send)
 
@@ -231,6 +235,33 @@ def tool_result(task: Task, status: int, content_type: str, content: bytes) -> A
         return types.CallToolResult(content=[types.TextContent(type="text", text=content.decode("utf-8", "replace"))])
     blob = types.BlobResourceContents(uri=f"widgetd://answers/{task.name}", mime_type=media_type or "application/octet-stream", blob=data)
     return types.CallToolResult(content=[types.EmbeddedResource(type="resource", resource=blob)])
+
+
+def check_origin(origin: str, allowed: Iterable[str]) -> None:
+    """MCP's defence against DNS rebinding: a browser page calls ``/mcp`` only from a loopback origin (local
+    tools such as MCP Inspector) or one listed with ``--mcp-origin`` (``*``: any). A rebound page is the
+    attacker's origin, under whatever name now points here; clients other than browsers send no Origin."""
+    if not origin or "*" in allowed or _origin(origin) in {_origin(listed) for listed in allowed}:
+        return
+    host = urlsplit(origin).hostname or ""
+    if host == "localhost" or host.endswith(".localhost") or _is_loopback_address(host):
+        return
+    raise Forbidden(
+        f"Origin {origin!r} may not call /mcp: browser pages may only from loopback origins or those listed with "
+        "--mcp-origin (DNS rebinding protection)",
+        field="Origin",
+    )
+
+
+def _origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _request_headers(context: Any) -> list[tuple[bytes, bytes]]:
