@@ -29,6 +29,7 @@ from widgetd.tasks.chat_completion import (
     ChatCompletionPromptTokensDetails,
     ChatCompletionStreamChoice,
     ChatCompletionStreamOutput,
+    ChatCompletionTopLogprob,
     ChatCompletionUsage,
 )
 
@@ -38,7 +39,6 @@ ROLES = {"system": "system", "developer": "system", "user": "user", "assistant":
 NOT_SERVED = {
     "n": (1, "one choice is generated per request"),
     "logit_bias": ({}, "logit_bias is not served"),
-    "top_logprobs": (0, "alternative tokens are not returned"),
 }
 """OpenAI options a local model does not honour, each with the value that asks for nothing."""
 
@@ -53,6 +53,8 @@ def chat_job(request: ChatCompletionInput, renders_tools: bool = False) -> tuple
     constraint = _answer_shape(request, use, renders_tools)
     if request.stream_options is not None and not request.stream:
         raise InvalidInput("stream_options: only allowed when stream is true", field="stream_options")
+    if request.top_logprobs and not request.logprobs:
+        raise InvalidInput("top_logprobs: only allowed when logprobs is true", field="top_logprobs")
     temperature = request.temperature
     sample = temperature > 0 if temperature is not None else (True if request.top_p is not None else None)
     options = GenerationOptions(
@@ -65,6 +67,7 @@ def chat_job(request: ChatCompletionInput, renders_tools: bool = False) -> tuple
         seed=request.seed,
         field="",
         constraint=constraint,
+        top_logprobs=request.top_logprobs or 0,
     )
     stops = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
     prompt = Prompt(messages=tuple(template_messages(_messages(request))), tools=use.tools if use else None)
@@ -232,10 +235,21 @@ def usage(generation: Generation) -> ChatCompletionUsage:
     )
 
 
+LEAST_LOGPROB = -9999.0
+"""What a token the choice ruled out (top-k, top-p, a grammar) reports: JSON has no -infinity (OpenAI's value)."""
+
+
+def _shown(logprob: float) -> float:
+    return max(logprob, LEAST_LOGPROB)
+
+
 def _logprobs(tokens: list[Token]) -> ChatCompletionLogprobs:
     return ChatCompletionLogprobs(
         content=[
-            ChatCompletionLogprob(token=token.text, logprob=token.logprob, bytes=list(token.text.encode()), top_logprobs=[])
+            ChatCompletionLogprob(
+                token=token.text, logprob=_shown(token.logprob), bytes=list(token.text.encode()),
+                top_logprobs=[ChatCompletionTopLogprob(token=other.text, logprob=_shown(other.logprob), bytes=list(other.text.encode())) for other in token.alternatives],
+            )
             for token in tokens
         ]
     )

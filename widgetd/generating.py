@@ -45,6 +45,9 @@ class GenerationOptions:
     """Where the request holds these options (``parameters`` for TGI, the body for OpenAI), for errors."""
     constraint: Constraint | None = None
     """What the text must be (JSON fitting a schema, a pattern's match): only engines that ``constrains`` get one."""
+    top_logprobs: int = 0
+    """How many of the most likely tokens each token reports beside itself (``alternatives``): only engines with
+    ``alternatives`` are asked for any."""
 
     def named(self, option: str) -> str:
         return f"{self.field}.{option}" if self.field else option
@@ -57,6 +60,14 @@ def refuse_unserved(request: Any, unserved: dict[str, tuple[Any, str]], prefix: 
         value = getattr(request, name)
         if value is not None and value != nothing:
             raise InvalidInput(f"{prefix}{name}: {why} by this server", field=f"{prefix}{name}")
+
+
+def refuse_unhonoured(engine: Any, options: GenerationOptions) -> None:
+    """A 400 naming the option when ``engine`` cannot honour what ``options`` ask beyond choosing tokens."""
+    refuse_unconstrained(engine, options.constraint)
+    if options.top_logprobs and not getattr(engine, "alternatives", False):
+        field = options.named("top_logprobs")
+        raise InvalidInput(f"{field}: this model's engine does not report alternative tokens", field=field)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,19 @@ class Token:
     cached_prompt_tokens: int = 0
     """On a sequence's first token (``join``'s): how many of the prompt's tokens were not read again but
     taken from keys and values the engine kept from earlier prompts (prefix caching)."""
+    alternatives: tuple[Alternative, ...] = ()
+    """The ``options.top_logprobs`` most likely tokens at this position, most likely first, from the
+    distribution this token was chosen from (``logprob``'s)."""
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A token the model could have chosen, with its log-probability."""
+
+    id: int
+    text: str
+    """Its own text (a byte-level token that is part of a character may be a replacement character)."""
+    logprob: float
 
 
 class Engine(Protocol):
@@ -97,7 +121,8 @@ class Engine(Protocol):
     # ``renders_tools`` (bool), whether the chat template shows the model a prompt's ``tools``; ``admits_aside``
     # (bool), whether ``admit`` may run on a thread of its own while ``step`` runs (it only reads the engine);
     # ``reads_joined`` (bool), whether ``join`` only queues a prompt, read by ``read_joined()`` after every
-    # iteration's joins (several together), which answers first tokens by sequence as ``step`` does.
+    # iteration's joins (several together), which answers first tokens by sequence as ``step`` does;
+    # ``alternatives`` (bool), whether tokens carry ``options.top_logprobs`` alternatives.
 
     def admit(self, prompt: Prompt, options: GenerationOptions) -> Any:
         """A new sequence, tokenized and checked, with ``prompt_tokens`` (int) and ``seed``; raises
@@ -270,7 +295,7 @@ def generate_all(engine: Engine, jobs: Sequence[Job]) -> list[Generation | Excep
     results: list[Generation | Exception] = []
     for job in jobs:
         try:
-            refuse_unconstrained(engine, job.options.constraint)
+            refuse_unhonoured(engine, job.options)
             results.append(Generation(job, engine.admit(job.prompt, job.options)))
         except Exception as error:
             results.append(error)
@@ -397,7 +422,7 @@ class GenerationLoop:
         """A stream for ``job``, once its prompt was read and checked (raises ``InvalidInput`` if it cannot run)."""
         if len(self.waiting) >= self.max_queue:
             raise QueueFull(f"{len(self.waiting)} generations are already waiting")
-        refuse_unconstrained(self.engine, job.options.constraint)
+        refuse_unhonoured(self.engine, job.options)
         loop = asyncio.get_running_loop()
         sequence = await loop.run_in_executor(self._admitting(), self.engine.admit, job.prompt, job.options)
         stream = Stream(Generation(job, sequence), on_close=self._changed)

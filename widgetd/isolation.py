@@ -201,10 +201,12 @@ class RemoteEngine:
         constrains: bool = False,
         renders_tools: bool = False,
         reads_joined: bool = False,
+        alternatives: bool = False,
         memory: dict | None = None,
     ) -> None:
         self.pipeline, self.max_active, self.chat = pipeline, max_active, chat
         self.constrains, self.renders_tools, self.reads_joined, self.memory = constrains, renders_tools, reads_joined, memory
+        self.alternatives = alternatives
         self.sequences: dict[int, RemoteSequence] = {}
         self.unanswered: set[int] = set()
         """Joined sequences without a first token (or error) yet: their prompts are queued, held or being read."""
@@ -247,7 +249,7 @@ def engine_traits(engine: Any) -> dict[str, Any]:
     """What the server's side needs to know of an engine it calls across the pipe."""
     return {
         "max_active": engine.max_active,
-        **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools", "reads_joined")},
+        **{trait: bool(getattr(engine, trait, False)) for trait in ("chat", "constrains", "renders_tools", "reads_joined", "alternatives")},
         "memory": getattr(engine, "memory", None),
     }
 

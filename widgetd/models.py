@@ -144,6 +144,7 @@ class ServedModel:
             "chat": self.chat,
             "tools": self.chat and bool(getattr(engine, "renders_tools", False)),
             "structured_outputs": bool(getattr(engine, "constrains", False)),
+            "top_logprobs": bool(getattr(engine, "alternatives", False)),
             **({"memory": engine.memory} if getattr(engine, "memory", None) else {}),
         }
 

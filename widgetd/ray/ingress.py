@@ -21,14 +21,13 @@ from ray.serve.schema import ServeInstanceDetails
 import widgetd
 from widgetd.app import create_app
 from widgetd.errors import ServiceUnavailable
-from widgetd.generating import Generation, Job, Stream, Token
+from widgetd.generating import Generation, Job, Stream, Token, refuse_unhonoured
 from widgetd.metrics import RAY_METRICS, _labels, family_header
 from widgetd.models import ModelRequest, ServedModel, plan_models
 from widgetd.plugins import collect, create_plugin_manager, describe_plugins
 from widgetd.ray.replicas import ON_DEMAND, RemoteSequence, Replica, configure_logging, deployment_name
 from widgetd.scaling import Scaling
 from widgetd.settings import ServerSettings
-from widgetd.structured import refuse_unconstrained
 from widgetd.state import ServerState
 from widgetd.tracing import start_tracing
 
@@ -104,7 +103,8 @@ class RemoteGenerator:
     def __init__(self, handle: Any, model_id: str, cluster: ClusterState, about: dict[str, Any]) -> None:
         self.handle, self.model_id, self.cluster = handle, model_id, cluster
         self.engine = SimpleNamespace(
-            chat=about["chat"], renders_tools=about.get("tools", False), constrains=about.get("structured_outputs", False), memory=about.get("memory")
+            chat=about["chat"], renders_tools=about.get("tools", False), constrains=about.get("structured_outputs", False),
+            alternatives=about.get("top_logprobs", False), memory=about.get("memory"),
         )
         self.max_active = about["max_active"]
         self.active: set[Stream] = set()
@@ -112,7 +112,7 @@ class RemoteGenerator:
         """Queued in the replicas, which this ingress does not see."""
 
     async def start(self, job: Job) -> Stream:
-        refuse_unconstrained(self.engine, job.options.constraint)
+        refuse_unhonoured(self.engine, job.options)
         sequence = RemoteSequence()
         stream = Stream(Generation(job, sequence))
         remote = self.handle.options(stream=True).generate.remote(job)

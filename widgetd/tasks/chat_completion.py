@@ -131,11 +131,18 @@ class ChatCompletionUsage(Answer):
     prompt_tokens_details: Optional[ChatCompletionPromptTokensDetails] = None
 
 
+class ChatCompletionTopLogprob(Answer):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
 class ChatCompletionLogprob(Answer):
     token: str
     logprob: float
     bytes: list[int]
-    top_logprobs: list[dict]
+    top_logprobs: list[ChatCompletionTopLogprob]
+    """The ``top_logprobs`` most likely tokens at this position, most likely first (empty when none were asked)."""
 
 
 class ChatCompletionLogprobs(Answer):

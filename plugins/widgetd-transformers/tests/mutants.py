@@ -227,11 +227,27 @@ class CutGenerationSaysStop(Mutant):
     def planted_engine(self, engine):
         token = engine._token
 
-        def mislabelled(row, chosen, logprob):
-            made = token(row, chosen, logprob)
+        def mislabelled(row, chosen, logprob, *alternatives):
+            made = token(row, chosen, logprob, *alternatives)
             return dataclasses.replace(made, finish="eos_token") if made.finish == "length" else made
 
         engine._token = mislabelled
+        return engine
+
+
+class AlternativesLeastLikely(Mutant):
+    """top_logprobs taken from the wrong end of the distribution (``topk(largest=False)``)."""
+
+    def planted_engine(self, engine):
+        from widgetd.generating import Alternative
+
+        def least_likely(row, logprobs):
+            if not row.alternatives:
+                return ()
+            values, ids = logprobs[0].topk(row.alternatives, largest=False)
+            return tuple(Alternative(id=i, text=engine.tokenizer.decode([i]), logprob=v) for i, v in zip(ids.tolist(), values.tolist()))
+
+        engine._alternatives = least_likely
         return engine
 
 

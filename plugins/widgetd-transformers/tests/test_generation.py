@@ -105,6 +105,48 @@ def test_tgi_options_a_model_cannot_honour_are_refused(server):
     assert response.status_code == 200
 
 
+def test_top_logprobs_are_the_models_own_distribution_through_the_openai_sdk(server, chat_engine):
+    """Greedy, the first token's alternatives are the top of the model's log-softmax after the chat prompt (ids,
+    texts, values); every token is its first alternative; sampled, the alternatives come from the distribution
+    the token was drawn from (temperature applied), so the drawn token's log-probability is among them or
+    below the last; ``top_logprobs`` without ``logprobs`` is a 400 naming it."""
+    import math
+
+    import openai
+    import torch
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    messages = [{"role": "user", "content": "Where does Sarah live?"}]
+    greedy = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=6, temperature=0, logprobs=True, top_logprobs=4)
+    tokens = greedy.choices[0].logprobs.content
+    assert len(tokens) == greedy.usage.completion_tokens
+    ids = chat_engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        expected = torch.log_softmax(chat_engine.model(input_ids=ids).logits[0, -1].float(), dim=-1).topk(4)
+    first = tokens[0].top_logprobs
+    assert all(math.isclose(other.logprob, value, abs_tol=1e-4) for other, value in zip(first, expected.values.tolist()))
+    # Each alternative reads as the token would read in the answer: greedy, the first is the token itself.
+    assert all(token.token == token.top_logprobs[0].token and math.isclose(token.logprob, token.top_logprobs[0].logprob, abs_tol=1e-6) for token in tokens)
+    named = {chat_engine.tokenizer.decode([i]).strip() for i in expected.indices.tolist()}
+    assert {other.token.strip() for other in first} == named
+
+    sampled = client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=8, temperature=0.7, seed=5, logprobs=True, top_logprobs=3)
+    for token in sampled.choices[0].logprobs.content:
+        values = [other.logprob for other in token.top_logprobs]
+        assert values == sorted(values, reverse=True) and sum(math.exp(value) for value in values) <= 1 + 1e-5
+        assert token.logprob <= values[0] + 1e-6 and (any(math.isclose(token.logprob, value, abs_tol=1e-6) for value in values) or token.logprob <= values[-1] + 1e-6)
+
+    from huggingface_hub import InferenceClient
+
+    hub = InferenceClient(base_url=f"{server.url}/models/tiny-chat").chat_completion(messages, max_tokens=6, temperature=0, logprobs=True, top_logprobs=4)
+    assert [[other.token for other in token.top_logprobs] for token in hub.choices[0].logprobs.content] == [[other.token for other in token.top_logprobs] for token in tokens]
+
+    with pytest.raises(openai.BadRequestError, match="top_logprobs"):
+        client.chat.completions.create(model="tiny-chat", messages=messages, max_tokens=2, top_logprobs=2)
+    served = {model["model_id"]: model for model in httpx.get(f"{server.url}/info").json()["models"]}
+    assert served["tiny-chat"]["generation"]["top_logprobs"] is True
+
+
 def test_tgi_stop_sequences_are_kept_and_chat_ones_are_not(server):
     whole = httpx.post(f"{server.url}/models/tiny-chat", json={"inputs": "the cat", "parameters": {"max_new_tokens": 16, "return_full_text": False}}).json()[0]["generated_text"]
     stop = whole[4:7]
@@ -284,6 +326,9 @@ def test_with_isolate_chat_generates_in_the_worker_and_a_dead_worker_ends_its_st
         assert httpx.get(f"{server.url}/info").json()["models"][0]["generation"]["structured_outputs"] is True
         shaped = httpx.post(url, json={**chat, "max_tokens": 40, "response_format": {"type": "json_object"}}, timeout=60).json()
         assert isinstance(json.loads(shaped["choices"][0]["message"]["content"]), dict)
+        # So do the alternatives each token reports.
+        ranked = httpx.post(url, json={**chat, "logprobs": True, "top_logprobs": 2}, timeout=60).json()["choices"][0]["logprobs"]["content"]
+        assert ranked and all(len(token["top_logprobs"]) == 2 for token in ranked)
 
         long = {**chat, "max_tokens": 2000, "temperature": 1.0}
         with httpx.stream("POST", url, json={**long, "stream": True}, timeout=60) as streamed:

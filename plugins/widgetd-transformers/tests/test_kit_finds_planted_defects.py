@@ -32,6 +32,7 @@ MUTANTS = [
     ("EmbeddingsCountTexts", "FeatureExtractionTests", "test_usage_counts_tokens", "usage counts tokens, not texts"),
     ("CutGenerationSaysStop", "ChatTests", "test_finish_reasons_say_why_the_answer_ended", "finishes with length"),
     ("CutGenerationSaysStop", "TextGenerationTests", "test_finish_reasons_say_why_the_text_ended", "must finish with length"),
+    ("AlternativesLeastLikely", "ChatTests", "test_top_logprobs_are_the_most_likely_tokens_most_likely_first", "most likely first"),
     ("StructuredOutputsUnconstrained", "ChatTests", "test_structured_outputs_fit_their_schemas", "fits its schema"),
     ("ToolParametersIgnored", "ChatTests", "test_forced_tool_calls_name_the_function_with_arguments_that_fit", "one call of it"),
 ]

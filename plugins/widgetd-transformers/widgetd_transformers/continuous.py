@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from widgetd import InvalidInput, ModelSnapshot
-from widgetd.generating import GenerationOptions, Prompt, Token
+from widgetd.generating import Alternative, GenerationOptions, Prompt, Token
 from widgetd.limits import Limits
 from widgetd_transformers.generate_options import ScoreGuard
 from widgetd_transformers.grammars import Grammars, SequenceGrammar
@@ -61,6 +61,17 @@ class Detokenizer:
             return ""  # half a character, or a token with no text: wait for the next
         self.prefix, self.read = self.read, len(self.ids)
         return after[len(before) :]
+
+    def alternatives(self, token_ids: list[int], special: set[int]) -> list[str]:
+        """The text each token would add here, as ``add`` would show it (a leading space, a word's continuation);
+        a special token's own name, which ``add`` would not show."""
+        before = self._decode(self.ids[self.prefix :])
+        texts = []
+        for token_id in token_ids:
+            after = "" if token_id in special else self._decode([*self.ids[self.prefix :], token_id])
+            alone = after[len(before) :] if after.startswith(before) and len(after) > len(before) else ""
+            texts.append(alone or self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False))
+        return texts
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -111,8 +122,9 @@ class TokenChooser:
             self.generator = torch.Generator(device=device)
             self.generator.manual_seed(self.seed)
 
-    def __call__(self, history: Any, scores: Any) -> tuple[int, float]:
-        """The next token and its log-probability, from one row's ``scores`` (1 x vocabulary)."""
+    def __call__(self, history: Any, scores: Any) -> tuple[int, Any]:
+        """The next token and the log-probabilities it was chosen from (1 x vocabulary), from one row's
+        ``scores`` (1 x vocabulary)."""
         import torch
 
         scores = self.penalties(history, scores)
@@ -124,7 +136,7 @@ class TokenChooser:
             chosen = int(torch.multinomial(logprobs.exp(), 1, generator=self.generator)[0, 0])
         else:
             chosen = int(scores.argmax(-1)[0])
-        return chosen, float(logprobs[0, chosen])
+        return chosen, logprobs
 
 
 class OccurrencePenalty:
@@ -146,7 +158,8 @@ class Sequence:
     """One request being generated: its tokens, how it picks the next, and how many it may add."""
 
     def __init__(
-        self, prompt_ids: list[int], room: int, chooser: TokenChooser, detokenizer: Detokenizer, grammar: SequenceGrammar | None = None
+        self, prompt_ids: list[int], room: int, chooser: TokenChooser, detokenizer: Detokenizer, grammar: SequenceGrammar | None = None,
+        alternatives: int = 0,
     ) -> None:
         self.ids = list(prompt_ids)
         self.prompt_tokens = len(prompt_ids)
@@ -155,6 +168,8 @@ class Sequence:
         self.detokenizer = detokenizer
         self.grammar = grammar
         """What its text must be (``response_format``, a forced tool call, TGI's ``grammar``), if anything."""
+        self.alternatives = alternatives
+        """How many of the most likely tokens each of its tokens reports (``top_logprobs``)."""
         self.seed = chooser.seed
         self.cached_tokens = 0
         """How many of the prompt's tokens were taken from the prefix cache when it joined."""
@@ -217,6 +232,8 @@ class CausalEngine:
         self.paced = False
         """Whether this iteration's ``step`` began the prefill budget ``read_joined`` spends."""
 
+    alternatives = True
+    """Tokens report the ``top_logprobs`` most likely tokens, from the distribution they were chosen from."""
     admits_aside = True
     """``admit`` only tokenizes and checks a prompt: it may run while the model steps."""
 
@@ -251,7 +268,7 @@ class CausalEngine:
             )
         chooser = TokenChooser(options, self.defaults, self.device)
         detokenizer = Detokenizer(self.tokenizer, ids[-DECODING_CONTEXT:])
-        return Sequence(ids, self._room(len(ids), options.max_new_tokens), chooser, detokenizer, grammar)
+        return Sequence(ids, self._room(len(ids), options.max_new_tokens), chooser, detokenizer, grammar, options.top_logprobs)
 
     def _chat_ids(self, messages: Any, tools: Any = None) -> list[int]:
         if not self.chat:
@@ -495,8 +512,9 @@ class CausalEngine:
         import torch
 
         refused = self._constrain(rows, logits)
+        logprobs = torch.log_softmax(logits, dim=-1)
         greedy = logits.argmax(dim=-1, keepdim=True)
-        greedy_logprobs = torch.log_softmax(logits, dim=-1).gather(1, greedy).squeeze(1).tolist()
+        greedy_logprobs = logprobs.gather(1, greedy).squeeze(1).tolist()
         greedy = greedy.squeeze(1).tolist()
         outcomes: list[Token | Exception] = []
         for index, row in enumerate(rows):
@@ -506,14 +524,25 @@ class CausalEngine:
             try:
                 if row.chooser.plain:
                     chosen, logprob = greedy[index], greedy_logprobs[index]
+                    chosen_from = logprobs[index : index + 1] if row.alternatives else None
                 else:
                     history = torch.tensor([row.ids], device=logits.device)
-                    chosen, logprob = row.chooser(history, logits[index : index + 1])
+                    chosen, chosen_from = row.chooser(history, logits[index : index + 1])
+                    logprob = float(chosen_from[0, chosen])
             except InvalidInput as error:
                 outcomes.append(error)
                 continue
-            outcomes.append(self._token(row, chosen, logprob))
+            outcomes.append(self._token(row, chosen, logprob, self._alternatives(row, chosen_from)))
         return outcomes
+
+    def _alternatives(self, row: Sequence, logprobs: Any) -> tuple[Alternative, ...]:
+        """The row's ``alternatives`` most likely tokens in ``logprobs`` (1 x vocabulary), if it asked for any."""
+        if not row.alternatives:
+            return ()
+        values, ids = logprobs[0].topk(min(row.alternatives, logprobs.shape[-1]))
+        ids = ids.tolist()
+        texts = row.detokenizer.alternatives(ids, self.special_ids)
+        return tuple(Alternative(id=token_id, text=text, logprob=value) for token_id, text, value in zip(ids, texts, values.tolist()))
 
     def _constrain(self, rows: list[Sequence], logits: Any) -> dict[int, Exception]:
         """Every constrained row's scores masked to what its grammar allows next, in place and at once (greedy
@@ -538,7 +567,7 @@ class CausalEngine:
                 logits[chosen] = logits[chosen].masked_fill(~mask, float("-inf"))
         return refused
 
-    def _token(self, row: Sequence, chosen: int, logprob: float) -> Token:
+    def _token(self, row: Sequence, chosen: int, logprob: float, alternatives: tuple[Alternative, ...] = ()) -> Token:
         row.ids.append(chosen)
         complete = False
         if row.grammar is not None and chosen not in self.end_ids:
@@ -547,7 +576,7 @@ class CausalEngine:
         finish = "eos_token" if chosen in self.end_ids or complete else "length" if row.generated >= row.room else None
         # The end token itself has no text; it may complete what was held back of the last character.
         text = row.detokenizer.add(chosen, last=finish is not None)
-        return Token(id=chosen, text=text, logprob=logprob, special=chosen in self.special_ids, finish=finish)
+        return Token(id=chosen, text=text, logprob=logprob, special=chosen in self.special_ids, finish=finish, alternatives=alternatives)
 
     def _add_rows(self, sequences: list[Sequence], cache: Any, mask: Any, rows: list[int]) -> None:
         """``sequences`` join the rows: each is row ``rows[i]`` of ``cache``, whose positions ``mask`` tells."""

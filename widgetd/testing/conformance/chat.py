@@ -15,6 +15,7 @@ chat template. ``prompt_tokens(messages)`` is how many tokens the model's own te
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -177,6 +178,11 @@ def is_a_beginning_of(shorter: str, longer: str) -> bool:
     return longer.startswith(shorter)
 
 
+def token_logprobs(choices: list[dict]) -> list[dict]:
+    """The ``logprobs.content`` entries of an answer's or a stream's choices, in order."""
+    return [entry for choice in choices for entry in ((choice.get("logprobs") or {}).get("content") or [])]
+
+
 class ChatTests:
     """Checks for chat models: the template is applied, streaming equals not streaming under greedy
     decoding, stop sequences and ``max_tokens`` are honoured, usage counts right, answers do not depend
@@ -197,6 +203,8 @@ class ChatTests:
     """max_tokens of the disconnect check: a generation long enough to outlast the client."""
     structured_tokens: ClassVar[int] = 160
     """max_tokens of the structured-output and tool checks: room for any of their short schemas' answers."""
+    top_logprobs: ClassVar[int] = 5
+    """Alternatives asked for per token by the ``top_logprobs`` check."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -370,7 +378,7 @@ class ChatTests:
         error = response.json().get("error") if response.status_code == 400 else None
         expect(
             isinstance(error, dict) and error.get("param") == field,
-            f"a model whose engine constrains nothing must refuse {field} with a 400 naming it, got {response.status_code}: {response.text[:300]}",
+            f"a model whose engine cannot honour {field} must refuse it with a 400 naming it, got {response.status_code}: {response.text[:300]}",
         )
 
     def test_structured_outputs_fit_their_schemas(self, served, widgetd_exploration):
@@ -425,6 +433,31 @@ class ChatTests:
                 raise ContractViolation(f"the call's arguments {whole.tool_calls[0][1]!r} do not fit its parameters {parameters}: {str(error).splitlines()[0]}") from None
 
         widgetd_exploration.check_all(bounded_schemas(), check, max(4, self.max_examples // 4))
+
+    def test_top_logprobs_are_the_most_likely_tokens_most_likely_first(self, served):
+        """``logprobs`` with ``top_logprobs``: every token reports that many alternatives, most likely first, as
+        log-probabilities of one distribution (at most 0, adding up to at most 1); greedy, each token is the most
+        likely, so its log-probability is its first alternative's; the same streamed. An engine that reports no
+        alternatives (``top_logprobs`` false in /info) refuses them with a 400 naming ``top_logprobs``."""
+        body = self.greedy(self.conversations[0], logprobs=True, top_logprobs=self.top_logprobs)
+        if not served.model.describe()["generation"].get("top_logprobs"):
+            return self.expect_refused(served, body, "top_logprobs")
+        response = served.post(body)
+        expect(response.status_code == 200, f"logprobs with top_logprobs must get a 200, got {response.status_code}: {response.text[:300]}")
+        whole = token_logprobs(response.json()["choices"])
+        expect(whole, f"logprobs: true must give each token's log-probability, got {response.text[:300]}")
+        for entry in whole:
+            alternatives = [other["logprob"] for other in entry["top_logprobs"]]
+            expect(len(alternatives) == self.top_logprobs, f"top_logprobs {self.top_logprobs} asks for that many alternatives per token, got {entry}")
+            expect(alternatives == sorted(alternatives, reverse=True), f"alternatives must come most likely first, got {entry}")
+            expect(alternatives[0] <= 1e-6 and sum(math.exp(value) for value in alternatives) <= 1 + 1e-4, f"alternatives must be log-probabilities of one distribution, got {entry}")
+            expect(math.isclose(entry["logprob"], alternatives[0], rel_tol=1e-4, abs_tol=1e-5), f"a greedy token is the most likely: its log-probability must be its first alternative's, got {entry}")
+        streamed = token_logprobs([choice for chunk in served.stream(body).chunks or [] for choice in chunk["choices"]])
+        expect(
+            [entry["token"] for entry in streamed] == [entry["token"] for entry in whole]
+            and all(math.isclose(a["logprob"], b["logprob"], rel_tol=1e-4, abs_tol=1e-5) for a, b in zip(streamed, whole)),
+            "streamed, the tokens and their log-probabilities must be those of the whole answer",
+        )
 
     def test_options_a_model_cannot_honour_are_refused(self, served):
         messages = self.conversations[0]
