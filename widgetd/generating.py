@@ -106,7 +106,8 @@ class Alternative:
 
     id: int
     text: str
-    """Its own text (a byte-level token that is part of a character may be a replacement character)."""
+    """The text it would add at this point of the answer (a token that is part of a character may read as a
+    replacement character; a special token reads as its own name)."""
     logprob: float
 
 

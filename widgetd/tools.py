@@ -247,8 +247,8 @@ def check_origin(origin: str, allowed: Iterable[str]) -> None:
     if host == "localhost" or host.endswith(".localhost") or _is_loopback_address(host):
         return
     raise Forbidden(
-        f"Origin {origin!r} may not call /mcp: browser pages may only from loopback origins or those listed with "
-        "--mcp-origin (DNS rebinding protection)",
+        f"Origin {origin!r} may not call /mcp: browser pages may call it only from loopback origins or those listed "
+        "with --mcp-origin (DNS rebinding protection)",
         field="Origin",
     )
 
